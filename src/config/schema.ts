@@ -1,0 +1,135 @@
+/**
+ * The zod schema of `provider.<id>.options.oauth2`: the single source of truth for what a user may write.
+ * Every field has a doc comment; docs/configuration.md mirrors them. Messages say how to fix, not only what is wrong.
+ */
+import { z } from "zod";
+
+const text = (field: string) =>
+  z
+    .string({ error: (i) => (i.input === undefined ? `${field} is required` : `${field} must be a string`) })
+    .trim()
+    .min(1, { error: `${field} must not be empty (if it comes from {env:VAR}, check that VAR is set in the job)` });
+
+const httpsUrl = (field: string) =>
+  text(field).pipe(
+    z.url({ protocol: /^https?$/, error: `${field} must be an absolute http(s) URL, e.g. https://auth.example.com/realms/acme` }),
+  );
+
+/** A list given as an array or as one space- or comma-separated string. */
+const stringList = (field: string) =>
+  z
+    .union([z.array(text(field)), z.string()], { error: `${field} must be an array of strings or a space/comma-separated string` })
+    .transform((v) => (Array.isArray(v) ? v : v.split(/[\s,]+/)).map((s) => s.trim()).filter((s) => s.length > 0));
+
+const audience = text("audience").optional();
+
+/** GitHub Actions: asks `ACTIONS_ID_TOKEN_REQUEST_URL` for a token with this audience. */
+export const githubActionsSource = z.strictObject({
+  type: z.literal("github_actions"),
+  /** The `aud` the IdP expects. Omitted: GitHub's default, `https://github.com/<owner>`. */
+  audience,
+});
+
+/** GitLab CI: reads the JWT that the job's `id_tokens:` keyword put in an environment variable. */
+export const gitlabSource = z.strictObject({
+  type: z.literal("gitlab"),
+  /** The `id_tokens` variable name. */
+  var: text("var").default("OPENCODE_ID_TOKEN"),
+  /** When set, the token's `aud` is checked locally against it before use. */
+  audience,
+});
+
+/** A file holding the JWT, re-read for every grant (e.g. a rotated projected token). */
+export const fileSource = z.strictObject({
+  type: z.literal("file"),
+  path: text("path"),
+  audience,
+});
+
+/** An environment variable holding the JWT. */
+export const envSource = z.strictObject({
+  type: z.literal("env"),
+  var: text("var"),
+  audience,
+});
+
+export const subjectTokenSourceSchema = z.discriminatedUnion("type", [githubActionsSource, gitlabSource, fileSource, envSource], {
+  error: (issue) =>
+    issue.code === "invalid_union"
+      ? 'type must be one of "github_actions", "gitlab", "file", "env"'
+      : 'subjectTokenSource must be an object such as { "type": "github_actions", "audience": "…" }',
+});
+
+export const AUTH_FLOWS = ["jwt_bearer", "token_exchange"] as const;
+export const AUTH_METHODS = ["client_secret_post", "client_secret_basic", "none", "private_key_jwt"] as const;
+
+export const oauth2Schema = z
+  .strictObject({
+    /** The IdP's issuer URL; its discovery document gives the token endpoint. Required unless `tokenEndpoint` is set. */
+    issuer: httpsUrl("issuer").optional(),
+    /** The token endpoint. When set, discovery is skipped. */
+    tokenEndpoint: httpsUrl("tokenEndpoint").optional(),
+    /** The OAuth client id registered at the IdP for CI. */
+    clientId: text("clientId"),
+    /** Only for confidential clients. Use `{env:VAR}`; never write the secret into the file. */
+    clientSecret: text("clientSecret").optional(),
+    /** How the client authenticates at the token endpoint. Default: `client_secret_post` with a secret, else `none`. */
+    tokenEndpointAuthMethod: z
+      .enum(AUTH_METHODS, { error: `tokenEndpointAuthMethod must be one of ${AUTH_METHODS.map((m) => `"${m}"`).join(", ")}` })
+      .optional(),
+    /** PEM (PKCS#8) private key file for `private_key_jwt`. */
+    privateKeyPath: text("privateKeyPath").optional(),
+    /** `kid` to put in the client assertion header for `private_key_jwt`. */
+    privateKeyId: text("privateKeyId").optional(),
+    /** Signing algorithm of the private key (default: RS256 for RSA keys, ES256 for EC P-256). */
+    privateKeyAlg: z.enum(["RS256", "PS256", "ES256", "ES384", "EdDSA"], { error: "privateKeyAlg must be RS256, PS256, ES256, ES384 or EdDSA" }).optional(),
+    /** Scopes to request; an array or a space/comma-separated string. */
+    scopes: stringList("scopes").optional(),
+    /** `jwt_bearer` (RFC 7523) or `token_exchange` (RFC 8693). */
+    authFlow: z.enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer" or "token_exchange"' }).default("jwt_bearer"),
+    /** token_exchange: the `audience` parameter(s), i.e. the target service's name at the IdP. */
+    tokenExchangeAudience: stringList("tokenExchangeAudience").optional(),
+    /** token_exchange: the `resource` parameter(s), absolute URIs of the target service. */
+    tokenExchangeResource: stringList("tokenExchangeResource").optional(),
+    /** token_exchange: the subject token's type. */
+    subjectTokenType: text("subjectTokenType").default("urn:ietf:params:oauth:token-type:jwt"),
+    /** token_exchange: the requested token type, when the IdP needs one. */
+    requestedTokenType: text("requestedTokenType").optional(),
+    /** Where the job's OIDC token comes from. */
+    subjectTokenSource: subjectTokenSourceSchema,
+  })
+  .superRefine((c, ctx) => {
+    if (!c.issuer && !c.tokenEndpoint) {
+      ctx.addIssue({ code: "custom", path: ["issuer"], message: "issuer is required (or set tokenEndpoint to skip discovery)" });
+    }
+    const method = c.tokenEndpointAuthMethod;
+    if ((method === "client_secret_post" || method === "client_secret_basic") && !c.clientSecret) {
+      ctx.addIssue({ code: "custom", path: ["clientSecret"], message: `clientSecret is required with tokenEndpointAuthMethod "${method}"` });
+    }
+    if (method === "none" && c.clientSecret) {
+      ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is set but tokenEndpointAuthMethod is "none": remove one of them' });
+    }
+    if (method === "private_key_jwt" && !c.privateKeyPath) {
+      ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath (a PEM PKCS#8 key file) is required with tokenEndpointAuthMethod "private_key_jwt"' });
+    }
+    if (method !== "private_key_jwt" && c.privateKeyPath) {
+      ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath is only used with tokenEndpointAuthMethod "private_key_jwt"' });
+    }
+    if (c.authFlow !== "token_exchange") {
+      for (const field of ["tokenExchangeAudience", "tokenExchangeResource", "requestedTokenType"] as const) {
+        if (c[field] !== undefined) {
+          ctx.addIssue({ code: "custom", path: [field], message: `${field} only applies to authFlow "token_exchange"` });
+        }
+      }
+    }
+    for (const r of c.tokenExchangeResource ?? []) {
+      if (!URL.canParse(r)) ctx.addIssue({ code: "custom", path: ["tokenExchangeResource"], message: `"${r}" is not an absolute URI` });
+    }
+  });
+
+/** The input a user writes. */
+export type OAuth2Input = z.input<typeof oauth2Schema>;
+/** The validated, defaulted block. */
+export type OAuth2Config = z.output<typeof oauth2Schema>;
+export type SubjectTokenSourceConfig = OAuth2Config["subjectTokenSource"];
+export type AuthFlow = (typeof AUTH_FLOWS)[number];

@@ -1,0 +1,152 @@
+/**
+ * One module for every error the plugin raises.
+ *
+ * Each error has a stable `code` callers can switch on, the provider id and the step that failed, and a
+ * message that is safe to print: it never holds a token, a secret or a request body. The original failure
+ * stays reachable as `cause` for debugging, and is never rendered into the message.
+ */
+
+export type ErrorCode =
+  | "ERR_CONFIG_INVALID"
+  | "ERR_SUBJECT_TOKEN_UNAVAILABLE"
+  | "ERR_SUBJECT_TOKEN_REQUEST"
+  | "ERR_SUBJECT_TOKEN_INVALID"
+  | "ERR_DISCOVERY"
+  | "ERR_GRANT_REFUSED"
+  | "ERR_GRANT_REQUEST"
+  | "ERR_TOKEN_RESPONSE_INVALID"
+  | "ERR_PROVIDER_UNAUTHORIZED";
+
+/** The step of the chain where a failure happened; used in messages and logs. */
+export type Step = "config" | "subject-token" | "discovery" | "grant" | "provider-request";
+
+export interface CiAuthErrorOptions {
+  providerId?: string | undefined;
+  step: Step;
+  cause?: unknown;
+}
+
+export class CiAuthError extends Error {
+  readonly code: ErrorCode;
+  readonly providerId: string | undefined;
+  readonly step: Step;
+
+  constructor(code: ErrorCode, message: string, options: CiAuthErrorOptions) {
+    const prefix = options.providerId === undefined ? "opencode-ci-auth" : `opencode-ci-auth: provider "${options.providerId}"`;
+    super(`${prefix}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.providerId = options.providerId;
+    this.step = options.step;
+  }
+}
+
+/** One problem in an `oauth2` block. `path` is the dotted field path, e.g. `oauth2.subjectTokenSource.audience`. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** The `oauth2` block of a provider is invalid. `issues` holds one entry per problem. */
+export class ConfigError extends CiAuthError {
+  readonly issues: readonly ConfigIssue[];
+  constructor(providerId: string, issues: readonly ConfigIssue[]) {
+    const lines = issues.map((i) => `  - ${i.path}: ${i.message}`).join("\n");
+    super("ERR_CONFIG_INVALID", `invalid "options.oauth2" configuration (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n${lines}`, {
+      providerId,
+      step: "config",
+    });
+    this.issues = issues;
+  }
+}
+
+/** The subject-token source cannot produce a token here (missing variable, file, permission). */
+export class SubjectTokenUnavailableError extends CiAuthError {
+  readonly source: string;
+  constructor(source: string, message: string, options: Omit<CiAuthErrorOptions, "step">) {
+    super("ERR_SUBJECT_TOKEN_UNAVAILABLE", `${source} subject token: ${message}`, { ...options, step: "subject-token" });
+    this.source = source;
+  }
+}
+
+/** The CI platform's token service failed or answered something unusable. */
+export class SubjectTokenRequestError extends CiAuthError {
+  readonly source: string;
+  readonly status: number | undefined;
+  constructor(source: string, message: string, options: Omit<CiAuthErrorOptions, "step"> & { status?: number }) {
+    super("ERR_SUBJECT_TOKEN_REQUEST", `${source} subject token: ${message}`, { ...options, step: "subject-token" });
+    this.source = source;
+    this.status = options.status;
+  }
+}
+
+/** The subject token failed a local check (not a JWT, expired, wrong audience) and was not sent. */
+export class SubjectTokenInvalidError extends CiAuthError {
+  readonly source: string;
+  constructor(source: string, message: string, options: Omit<CiAuthErrorOptions, "step">) {
+    super("ERR_SUBJECT_TOKEN_INVALID", `${source} subject token: ${message}`, { ...options, step: "subject-token" });
+    this.source = source;
+  }
+}
+
+/** The issuer's discovery document could not be fetched or used. */
+export class DiscoveryError extends CiAuthError {
+  constructor(message: string, options: Omit<CiAuthErrorOptions, "step">) {
+    super("ERR_DISCOVERY", message, { ...options, step: "discovery" });
+  }
+}
+
+/** The IdP refused the grant with an OAuth error. `error` and `errorDescription` are the IdP's own words. */
+export class GrantRefusedError extends CiAuthError {
+  readonly grantType: string;
+  readonly error: string;
+  readonly errorDescription: string | undefined;
+  readonly status: number | undefined;
+  constructor(
+    grantType: string,
+    error: string,
+    errorDescription: string | undefined,
+    options: Omit<CiAuthErrorOptions, "step"> & { status?: number | undefined; hint?: string | undefined },
+  ) {
+    const described = errorDescription ? `${error}: ${errorDescription}` : error;
+    const hint = options.hint ? ` ${options.hint}` : "";
+    super("ERR_GRANT_REFUSED", `the IdP refused the ${grantType} grant (${described}).${hint}`, { ...options, step: "grant" });
+    this.grantType = grantType;
+    this.error = error;
+    this.errorDescription = errorDescription;
+    this.status = options.status;
+  }
+}
+
+/** The grant request could not be completed (network, non-OAuth answer). */
+export class GrantRequestError extends CiAuthError {
+  readonly grantType: string;
+  constructor(grantType: string, message: string, options: Omit<CiAuthErrorOptions, "step">) {
+    super("ERR_GRANT_REQUEST", `${grantType} grant: ${message}`, { ...options, step: "grant" });
+    this.grantType = grantType;
+  }
+}
+
+/** The IdP answered 200 but the token response cannot be used safely. */
+export class TokenResponseError extends CiAuthError {
+  constructor(message: string, options: Omit<CiAuthErrorOptions, "step">) {
+    super("ERR_TOKEN_RESPONSE_INVALID", `unusable token response: ${message}`, { ...options, step: "grant" });
+  }
+}
+
+export function isCiAuthError(value: unknown): value is CiAuthError {
+  return value instanceof CiAuthError;
+}
+
+/** A short, secret-free description of an unknown failure: its class and code, never its payload. */
+export function describeCause(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    const causeCode = (err.cause as { code?: unknown } | undefined)?.code;
+    const parts = [err.name];
+    if (typeof code === "string") parts.push(code);
+    if (typeof causeCode === "string" && causeCode !== code) parts.push(causeCode);
+    return parts.join(" ");
+  }
+  return typeof err;
+}

@@ -1,0 +1,134 @@
+/**
+ * The grant itself: present the subject token to the token endpoint and map the answer to an AccessToken
+ * with an absolute expiry. jwt_bearer: RFC 7523 §2.1. token_exchange: RFC 8693 §2.1.
+ */
+import * as client from "openid-client";
+import { decodeJwt } from "jose";
+import type { AuthFlow, OAuth2Config } from "../config/schema.js";
+import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause } from "../errors.js";
+import { scrub } from "../log.js";
+import { IDP_TIMEOUT_SECONDS, statusOf } from "./client.js";
+
+export const GRANT_TYPES: Record<AuthFlow, string> = {
+  jwt_bearer: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+  token_exchange: "urn:ietf:params:oauth:grant-type:token-exchange",
+};
+
+/** Lifetime assumed when the IdP states none (no `expires_in`, and the access token is not a JWT with `exp`). */
+export const DEFAULT_LIFETIME_SECONDS = 300;
+
+export interface AccessToken {
+  /** The bearer value. Secret: never log it. */
+  value: string;
+  /** Always "Bearer": the only type this plugin puts on a request. */
+  tokenType: "Bearer";
+  /** Epoch ms when it was issued (as seen here). */
+  issuedAt: number;
+  /** Epoch ms when it stops being valid. */
+  expiresAt: number;
+  /** Where the expiry came from; `default` means DEFAULT_LIFETIME_SECONDS was assumed. */
+  expirySource: "expires_in" | "jwt_exp" | "default";
+  scope: string | undefined;
+}
+
+function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchParams {
+  const params = new URLSearchParams();
+  if (config.authFlow === "jwt_bearer") {
+    params.set("assertion", subjectToken);
+  } else {
+    params.set("subject_token", subjectToken);
+    params.set("subject_token_type", config.subjectTokenType);
+    for (const a of config.tokenExchangeAudience ?? []) params.append("audience", a);
+    for (const r of config.tokenExchangeResource ?? []) params.append("resource", r);
+    if (config.requestedTokenType) params.set("requested_token_type", config.requestedTokenType);
+  }
+  if (config.scopes?.length) params.set("scope", config.scopes.join(" "));
+  return params;
+}
+
+const REFUSAL_HINTS: Record<string, string> = {
+  invalid_grant: "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims (log level debug shows them).",
+  invalid_client: "Client authentication failed: check clientId, clientSecret and tokenEndpointAuthMethod against the IdP's client settings.",
+  unauthorized_client: "This client may not use this grant type: enable it for the client at the IdP.",
+  unsupported_grant_type: "The IdP does not support this grant type: enable it, or switch authFlow.",
+  invalid_scope: "Check oauth2.scopes against the scopes the client may request.",
+  invalid_target: "Check tokenExchangeAudience / tokenExchangeResource against what the IdP knows.",
+  invalid_request: "The IdP rejected the request's shape: check authFlow and subjectTokenType.",
+};
+
+/** Map any openid-client failure to one of our errors, keeping the IdP's `error` and `error_description`. */
+export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined): Error {
+  if (err instanceof client.ResponseBodyError) {
+    const description = err.error_description === undefined ? undefined : scrub(err.error_description);
+    return new GrantRefusedError(flow, err.error, description, { providerId, status: err.status, hint: REFUSAL_HINTS[err.error], cause: err });
+  }
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    const params = err.cause[0]?.parameters;
+    const error = params?.error ?? "invalid_client";
+    const description = params?.error_description === undefined ? undefined : scrub(params.error_description);
+    return new GrantRefusedError(flow, error, description, { providerId, status: err.status, hint: REFUSAL_HINTS[error], cause: err });
+  }
+  const where = tokenEndpoint ? ` at ${tokenEndpoint}` : "";
+  const code = (err as { code?: unknown }).code;
+  if (code === "OAUTH_RESPONSE_IS_NOT_JSON") return new TokenResponseError(`the token endpoint${where} answered something that is not JSON.`, { providerId, cause: err });
+  if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM") {
+    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${statusOf(err) ?? "error"} without an OAuth error.`, { providerId, cause: err });
+  }
+  if (code === "OAUTH_TIMEOUT") return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${IDP_TIMEOUT_SECONDS}s.`, { providerId, cause: err });
+  if (typeof code === "string" && code.startsWith("OAUTH_")) {
+    return new TokenResponseError(`the token endpoint${where} answered an invalid token response (${code}).`, { providerId, cause: err });
+  }
+  return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, { providerId, cause: err });
+}
+
+/** Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. */
+export function resolveExpiry(response: { access_token: string; expires_in?: unknown }, now: number): Pick<AccessToken, "expiresAt" | "expirySource"> {
+  const expiresIn = response.expires_in;
+  if (typeof expiresIn === "number" && Number.isFinite(expiresIn) && expiresIn > 0) {
+    return { expiresAt: now + expiresIn * 1000, expirySource: "expires_in" };
+  }
+  try {
+    const exp = decodeJwt(response.access_token).exp;
+    if (typeof exp === "number" && exp * 1000 > now) return { expiresAt: exp * 1000, expirySource: "jwt_exp" };
+  } catch {
+    // opaque token: fall through to the default
+  }
+  return { expiresAt: now + DEFAULT_LIFETIME_SECONDS * 1000, expirySource: "default" };
+}
+
+export interface GrantOptions {
+  providerId: string;
+  now?: () => number;
+}
+
+/** Run the configured grant once. Throws GrantRefusedError, GrantRequestError or TokenResponseError. */
+export async function requestAccessToken(configuration: client.Configuration, config: OAuth2Config, subjectToken: string, options: GrantOptions): Promise<AccessToken> {
+  const { providerId } = options;
+  const now = options.now ?? Date.now;
+  const flow = config.authFlow;
+  let response: client.TokenEndpointResponse;
+  try {
+    response = await client.genericGrantRequest(configuration, GRANT_TYPES[flow], grantParameters(config, subjectToken));
+  } catch (err) {
+    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint);
+  }
+  if (typeof response.access_token !== "string" || response.access_token.length === 0) {
+    throw new TokenResponseError("the IdP answered without an access_token.", { providerId });
+  }
+  const tokenType = String(response.token_type ?? "").toLowerCase();
+  // RFC 8693 §2.2.1: "N_A" when the issued token is not an OAuth access token; such a token is still presented as a bearer.
+  if (tokenType !== "bearer" && tokenType !== "n_a") {
+    throw new TokenResponseError(
+      `the IdP issued a token of type "${scrub(String(response.token_type))}"; only Bearer tokens are supported (a DPoP-bound token cannot be sent as a bearer).`,
+      { providerId },
+    );
+  }
+  const issuedAt = now();
+  return {
+    value: response.access_token,
+    tokenType: "Bearer",
+    issuedAt,
+    ...resolveExpiry(response, issuedAt),
+    scope: typeof response.scope === "string" ? response.scope : undefined,
+  };
+}

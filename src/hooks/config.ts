@@ -1,0 +1,60 @@
+/**
+ * The `config` hook: runs once, before opencode builds providers. For each provider with `options.oauth2` it
+ * validates the block, installs the authorized fetch, sets a placeholder apiKey (the AI SDK packages refuse to
+ * start without one), and discovers models when the config lists none.
+ */
+import type { Config } from "@opencode-ai/plugin";
+import { parseProviders } from "../config/parse.js";
+import type { Logger } from "../log.js";
+import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
+import { discoverModels } from "./model-discovery.js";
+import { createProviderFetch } from "./provider-fetch.js";
+import type { ManagedProvider, ProviderRegistry } from "./registry.js";
+
+/** Not a secret: the AI SDK only needs a non-empty apiKey; the real credential is the Authorization header. */
+export const PLACEHOLDER_API_KEY = "opencode-ci-auth-managed";
+
+type ProviderEntry = NonNullable<Config["provider"]>[string] & { options?: Record<string, unknown>; models?: Record<string, unknown> };
+
+export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" | "source"> {
+  logger: Logger;
+  /** The fetch the provider requests go through (tests inject one); defaults to globalThis.fetch. */
+  providerFetch?: typeof globalThis.fetch;
+}
+
+export function createConfigHook(registry: ProviderRegistry, options: ConfigHookOptions) {
+  const { logger } = options;
+  return async (config: Config): Promise<void> => {
+    const parsed = parseProviders(config as { provider?: Record<string, ProviderEntry> }, options.env);
+    await Promise.all(
+      parsed.map(async (result) => {
+        const entry = (config.provider as Record<string, ProviderEntry>)[result.providerId] as ProviderEntry;
+        const entryOptions = (entry.options ??= {});
+        let managed: ManagedProvider;
+        if (result.ok) {
+          const tokenProvider = new TokenProvider(result.providerId, result.config, { ...options, logger });
+          managed = { providerId: result.providerId, tokenProvider };
+        } else {
+          // Not silently ignored: logged now, and every request of this provider fails with the same message.
+          logger.error({ event: "config_invalid", provider: result.providerId, issues: result.error.issues }, result.error.message);
+          managed = { providerId: result.providerId, error: result.error };
+        }
+        registry.set(managed);
+        const authorizedFetch = createProviderFetch(managed, logger, options.providerFetch);
+        entryOptions.fetch = authorizedFetch;
+        entryOptions.apiKey ??= PLACEHOLDER_API_KEY;
+
+        if (managed.error || (entry.models && Object.keys(entry.models).length > 0)) return;
+        const baseURL = entryOptions.baseURL;
+        if (typeof baseURL !== "string" || baseURL.length === 0) {
+          logger.error({ event: "model_discovery_skipped", provider: result.providerId }, `provider "${result.providerId}" lists no models and has no options.baseURL to discover them from`);
+          return;
+        }
+        const ids = await discoverModels(result.providerId, baseURL, authorizedFetch, logger);
+        if (ids.length === 0) return;
+        const models = (entry.models ??= {});
+        for (const id of ids) models[id] ??= { name: id };
+      }),
+    );
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The `fetch` installed in a managed provider's options: every request the provider's SDK sends (answers,
+ * titles, subagents, model listing) goes through it and carries the current access token.
+ * A 401 from the provider forces one refresh and one retry of that request.
+ */
+import type { Logger } from "../log.js";
+import type { ManagedProvider } from "./registry.js";
+import { toOpencodeError } from "./opencode-error.js";
+
+type FetchInput = Parameters<typeof globalThis.fetch>[0];
+
+function withAuthorization(input: FetchInput, init: RequestInit | undefined, token: string): RequestInit {
+  const headers = new Headers(input instanceof Request ? input.headers : undefined);
+  new Headers(init?.headers).forEach((value, key) => headers.set(key, value));
+  headers.set("authorization", `Bearer ${token}`);
+  return { ...init, headers };
+}
+
+/** A body we can send twice: absent, or not a one-shot stream. */
+function replayable(input: FetchInput, init: RequestInit | undefined): boolean {
+  if (input instanceof Request) return true; // cloned below
+  return !(init?.body instanceof ReadableStream);
+}
+
+export function createProviderFetch(managed: ManagedProvider, logger: Logger, baseFetch: typeof globalThis.fetch = globalThis.fetch): typeof globalThis.fetch {
+  const { providerId } = managed;
+  const log = logger.child({ provider: providerId });
+  const authorizedFetch = async (input: FetchInput, init?: RequestInit): Promise<Response> => {
+    if (managed.error) throw toOpencodeError(managed.error, providerId);
+    const tokens = managed.tokenProvider;
+    let token: string;
+    try {
+      token = (tokens.peek() ?? (await tokens.getToken())).value;
+    } catch (err) {
+      throw toOpencodeError(err, providerId);
+    }
+    const canRetry = replayable(input, init);
+    const retryInput = input instanceof Request ? input.clone() : input;
+    const response = await baseFetch(input, withAuthorization(input, init, token));
+    if (response.status !== 401 || !canRetry) return response;
+
+    log.warn({ event: "provider_unauthorized", status: 401 }, "the provider answered 401; refreshing the access token and retrying once");
+    tokens.invalidate(token);
+    let fresh: string;
+    try {
+      fresh = (await tokens.getToken()).value;
+    } catch (err) {
+      throw toOpencodeError(err, providerId);
+    }
+    await response.body?.cancel();
+    const retried = await baseFetch(retryInput, withAuthorization(retryInput, init, fresh));
+    if (retried.status === 401) {
+      log.error(
+        { event: "provider_unauthorized_after_refresh", status: 401 },
+        "the provider rejected a freshly issued access token: check that the provider accepts tokens from this IdP (audience, scopes)",
+      );
+    }
+    return retried;
+  };
+  return authorizedFetch as typeof globalThis.fetch;
+}

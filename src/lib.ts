@@ -1,0 +1,29 @@
+/**
+ * `opencode-ci-auth/lib`: the pieces behind the plugin, for scripts, the CLI and other tools.
+ * Every export is named here on purpose (no `export *`), so the public surface is visible at a glance.
+ */
+export { createTokenProvider, TokenProvider, type TokenProviderOptions } from "./token-provider.js";
+export { TokenCache, refreshAt, MAX_REFRESH_MARGIN_MS, type TokenCacheOptions } from "./token-cache.js";
+export { requestAccessToken, resolveExpiry, GRANT_TYPES, DEFAULT_LIFETIME_SECONDS, type AccessToken } from "./grant/grant.js";
+export { createGrantClient, resolveAuthMethod, IDP_TIMEOUT_SECONDS } from "./grant/client.js";
+export { parseOAuth2Block, parseProviders, type ParsedProvider } from "./config/parse.js";
+export { oauth2Schema, type OAuth2Config, type OAuth2Input, type SubjectTokenSourceConfig, type AuthFlow } from "./config/schema.js";
+export { createSubjectTokenSource } from "./subject-token/create.js";
+export { checkSubjectToken, summarizeClaims, SUMMARY_CLAIMS, CLOCK_SKEW_SECONDS } from "./subject-token/claims.js";
+export type { SubjectTokenSource, SubjectTokenContext } from "./subject-token/source.js";
+export { createLogger, scrub, type Logger, type LogLevel } from "./log.js";
+export {
+  CiAuthError,
+  ConfigError,
+  SubjectTokenUnavailableError,
+  SubjectTokenRequestError,
+  SubjectTokenInvalidError,
+  DiscoveryError,
+  GrantRefusedError,
+  GrantRequestError,
+  TokenResponseError,
+  isCiAuthError,
+  type ErrorCode,
+  type ConfigIssue,
+  type Step,
+} from "./errors.js";

@@ -1,0 +1,88 @@
+/**
+ * Structured logs through pino, to stderr only: stdout belongs to `opencode run`.
+ *
+ * Redaction happens here, once. Known secret fields are censored by path, and every string value
+ * is passed through `scrub`, which hides anything shaped like a token. So a careless field cannot leak
+ * a token, even at trace level.
+ */
+import pino from "pino";
+
+export type Logger = pino.Logger;
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export const LOG_LEVEL_ENV = "OPENCODE_CI_AUTH_LOG_LEVEL";
+const LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const CENSOR = "[redacted]";
+
+/** Field names that always hold secrets, wherever they appear in a log object. */
+const SECRET_KEYS = [
+  "accessToken",
+  "access_token",
+  "subjectToken",
+  "subject_token",
+  "assertion",
+  "clientSecret",
+  "client_secret",
+  "client_assertion",
+  "requestToken",
+  "authorization",
+  "Authorization",
+  "privateKey",
+  "refresh_token",
+  "id_token",
+  "token",
+  "value",
+];
+
+const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), ...SECRET_KEYS.map((k) => `*.*.${k}`)];
+
+// A JWT (header.payload[.signature]) or any long run of token alphabet: opaque access tokens, client
+// secrets and request tokens all look like this; URLs, ids and messages do not.
+const JWT_PATTERN = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?/g;
+// A long run needs a digit and a letter, so long words and URL paths survive.
+const OPAQUE_PATTERN = /[A-Za-z0-9_\-~+=]{32,}/g;
+const looksRandom = (run: string): boolean => /\d/.test(run) && /[A-Za-z]/.test(run);
+
+/** Hide anything token-shaped in text that came from a server or the environment. */
+export function scrub(text: string): string {
+  return text.replace(JWT_PATTERN, CENSOR).replace(OPAQUE_PATTERN, (run) => (looksRandom(run) ? CENSOR : run));
+}
+
+function scrubValues(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") return scrub(value);
+  if (depth > 4 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => scrubValues(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = scrubValues(v, depth + 1);
+  return out;
+}
+
+export function resolveLogLevel(requested: unknown, env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const candidate = String(env[LOG_LEVEL_ENV] ?? requested ?? "warn").toLowerCase();
+  return (LEVELS as readonly string[]).includes(candidate) ? (candidate as LogLevel) : "warn";
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  /** Where lines go; stderr unless a test captures them. */
+  destination?: pino.DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      name: "opencode-ci-auth",
+      level: options.level ?? resolveLogLevel(undefined),
+      base: { name: "opencode-ci-auth" },
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      formatters: { log: (obj) => scrubValues(obj) as Record<string, unknown> },
+      hooks: {
+        // The message string is ours, but it may interpolate a server's words: scrub it too.
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === "string" ? scrub(a) : a)) as Parameters<typeof method>);
+        },
+      },
+    },
+    options.destination ?? pino.destination({ fd: 2, sync: true }),
+  );
+}

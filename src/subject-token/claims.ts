@@ -1,0 +1,80 @@
+/**
+ * Local checks on a subject token before it is sent anywhere, and the non-secret claims worth logging.
+ * A token that is not a JWT, has expired, or carries the wrong audience fails here with a message that names
+ * the source, instead of as an opaque `invalid_grant` from the IdP.
+ */
+import { decodeJwt, type JWTPayload } from "jose";
+import { SubjectTokenInvalidError } from "../errors.js";
+
+/** Claims that identify the job without being secret; shown in logs and diagnostics. */
+export const SUMMARY_CLAIMS = [
+  "iss",
+  "aud",
+  "sub",
+  "repository",
+  "ref",
+  "ref_type",
+  "environment",
+  "workflow_ref",
+  "job_workflow_ref",
+  "event_name",
+  "runner_environment",
+  "project_path",
+  "namespace_path",
+  "pipeline_source",
+] as const;
+
+/** Tolerated clock difference between the CI platform and this machine. */
+export const CLOCK_SKEW_SECONDS = 60;
+
+export interface CheckedSubjectToken {
+  claims: Record<string, unknown>;
+  /** Expiry in epoch milliseconds, when the token states one. */
+  expiresAt: number | undefined;
+}
+
+export interface CheckOptions {
+  source: string;
+  providerId: string;
+  expectedAudience: string | undefined;
+  now?: number;
+}
+
+const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+export function summarizeClaims(payload: JWTPayload): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of SUMMARY_CLAIMS) if (payload[name] !== undefined) out[name] = payload[name];
+  if (typeof payload.exp === "number") out.exp = iso(payload.exp);
+  return out;
+}
+
+export function checkSubjectToken(token: string, options: CheckOptions): CheckedSubjectToken {
+  const { source, providerId } = options;
+  let payload: JWTPayload;
+  try {
+    payload = decodeJwt(token);
+  } catch {
+    // Never echo the token: only its shape matters for the fix.
+    throw new SubjectTokenInvalidError(source, "the value is not a JWT (expected three base64url parts separated by dots). Check that the source points at the OIDC token itself.", { providerId });
+  }
+  const nowSeconds = Math.floor((options.now ?? Date.now()) / 1000);
+  if (typeof payload.exp === "number" && payload.exp <= nowSeconds) {
+    throw new SubjectTokenInvalidError(source, `the token expired at ${iso(payload.exp)} (now ${iso(nowSeconds)}). A source must provide a fresh token for every grant.`, { providerId });
+  }
+  if (typeof payload.nbf === "number" && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS) {
+    throw new SubjectTokenInvalidError(source, `the token is not valid before ${iso(payload.nbf)}; this machine's clock is more than ${CLOCK_SKEW_SECONDS}s behind.`, { providerId });
+  }
+  const expected = options.expectedAudience;
+  if (expected !== undefined) {
+    const aud = payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (!aud.includes(expected)) {
+      throw new SubjectTokenInvalidError(
+        source,
+        `the token's audience ${JSON.stringify(aud)} does not include the configured audience "${expected}". Request the token with that audience (or fix "audience" in subjectTokenSource).`,
+        { providerId },
+      );
+    }
+  }
+  return { claims: summarizeClaims(payload), expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
+}

@@ -1,0 +1,24 @@
+/** An environment variable holding the JWT, for platforms that export one (or a previous step that did). */
+import { SubjectTokenUnavailableError } from "../errors.js";
+import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+
+const SOURCE = "env";
+
+export class EnvSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string | undefined;
+  readonly variable: string;
+
+  constructor(variable: string, audience: string | undefined) {
+    this.variable = variable;
+    this.expectedAudience = audience;
+  }
+
+  async getSubjectToken({ providerId, env }: SubjectTokenContext): Promise<string> {
+    const value = env[this.variable]?.trim();
+    if (!value) {
+      throw new SubjectTokenUnavailableError(SOURCE, `the variable ${this.variable} is not set or empty. Export the job's OIDC token in it, or fix subjectTokenSource.var.`, { providerId });
+    }
+    return value;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * A file holding the JWT. Re-read for every grant, because whoever writes it (kubelet, a sidecar, an earlier
+ * step) may rotate it at any time.
+ */
+import { readFile } from "node:fs/promises";
+import { SubjectTokenUnavailableError } from "../errors.js";
+import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+
+const SOURCE = "file";
+
+export class FileSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string | undefined;
+  readonly path: string;
+
+  constructor(path: string, audience: string | undefined) {
+    this.path = path;
+    this.expectedAudience = audience;
+  }
+
+  async getSubjectToken({ providerId }: SubjectTokenContext): Promise<string> {
+    let content: string;
+    try {
+      content = await readFile(this.path, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : `cannot be read (${code ?? "unknown error"})`;
+      throw new SubjectTokenUnavailableError(SOURCE, `the token file ${this.path} ${why}. Write the job's OIDC token there before opencode runs, or fix subjectTokenSource.path.`, {
+        providerId,
+      });
+    }
+    const token = content.trim();
+    if (!token) throw new SubjectTokenUnavailableError(SOURCE, `the token file ${this.path} is empty.`, { providerId });
+    return token;
+  }
+}

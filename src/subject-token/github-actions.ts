@@ -1,0 +1,89 @@
+/**
+ * GitHub Actions: ask the job's token service for a fresh OIDC token with the configured audience.
+ * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect
+ */
+import { readFile } from "node:fs/promises";
+import { SubjectTokenRequestError, SubjectTokenUnavailableError, describeCause } from "../errors.js";
+import { scrub } from "../log.js";
+import { insecureReason } from "../transport.js";
+import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+
+const SOURCE = "github_actions";
+const MISSING_PERMISSION =
+  "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set. Add `permissions: id-token: write` to the workflow or job. " +
+  "GitHub never gives these to pull requests from forks; see docs/troubleshooting.md for alternatives.";
+
+/** True when the job runs for a pull request whose head is a fork (GitHub withholds OIDC there). */
+async function isForkPullRequest(env: NodeJS.ProcessEnv): Promise<boolean> {
+  const path = env.GITHUB_EVENT_PATH;
+  if (!path || !env.GITHUB_EVENT_NAME?.startsWith("pull_request")) return false;
+  try {
+    const event = JSON.parse(await readFile(path, "utf8")) as { pull_request?: { head?: { repo?: { fork?: unknown } } } };
+    return event.pull_request?.head?.repo?.fork === true;
+  } catch {
+    return false;
+  }
+}
+
+export class GitHubActionsSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string | undefined;
+
+  constructor(audience: string | undefined) {
+    this.expectedAudience = audience;
+  }
+
+  async getSubjectToken({ providerId, env, fetch, signal }: SubjectTokenContext): Promise<string> {
+    const requestUrl = env.ACTIONS_ID_TOKEN_REQUEST_URL;
+    const requestToken = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
+    if (!requestUrl || !requestToken) {
+      if (await isForkPullRequest(env)) {
+        throw new SubjectTokenUnavailableError(
+          SOURCE,
+          "this job runs for a pull request from a fork, and GitHub never grants OIDC tokens to fork pull requests. " +
+            "Run the AI step on push or behind a maintainer-approved `pull_request_target` gate that does not check out PR code (docs/troubleshooting.md).",
+          { providerId },
+        );
+      }
+      throw new SubjectTokenUnavailableError(SOURCE, MISSING_PERMISSION, { providerId });
+    }
+    let url: URL;
+    try {
+      url = new URL(requestUrl);
+    } catch {
+      throw new SubjectTokenUnavailableError(SOURCE, "ACTIONS_ID_TOKEN_REQUEST_URL is not a valid URL.", { providerId });
+    }
+    const insecure = insecureReason(url);
+    if (insecure) throw new SubjectTokenUnavailableError(SOURCE, `ACTIONS_ID_TOKEN_REQUEST_URL: ${insecure}.`, { providerId });
+    // The URL already carries `api-version`; append to its query rather than replace it.
+    if (this.expectedAudience !== undefined) url.searchParams.set("audience", this.expectedAudience);
+
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${requestToken}`, accept: "application/json" },
+        redirect: "error",
+        signal,
+      });
+    } catch (err) {
+      throw new SubjectTokenRequestError(SOURCE, `could not reach the GitHub token service at ${url.origin} (${describeCause(err)}).`, { providerId, cause: err });
+    }
+    const body = await response.text();
+    if (!response.ok) {
+      throw new SubjectTokenRequestError(SOURCE, `the GitHub token service answered HTTP ${response.status}: ${scrub(body.slice(0, 200))}`, {
+        providerId,
+        status: response.status,
+      });
+    }
+    let value: unknown;
+    try {
+      value = (JSON.parse(body) as { value?: unknown }).value;
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== "string" || value.length === 0) {
+      throw new SubjectTokenRequestError(SOURCE, 'the GitHub token service answered without a "value" field.', { providerId, status: response.status });
+    }
+    return value;
+  }
+}

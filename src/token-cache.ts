@@ -1,0 +1,94 @@
+/**
+ * Holds one provider's access token and decides when to get a new one.
+ *
+ * - Refresh ahead: a token is renewed `min(30 s, lifetime / 4)` before it expires, so a 60 s token is still reused
+ *   for 45 s and a 1 h token for 59.5 min.
+ * - Single flight: concurrent callers share one pending grant. The slot is cleared only if it still holds the same
+ *   promise, so a late settle never erases a newer grant.
+ * - Stale on error: when an early refresh fails while the current token is still valid, the current token is served
+ *   and the refresh is retried on the next call. An expired token is never served.
+ * - Only the access token is kept; subject tokens never reach this module.
+ */
+import type { AccessToken } from "./grant/grant.js";
+
+export const MAX_REFRESH_MARGIN_MS = 30_000;
+
+/** The moment a token should be replaced: the smaller of 30 s and a quarter of its lifetime before expiry. */
+export function refreshAt(token: Pick<AccessToken, "issuedAt" | "expiresAt">): number {
+  const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
+  return token.expiresAt - Math.min(MAX_REFRESH_MARGIN_MS, lifetime / 4);
+}
+
+export interface TokenCacheOptions {
+  /** Runs one grant. Called at most once at a time. */
+  fetchToken: () => Promise<AccessToken>;
+  now?: () => number;
+  /** Told when an early refresh failed and the still-valid token was served instead. */
+  onStaleServed?: (error: unknown, token: AccessToken) => void;
+}
+
+export class TokenCache {
+  readonly #fetchToken: () => Promise<AccessToken>;
+  readonly #now: () => number;
+  readonly #onStaleServed: ((error: unknown, token: AccessToken) => void) | undefined;
+  #current: AccessToken | undefined;
+  #pending: Promise<AccessToken> | undefined;
+
+  constructor(options: TokenCacheOptions) {
+    this.#fetchToken = options.fetchToken;
+    this.#now = options.now ?? Date.now;
+    this.#onStaleServed = options.onStaleServed;
+  }
+
+  /** The cached token when it needs no refresh; synchronous so the hot path costs no promise. */
+  peek(): AccessToken | undefined {
+    const token = this.#current;
+    return token !== undefined && this.#now() < refreshAt(token) ? token : undefined;
+  }
+
+  /** A token valid now: cached, or from a (shared) grant. */
+  async get(): Promise<AccessToken> {
+    const fresh = this.peek();
+    if (fresh) return fresh;
+    const current = this.#current;
+    try {
+      return await this.#refresh();
+    } catch (err) {
+      if (current !== undefined && current === this.#current && this.#now() < current.expiresAt) {
+        this.#onStaleServed?.(err, current);
+        return current;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Drop the token the provider rejected (HTTP 401). A different, newer token is kept: another caller
+   * already replaced the rejected one.
+   */
+  invalidate(rejectedValue: string): void {
+    if (this.#current?.value === rejectedValue) this.#current = undefined;
+  }
+
+  /** Whether a grant is in flight (for tests and diagnostics). */
+  get refreshing(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  #refresh(): Promise<AccessToken> {
+    if (this.#pending) return this.#pending;
+    const pending: Promise<AccessToken> = this.#fetchToken().then(
+      (token) => {
+        if (this.#pending === pending) this.#pending = undefined;
+        this.#current = token;
+        return token;
+      },
+      (err: unknown) => {
+        if (this.#pending === pending) this.#pending = undefined;
+        throw err;
+      },
+    );
+    this.#pending = pending;
+    return pending;
+  }
+}

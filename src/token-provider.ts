@@ -1,0 +1,128 @@
+/**
+ * One provider's whole chain: subject-token source → local checks → grant → cache.
+ * This is what the hooks and the CLI use; it owns no opencode knowledge.
+ */
+import type { Configuration } from "openid-client";
+import type { OAuth2Config } from "./config/schema.js";
+import { CiAuthError } from "./errors.js";
+import { createGrantClient } from "./grant/client.js";
+import { requestAccessToken, type AccessToken } from "./grant/grant.js";
+import { createLogger, type Logger } from "./log.js";
+import { checkSubjectToken } from "./subject-token/claims.js";
+import { createSubjectTokenSource } from "./subject-token/create.js";
+import type { SubjectTokenSource } from "./subject-token/source.js";
+import { TokenCache } from "./token-cache.js";
+
+export interface TokenProviderOptions {
+  env?: NodeJS.ProcessEnv;
+  fetch?: typeof globalThis.fetch;
+  now?: () => number;
+  logger?: Logger;
+  /** Override the source built from the config (library users with their own platform). */
+  source?: SubjectTokenSource;
+}
+
+export class TokenProvider {
+  readonly providerId: string;
+  readonly config: OAuth2Config;
+  readonly source: SubjectTokenSource;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #fetch: typeof globalThis.fetch | undefined;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #cache: TokenCache;
+  #client: Promise<Configuration> | undefined;
+  #issued = 0;
+  /** Number of grants attempted by this provider; the benchmark and tests read it. */
+  grants = 0;
+
+  constructor(providerId: string, config: OAuth2Config, options: TokenProviderOptions = {}) {
+    this.providerId = providerId;
+    this.config = config;
+    this.source = options.source ?? createSubjectTokenSource(config.subjectTokenSource);
+    this.#env = options.env ?? process.env;
+    this.#fetch = options.fetch;
+    this.#now = options.now ?? Date.now;
+    this.#log = (options.logger ?? createLogger()).child({ provider: providerId });
+    this.#cache = new TokenCache({
+      fetchToken: () => this.#grant(),
+      now: this.#now,
+      onStaleServed: (err, token) =>
+        this.#log.warn(
+          { event: "refresh_failed_serving_cached", code: (err as CiAuthError).code, expiresAt: new Date(token.expiresAt).toISOString() },
+          `early refresh failed; the current token stays valid until it expires: ${(err as Error).message}`,
+        ),
+    });
+  }
+
+  /** A valid access token: cached when fresh, else from one grant shared by all concurrent callers. */
+  async getToken(): Promise<AccessToken> {
+    const cached = this.#cache.peek();
+    if (cached) {
+      this.#log.trace({ event: "token_served_from_cache" }, "token served from cache");
+      return cached;
+    }
+    return this.#cache.get();
+  }
+
+  /** The cached token if fresh, synchronously; undefined when a grant is needed. */
+  peek(): AccessToken | undefined {
+    return this.#cache.peek();
+  }
+
+  /** Forget a token the provider rejected, so the next getToken runs a new grant. */
+  invalidate(rejectedValue: string): void {
+    this.#cache.invalidate(rejectedValue);
+  }
+
+  /** The openid-client configuration, discovered once and shared; a failed discovery is retried next time. */
+  client(): Promise<Configuration> {
+    if (!this.#client) {
+      const pending = createGrantClient(this.providerId, this.config, { fetch: this.#fetch });
+      this.#client = pending;
+      pending.catch(() => {
+        if (this.#client === pending) this.#client = undefined;
+      });
+    }
+    return this.#client;
+  }
+
+  /** Mint a subject token and check it, without a grant. Exposed for diagnostics. */
+  async subjectToken(signal?: AbortSignal): Promise<{ token: string; claims: Record<string, unknown> }> {
+    const token = await this.source.getSubjectToken({ providerId: this.providerId, env: this.#env, fetch: this.#fetch ?? globalThis.fetch, signal });
+    const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
+    this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
+    return { token, claims: checked.claims };
+  }
+
+  async #grant(): Promise<AccessToken> {
+    this.grants += 1;
+    const refreshing = this.#issued > 0;
+    try {
+      const configuration = await this.client();
+      // Fresh for every grant and dropped right after: the subject token is never stored.
+      const { token } = await this.subjectToken();
+      this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
+      const accessToken = await requestAccessToken(configuration, this.config, token, { providerId: this.providerId, now: this.#now });
+      this.#issued += 1;
+      this.#log.info(
+        {
+          event: refreshing ? "token_refreshed" : "grant_succeeded",
+          flow: this.config.authFlow,
+          expiresAt: new Date(accessToken.expiresAt).toISOString(),
+          expirySource: accessToken.expirySource,
+          scope: accessToken.scope,
+        },
+        "access token issued",
+      );
+      return accessToken;
+    } catch (err) {
+      this.#log.error({ event: "grant_failed", flow: this.config.authFlow, code: (err as CiAuthError).code }, (err as Error).message);
+      throw err;
+    }
+  }
+}
+
+export function createTokenProvider(providerId: string, config: OAuth2Config, options?: TokenProviderOptions): TokenProvider {
+  return new TokenProvider(providerId, config, options);
+}
