@@ -4,7 +4,7 @@
  */
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
-import { CiAuthError } from "./errors.js";
+import type { CiAuthError } from "./errors.js";
 import { createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";

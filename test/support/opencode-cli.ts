@@ -1,0 +1,111 @@
+/**
+ * Runs the real opencode CLI (npm `opencode-ai`) in a sandbox: its own HOME and XDG dirs, this repository
+ * installed where opencode caches npm plugins (so `"plugin": ["opencode-ci-auth"]` loads our build, by its
+ * npm name, without a registry), and npm kept offline so opencode's background dependency install cannot stall.
+ */
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const OPENCODE_BIN = join(REPO_ROOT, "node_modules", ".bin", "opencode");
+
+export interface Sandbox {
+  root: string;
+  home: string;
+  project: string;
+  env: NodeJS.ProcessEnv;
+  /** Write the project's opencode.json. */
+  writeConfig(config: unknown): Promise<void>;
+  run(args: string[], options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult>;
+  /** opencode's own log files, concatenated. */
+  readLogs(): Promise<string>;
+  dispose(): Promise<void>;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+async function linkPackage(target: string, linkPath: string): Promise<void> {
+  await mkdir(dirname(linkPath), { recursive: true });
+  await symlink(target, linkPath, "dir");
+}
+
+/** A fresh sandbox. `baseEnv` is the job's environment (CI variables); nothing of the caller's HOME leaks in. */
+export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sandbox> {
+  const root = await mkdtemp(join(tmpdir(), "opencode-ci-auth-e2e-"));
+  const home = join(root, "home");
+  const project = join(root, "project");
+  const xdg = {
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_DATA_HOME: join(home, ".local", "share"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+    XDG_STATE_HOME: join(home, ".local", "state"),
+  };
+  await mkdir(project, { recursive: true });
+
+  // Where opencode installs a bare npm plugin name (`<name>@latest`): our build, linked in.
+  await linkPackage(REPO_ROOT, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
+  // opencode installs @opencode-ai/plugin into each config dir before loading plugins; pre-populate it.
+  const globalConfigDir = join(xdg.XDG_CONFIG_HOME, "opencode");
+  await mkdir(globalConfigDir, { recursive: true });
+  const pluginVersion = JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "@opencode-ai", "plugin", "package.json"), "utf8")).version as string;
+  await writeFile(join(globalConfigDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": pluginVersion } }));
+  await linkPackage(join(REPO_ROOT, "node_modules", "@opencode-ai", "plugin"), join(globalConfigDir, "node_modules", "@opencode-ai", "plugin"));
+
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    LANG: "C.UTF-8",
+    HOME: home,
+    ...xdg,
+    // No registry traffic from the sandbox: fail fast instead of waiting on retries.
+    npm_config_offline: "true",
+    npm_config_fetch_retries: "0",
+    npm_config_cache: join(home, ".npm"),
+    OPENCODE_DISABLE_MODELS_FETCH: "1",
+    OPENCODE_DISABLE_AUTOUPDATE: "1",
+    OPENCODE_DISABLE_SHARE: "1",
+    ...baseEnv,
+  };
+
+  return {
+    root,
+    home,
+    project,
+    env,
+    async writeConfig(config) {
+      await writeFile(join(project, "opencode.json"), JSON.stringify(config, null, 2));
+    },
+    run(args, options = {}) {
+      return new Promise((resolveRun, reject) => {
+        const started = performance.now();
+        const child = spawn(OPENCODE_BIN, args, { cwd: project, env: { ...env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 90_000);
+        child.on("error", reject);
+        child.on("close", (code) => {
+          clearTimeout(timer);
+          resolveRun({ code, stdout, stderr, durationMs: performance.now() - started });
+        });
+      });
+    },
+    async readLogs() {
+      const dir = join(xdg.XDG_DATA_HOME, "opencode", "log");
+      const files = await readdir(dir).catch(() => [] as string[]);
+      const parts = await Promise.all(files.map((f) => readFile(join(dir, f), "utf8")));
+      return parts.join("\n");
+    },
+    async dispose() {
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
