@@ -30,11 +30,14 @@ export class CiAuthError extends Error {
   readonly code: ErrorCode;
   readonly providerId: string | undefined;
   readonly step: Step;
+  /** The message without the "opencode-ci-auth: provider …:" prefix, for log lines that already carry the provider. */
+  readonly reason: string;
 
   constructor(code: ErrorCode, message: string, options: CiAuthErrorOptions) {
     const prefix = options.providerId === undefined ? "opencode-ci-auth" : `opencode-ci-auth: provider "${options.providerId}"`;
     super(`${prefix}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
+    this.reason = message;
     this.code = code;
     this.providerId = options.providerId;
     this.step = options.step;
@@ -136,6 +139,11 @@ export class TokenResponseError extends CiAuthError {
 
 export function isCiAuthError(value: unknown): value is CiAuthError {
   return value instanceof CiAuthError;
+}
+
+/** The text to log for a failure: a CiAuthError's reason, or a safe description of anything else. */
+export function reasonOf(err: unknown): string {
+  return err instanceof CiAuthError ? err.reason : `unexpected failure (${describeCause(err)})`;
 }
 
 /** A short, secret-free description of an unknown failure: its class and code, never its payload. */

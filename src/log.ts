@@ -6,11 +6,14 @@
  * a token, even at trace level.
  */
 import pino from "pino";
+import pretty from "pino-pretty";
 
 export type Logger = pino.Logger;
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export const LOG_LEVEL_ENV = "OPENCODE_CI_AUTH_LOG_LEVEL";
+/** `pretty` (default): one readable line per event, for CI logs. `json`: pino's JSON lines, for machines. */
+export const LOG_FORMAT_ENV = "OPENCODE_CI_AUTH_LOG_FORMAT";
 const LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const CENSOR = "[redacted]";
 
@@ -62,8 +65,29 @@ export function resolveLogLevel(requested: unknown, env: NodeJS.ProcessEnv = pro
   return (LEVELS as readonly string[]).includes(candidate) ? (candidate as LogLevel) : "warn";
 }
 
+export type LogFormat = "pretty" | "json";
+
+export function resolveLogFormat(requested: unknown, env: NodeJS.ProcessEnv = process.env): LogFormat {
+  return String(env[LOG_FORMAT_ENV] ?? requested ?? "pretty").toLowerCase() === "json" ? "json" : "pretty";
+}
+
+/** stderr, synchronously (a CI job may exit right after an error), as readable lines or JSON. */
+function stderrDestination(format: LogFormat): pino.DestinationStream {
+  if (format === "json") return pino.destination({ fd: 2, sync: true });
+  return pretty({
+    destination: 2,
+    sync: true,
+    colorize: false,
+    singleLine: true,
+    translateTime: "SYS:HH:MM:ss",
+    ignore: "pid,hostname,name,provider",
+    messageFormat: "opencode-ci-auth{if provider} [{provider}]{end}: {msg}",
+  });
+}
+
 export interface LoggerOptions {
   level?: LogLevel;
+  format?: LogFormat;
   /** Where lines go; stderr unless a test captures them. */
   destination?: pino.DestinationStream;
 }
@@ -83,6 +107,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         },
       },
     },
-    options.destination ?? pino.destination({ fd: 2, sync: true }),
+    options.destination ?? stderrDestination(options.format ?? resolveLogFormat(undefined)),
   );
 }

@@ -4,7 +4,7 @@
  */
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
-import type { CiAuthError } from "./errors.js";
+import { reasonOf, type CiAuthError } from "./errors.js";
 import { createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
@@ -33,6 +33,7 @@ export class TokenProvider {
   readonly #cache: TokenCache;
   #client: Promise<Configuration> | undefined;
   #issued = 0;
+  #lastFailure: string | undefined;
   /** Number of grants attempted by this provider; the benchmark and tests read it. */
   grants = 0;
 
@@ -50,7 +51,7 @@ export class TokenProvider {
       onStaleServed: (err, token) =>
         this.#log.warn(
           { event: "refresh_failed_serving_cached", code: (err as CiAuthError).code, expiresAt: new Date(token.expiresAt).toISOString() },
-          `early refresh failed; the current token stays valid until it expires: ${(err as Error).message}`,
+          `early refresh failed; the current token stays valid until it expires: ${reasonOf(err)}`,
         ),
     });
   }
@@ -98,13 +99,16 @@ export class TokenProvider {
   async #grant(): Promise<AccessToken> {
     this.grants += 1;
     const refreshing = this.#issued > 0;
+    let claims: Record<string, unknown> | undefined;
     try {
       const configuration = await this.client();
       // Fresh for every grant and dropped right after: the subject token is never stored.
-      const { token } = await this.subjectToken();
+      const subject = await this.subjectToken();
+      claims = subject.claims;
       this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
-      const accessToken = await requestAccessToken(configuration, this.config, token, { providerId: this.providerId, now: this.#now });
+      const accessToken = await requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
       this.#issued += 1;
+      this.#lastFailure = undefined;
       this.#log.info(
         {
           event: refreshing ? "token_refreshed" : "grant_succeeded",
@@ -117,7 +121,12 @@ export class TokenProvider {
       );
       return accessToken;
     } catch (err) {
-      this.#log.error({ event: "grant_failed", flow: this.config.authFlow, code: (err as CiAuthError).code }, (err as Error).message);
+      const reason = reasonOf(err);
+      // The same failure repeats for every request of a run (discovery, answer, title): say it once at error level.
+      const level = reason === this.#lastFailure ? "debug" : "error";
+      this.#lastFailure = reason;
+      // On a refusal, the claims the IdP judged are what the user needs to fix the trust policy; they are not secret.
+      this.#log[level]({ event: "grant_failed", flow: this.config.authFlow, code: (err as CiAuthError).code, ...(claims ? { claims } : {}) }, reason);
       throw err;
     }
   }

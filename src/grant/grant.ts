@@ -47,7 +47,7 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
 }
 
 const REFUSAL_HINTS: Record<string, string> = {
-  invalid_grant: "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims (log level debug shows them).",
+  invalid_grant: "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims, which the plugin logs with this error.",
   invalid_client: "Client authentication failed: check clientId, clientSecret and tokenEndpointAuthMethod against the IdP's client settings.",
   unauthorized_client: "This client may not use this grant type: enable it for the client at the IdP.",
   unsupported_grant_type: "The IdP does not support this grant type: enable it, or switch authFlow.",

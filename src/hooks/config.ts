@@ -7,7 +7,7 @@ import type { Config } from "@opencode-ai/plugin";
 import { parseProviders } from "../config/parse.js";
 import type { Logger } from "../log.js";
 import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
-import { discoverModels } from "./model-discovery.js";
+import { discoverModels, requestedModelIds } from "./model-discovery.js";
 import { createProviderFetch } from "./provider-fetch.js";
 import type { ManagedProvider, ProviderRegistry } from "./registry.js";
 
@@ -20,10 +20,21 @@ export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" |
   logger: Logger;
   /** The fetch the provider requests go through (tests inject one); defaults to globalThis.fetch. */
   providerFetch?: typeof globalThis.fetch;
+  /** The command line, to find `--model`; defaults to process.argv. */
+  argv?: readonly string[];
 }
 
 export function createConfigHook(registry: ProviderRegistry, options: ConfigHookOptions) {
   const { logger } = options;
+
+  async function discoverWithToken(providerId: string, baseURL: unknown, authorizedFetch: typeof globalThis.fetch): Promise<string[]> {
+    if (typeof baseURL !== "string" || baseURL.length === 0) {
+      logger.error({ event: "model_discovery_skipped", provider: providerId }, "the provider lists no models and has no options.baseURL to discover them from");
+      return [];
+    }
+    return discoverModels(providerId, baseURL, authorizedFetch, logger);
+  }
+
   return async (config: Config): Promise<void> => {
     const parsed = parseProviders(config as { provider?: Record<string, ProviderEntry> }, options.env);
     await Promise.all(
@@ -36,7 +47,7 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
           managed = { providerId: result.providerId, tokenProvider };
         } else {
           // Not silently ignored: logged now, and every request of this provider fails with the same message.
-          logger.error({ event: "config_invalid", provider: result.providerId, issues: result.error.issues }, result.error.message);
+          logger.error({ event: "config_invalid", provider: result.providerId, issues: result.error.issues }, result.error.reason);
           managed = { providerId: result.providerId, error: result.error };
         }
         registry.set(managed);
@@ -44,16 +55,14 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         entryOptions.fetch = authorizedFetch;
         entryOptions.apiKey ??= PLACEHOLDER_API_KEY;
 
-        if (managed.error || (entry.models && Object.keys(entry.models).length > 0)) return;
-        const baseURL = entryOptions.baseURL;
-        if (typeof baseURL !== "string" || baseURL.length === 0) {
-          logger.error({ event: "model_discovery_skipped", provider: result.providerId }, `provider "${result.providerId}" lists no models and has no options.baseURL to discover them from`);
-          return;
-        }
-        const ids = await discoverModels(result.providerId, baseURL, authorizedFetch, logger);
-        if (ids.length === 0) return;
+        if (entry.models && Object.keys(entry.models).length > 0) return;
+        const ids = managed.error ? [] : await discoverWithToken(result.providerId, entryOptions.baseURL, authorizedFetch);
+        // Without discovered models opencode would stop at "model not found" before our hooks run;
+        // registering the requested model lets the request reach them and fail with the real cause.
+        const fill = ids.length > 0 ? ids : requestedModelIds(result.providerId, config, options.argv);
+        if (fill.length === 0) return;
         const models = (entry.models ??= {});
-        for (const id of ids) models[id] ??= { name: id };
+        for (const id of fill) models[id] ??= { name: id };
       }),
     );
   };

@@ -5,6 +5,7 @@
 import type { Logger } from "../log.js";
 import { scrub } from "../log.js";
 import { describeCause } from "../errors.js";
+import { OPENCODE_ERROR_NAME } from "./opencode-error.js";
 
 export const MODEL_DISCOVERY_TIMEOUT_MS = 15_000;
 
@@ -31,7 +32,25 @@ export async function discoverModels(providerId: string, baseURL: string, author
     else log.info({ event: "models_discovered", count: ids.length }, `discovered ${ids.length} model(s)`);
     return ids;
   } catch (err) {
-    log.error({ event: "model_discovery_failed", url, code: (err as { code?: string }).code }, `model discovery: GET ${url} did not succeed: ${(err as Error).message ?? describeCause(err)}`);
+    // A token failure was already logged by the token provider with its cause; don't repeat it.
+    const why = (err as Error).name === OPENCODE_ERROR_NAME ? "no access token (see the error above)" : describeCause(err);
+    log.error({ event: "model_discovery_failed", url }, `model discovery: GET ${url} did not succeed: ${why}`);
     return [];
   }
+}
+
+/**
+ * Model ids the user named for this provider: `--model`/`-m` on the command line, and `model` / `small_model`
+ * in the config. When discovery cannot run (no token, provider down), these are registered anyway so opencode
+ * reaches the plugin's hooks and the user sees the real cause instead of "model not found".
+ */
+export function requestedModelIds(providerId: string, config: { model?: unknown; small_model?: unknown }, argv: readonly string[] = process.argv): string[] {
+  const named: unknown[] = [config.model, config.small_model];
+  argv.forEach((arg, i) => {
+    if (arg === "--model" || arg === "-m") named.push(argv[i + 1]);
+    else if (arg.startsWith("--model=")) named.push(arg.slice("--model=".length));
+  });
+  const prefix = `${providerId}/`;
+  const ids = named.filter((v): v is string => typeof v === "string" && v.startsWith(prefix) && v.length > prefix.length).map((v) => v.slice(prefix.length));
+  return [...new Set(ids)];
 }

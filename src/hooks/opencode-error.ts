@@ -21,6 +21,8 @@ export const OPENCODE_RETRY_PATTERNS: readonly RegExp[] = [
 ];
 
 const JOINER = "\u2060";
+/** The `name` of errors handed to opencode, so our own code can tell them from foreign failures. */
+export const OPENCODE_ERROR_NAME = "OpencodeCiAuthError";
 
 export function looksRetryable(message: string): boolean {
   return OPENCODE_RETRY_PATTERNS.some((p) => p.test(message));
@@ -45,6 +47,6 @@ export function toOpencodeError(err: unknown, providerId: string): Error {
   const message =
     err instanceof CiAuthError ? err.message : `opencode-ci-auth: provider "${providerId}": unexpected failure (${describeCause(err)}). Please report it.`;
   const out = new Error(retrySafe(message));
-  out.name = "OpencodeCiAuthError";
+  out.name = OPENCODE_ERROR_NAME;
   return out;
 }

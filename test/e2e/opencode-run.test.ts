@@ -1,0 +1,188 @@
+/**
+ * End to end with the real opencode CLI: the issue's config (pointed at the loopback world), `opencode run`, and
+ * what the model server, the IdP and the user's terminal saw. Each run gets its own HOME and XDG dirs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSandbox, type RunResult, type Sandbox } from "../support/opencode-cli.js";
+import { startWorld, type World } from "../support/world.js";
+
+let world: World;
+const sandboxes: Sandbox[] = [];
+
+beforeAll(async () => {
+  world = await startWorld();
+});
+afterAll(async () => {
+  await Promise.all(sandboxes.map((s) => s.dispose()));
+  await world?.close();
+});
+
+/** The config block from the issue, exactly, with the example hosts replaced by the loopback world. */
+function issueConfig(oauth2Overrides: Record<string, unknown> = {}) {
+  return {
+    $schema: "https://opencode.ai/config.json",
+    plugin: ["opencode-ci-auth"],
+    provider: {
+      miaou: {
+        name: "Miaou",
+        options: {
+          baseURL: world.model.baseURL,
+          oauth2: {
+            issuer: world.idp.issuer,
+            clientId: "opencode-ci",
+            scopes: ["openid"],
+            authFlow: "jwt_bearer",
+            subjectTokenSource: { type: "github_actions", audience: world.idp.issuer },
+            ...oauth2Overrides,
+          },
+        },
+      },
+    },
+  };
+}
+
+function githubEnv(): NodeJS.ProcessEnv {
+  return { ACTIONS_ID_TOKEN_REQUEST_URL: world.ci.requestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: world.ci.requestToken };
+}
+
+async function runOpencode(config: unknown, env: NodeJS.ProcessEnv, prompt = "Say hello"): Promise<{ result: RunResult; logs: string; sandbox: Sandbox }> {
+  const sandbox = await createSandbox({ ...env, OPENCODE_CI_AUTH_LOG_LEVEL: "trace" });
+  sandboxes.push(sandbox);
+  await sandbox.writeConfig(config);
+  const result = await sandbox.run(["run", "--print-logs", "--log-level", "DEBUG", "--model", "miaou/mock-model", prompt]);
+  return { result, logs: await sandbox.readLogs(), sandbox };
+}
+
+/** Every secret the world ever handed out, plus the JWT signatures on their own. */
+function allSecrets(extra: string[] = []): string[] {
+  const jwts = [...world.ci.tokensIssued];
+  const signatures = jwts.map((t) => t.split(".")[2] ?? "").filter((s) => s.length > 10);
+  return [...jwts, ...signatures, ...world.idp.issuedTokens, world.ci.requestToken, ...extra];
+}
+
+function expectNoSecrets(texts: string[], extra: string[] = []): void {
+  const secrets = allSecrets(extra);
+  expect(secrets.length).toBeGreaterThan(2);
+  for (const text of texts) for (const secret of secrets) expect(text.includes(secret), "a secret leaked into output").toBe(false);
+}
+
+/** The error opencode printed last, without colours: what the user reads first when a job fails. */
+function finalError(stderr: string): string {
+  const plain = stderr.replace(/\x1b\[[0-9;]*m/g, "");
+  const at = plain.lastIndexOf("Error: ");
+  return at === -1 ? "" : plain.slice(at);
+}
+
+function modelRequestsSince(index: number) {
+  return world.model.requests.slice(index);
+}
+
+describe("opencode run with the plugin", () => {
+  it("authenticates every request with an IdP-issued token, for one grant, and leaks nothing", async () => {
+    const grantsBefore = world.idp.grants.length;
+    const requestsBefore = world.model.requests.length;
+    const { result, logs } = await runOpencode(issueConfig(), githubEnv());
+
+    expect(result.code, result.stderr.slice(-2000)).toBe(0);
+    expect(result.stdout).toContain("Hello from the mock model");
+
+    const requests = modelRequestsSince(requestsBefore);
+    // Model discovery, the answer, and the title request all went through the plugin.
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toContain("GET /v1/models");
+    expect(requests.filter((r) => r.path === "/v1/chat/completions").length).toBeGreaterThanOrEqual(1);
+    for (const r of requests) {
+      expect(r.status).toBe(200);
+      const token = r.authorization?.replace(/^Bearer /, "");
+      expect(token && world.idp.issuedTokens.has(token), "every request carries an IdP-issued token").toBe(true);
+    }
+    const grants = world.idp.grants.slice(grantsBefore);
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toMatchObject({ ok: true, clientId: "opencode-ci", grantType: "urn:ietf:params:oauth:grant-type:jwt-bearer" });
+
+    // The plugin really logged at trace level (so the scan below scans something).
+    expect(result.stderr).toContain('"event":"grant_succeeded"');
+    expectNoSecrets([result.stdout, result.stderr, logs]);
+  });
+
+  it("runs token_exchange with a confidential client whose secret comes from {env:VAR}, and a GitLab id_token", async () => {
+    const grantsBefore = world.idp.grants.length;
+    const gitlabToken = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab", claims: { project_path: "acme/app" } });
+    const config = issueConfig({
+      clientId: "ci-post",
+      clientSecret: "{env:MIAOU_CLIENT_SECRET}",
+      authFlow: "token_exchange",
+      tokenExchangeAudience: "miaou-api",
+      subjectTokenSource: { type: "gitlab", audience: world.idp.issuer },
+    });
+    const { result, logs } = await runOpencode(config, { OPENCODE_ID_TOKEN: gitlabToken, MIAOU_CLIENT_SECRET: world.idp.secrets.post, GITLAB_CI: "true" });
+
+    expect(result.code, result.stderr.slice(-2000)).toBe(0);
+    expect(result.stdout).toContain("Hello from the mock model");
+    const grants = world.idp.grants.slice(grantsBefore);
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toMatchObject({ ok: true, clientId: "ci-post", grantType: "urn:ietf:params:oauth:grant-type:token-exchange", audience: "miaou-api" });
+    expectNoSecrets([result.stdout, result.stderr, logs], [world.idp.secrets.post]);
+  });
+
+  it("refreshes once and retries when the provider answers 401", async () => {
+    const grantsBefore = world.idp.grants.length;
+    world.model.failNext401(1);
+    const { result } = await runOpencode(issueConfig(), githubEnv());
+    expect(result.code, result.stderr.slice(-2000)).toBe(0);
+    expect(result.stdout).toContain("Hello from the mock model");
+    expect(world.idp.grants.slice(grantsBefore)).toHaveLength(2);
+  });
+});
+
+describe("opencode run when something is wrong", () => {
+  it("tells the user to add `permissions: id-token: write` when the GitHub variables are missing, and sends nothing", async () => {
+    const requestsBefore = world.model.requests.length;
+    const grantsBefore = world.idp.grants.length;
+    const { result } = await runOpencode(issueConfig(), {});
+    expect(result.code).not.toBe(0);
+    expect(finalError(result.stderr)).toMatch(/^Error: opencode-ci-auth: provider "miaou": github_actions subject token: .*`permissions: id-token: write`.*fork/);
+    expect(world.idp.grants.length).toBe(grantsBefore);
+    expect(world.model.requests.length).toBe(requestsBefore);
+  });
+
+  it("reports every problem of an invalid block, naming provider and field, and never sends a request", async () => {
+    const requestsBefore = world.model.requests.length;
+    const { result } = await runOpencode(issueConfig({ clientId: undefined, authFlow: "password" }), githubEnv());
+    expect(result.code).not.toBe(0);
+    const error = finalError(result.stderr);
+    expect(error).toContain('opencode-ci-auth: provider "miaou": invalid "options.oauth2" configuration (2 problems)');
+    expect(error).toContain("- oauth2.clientId: clientId is required");
+    expect(error).toContain('- oauth2.authFlow: authFlow must be "jwt_bearer" or "token_exchange"');
+    expect(world.model.requests.length).toBe(requestsBefore);
+  });
+
+  it("fails a provider with listed models and an invalid block on its first request, not with a wrong header", async () => {
+    const requestsBefore = world.model.requests.length;
+    const config = issueConfig({ subjectTokenSource: { type: "github_actions", audience: 42 } });
+    Object.assign(config.provider.miaou, { models: { "mock-model": { name: "Mock" } } });
+    const { result } = await runOpencode(config, githubEnv());
+    expect(result.code).not.toBe(0);
+    expect(finalError(result.stderr)).toContain("oauth2.subjectTokenSource.audience");
+    expect(world.model.requests.length).toBe(requestsBefore);
+  });
+
+  it("keeps the IdP's error and error_description, and opencode does not retry the final error", async () => {
+    const grantsBefore = world.idp.grants.length;
+    world.ci.claims = { repository: "evil/fork" };
+    try {
+      const { result, logs } = await runOpencode(issueConfig(), githubEnv());
+      expect(result.code).not.toBe(0);
+      expect(finalError(result.stderr)).toMatch(/^Error: opencode-ci-auth: provider "miaou": the IdP refused the jwt_bearer grant \(invalid_grant: repository evil\/fork is not allowed\)/);
+      // The claims the IdP judged are logged beside the error, so the user can fix the trust policy.
+      expect(result.stderr).toContain('"repository":"evil/fork"');
+      // One attempt at model discovery, one per chat request; opencode's 5 retries would add more.
+      const attempts = world.idp.grants.length - grantsBefore;
+      expect(attempts).toBeGreaterThanOrEqual(1);
+      expect(attempts).toBeLessThanOrEqual(3);
+      expect(logs).not.toMatch(/retrying|attempt=2/i);
+      expectNoSecrets([result.stdout, result.stderr, logs]);
+    } finally {
+      world.ci.claims = {};
+    }
+  });
+});
