@@ -68,6 +68,7 @@ function expectNoSecrets(texts: string[], extra: string[] = []): void {
 
 /** The error opencode printed last, without colours: what the user reads first when a job fails. */
 function finalError(stderr: string): string {
+  // eslint-disable-next-line no-control-regex -- ANSI colour codes are what we strip
   const plain = stderr.replace(/\x1b\[[0-9;]*m/g, "");
   const at = plain.lastIndexOf("Error: ");
   return at === -1 ? "" : plain.slice(at);
