@@ -58,17 +58,15 @@ export class TokenProvider {
 
   /** A valid access token: cached when fresh, else from one grant shared by all concurrent callers. */
   async getToken(): Promise<AccessToken> {
-    const cached = this.#cache.peek();
-    if (cached) {
-      this.#log.trace({ event: "token_served_from_cache" }, "token served from cache");
-      return cached;
-    }
-    return this.#cache.get();
+    return this.peek() ?? this.#cache.get();
   }
 
-  /** The cached token if fresh, synchronously; undefined when a grant is needed. */
+  /** The cached token if fresh, synchronously (the hot path); undefined when a grant is needed. */
   peek(): AccessToken | undefined {
-    return this.#cache.peek();
+    const cached = this.#cache.peek();
+    // pino makes a disabled level a no-op, so this costs nothing unless trace is on.
+    if (cached) this.#log.trace({ event: "token_served_from_cache" }, "token served from cache");
+    return cached;
   }
 
   /** Forget a token the provider rejected, so the next getToken runs a new grant. */
