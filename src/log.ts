@@ -42,27 +42,46 @@ const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), ...SE
 // A JWT (header.payload[.signature]) or any long run of token alphabet: opaque access tokens, client
 // secrets and request tokens all look like this; URLs, ids and messages do not.
 const JWT_PATTERN = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?/g;
-// A long run needs a digit and a letter, so long words and URL paths survive.
+// A long run counts as random when it mixes a digit and a letter, or upper and lower case: random tokens almost
+// always do (a 32-char base64url token lacks a digit 0.4% of the time), while long words and URL paths do not.
 const OPAQUE_PATTERN = /[A-Za-z0-9_\-~+=]{32,}/g;
-const looksRandom = (run: string): boolean => /\d/.test(run) && /[A-Za-z]/.test(run);
+const looksRandom = (run: string): boolean => (/\d/.test(run) && /[A-Za-z]/.test(run)) || (/[A-Z]/.test(run) && /[a-z]/.test(run));
 
 /** Hide anything token-shaped in text that came from a server or the environment. */
 export function scrub(text: string): string {
   return text.replace(JWT_PATTERN, CENSOR).replace(OPAQUE_PATTERN, (run) => (looksRandom(run) ? CENSOR : run));
 }
 
+const MAX_DEPTH = 6;
+
 function scrubValues(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return scrub(value);
-  if (depth > 4 || value === null || typeof value !== "object") return value;
+  if (value === null || typeof value !== "object") return value;
+  // Deeper than we look is dropped, not passed through unscrubbed (this also ends cycles).
+  if (depth > MAX_DEPTH) return CENSOR;
+  // Own-property copying would drop message and stack (not enumerable). Copy them scrubbed onto an object with the
+  // same prototype, so pino's err serializer, which runs after this, still reports the right type.
+  if (value instanceof Error) {
+    const copy = Object.create(Object.getPrototypeOf(value) as object) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(pino.stdSerializers.err(value))) {
+      if (k !== "type") copy[k] = scrubValues(v, depth + 1);
+    }
+    return copy;
+  }
   if (Array.isArray(value)) return value.map((v) => scrubValues(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = scrubValues(v, depth + 1);
   return out;
 }
 
+const asLevel = (value: unknown): LogLevel | undefined => {
+  const candidate = typeof value === "string" ? value.trim().toLowerCase() : "";
+  return (LEVELS as readonly string[]).includes(candidate) ? (candidate as LogLevel) : undefined;
+};
+
+/** The env var wins, then the plugin option, then `warn`; an unknown value is skipped, not fatal. */
 export function resolveLogLevel(requested: unknown, env: NodeJS.ProcessEnv = process.env): LogLevel {
-  const candidate = String(env[LOG_LEVEL_ENV] ?? requested ?? "warn").toLowerCase();
-  return (LEVELS as readonly string[]).includes(candidate) ? (candidate as LogLevel) : "warn";
+  return asLevel(env[LOG_LEVEL_ENV]) ?? asLevel(requested) ?? "warn";
 }
 
 export type LogFormat = "pretty" | "json";

@@ -98,7 +98,8 @@ export const oauth2Schema = z
     /** Where the job's OIDC token comes from. */
     subjectTokenSource: subjectTokenSourceSchema,
   })
-  .superRefine((c, ctx) => {
+  .superRefine(
+    (c, ctx) => {
     if (!c.issuer && !c.tokenEndpoint) {
       ctx.addIssue({ code: "custom", path: ["issuer"], message: "issuer is required (or set tokenEndpoint to skip discovery)" });
     }
@@ -122,10 +123,15 @@ export const oauth2Schema = z
         }
       }
     }
-    for (const r of c.tokenExchangeResource ?? []) {
-      if (!URL.canParse(r)) ctx.addIssue({ code: "custom", path: ["tokenExchangeResource"], message: `"${r}" is not an absolute URI` });
+    // Also runs when a field failed (see `when`), so this value may still be the raw input.
+    const resources: unknown = c.tokenExchangeResource;
+    for (const r of Array.isArray(resources) ? resources : []) {
+      if (typeof r === "string" && !URL.canParse(r)) ctx.addIssue({ code: "custom", path: ["tokenExchangeResource"], message: `"${r}" is not an absolute URI` });
     }
-  });
+    },
+    // zod skips refinements once a field failed; run them anyway so every problem is reported in one pass.
+    { when: (payload) => typeof payload.value === "object" && payload.value !== null },
+  );
 
 /** The input a user writes. */
 export type OAuth2Input = z.input<typeof oauth2Schema>;

@@ -16,10 +16,12 @@ const MISSING_PERMISSION =
 /** True when the job runs for a pull request whose head is a fork (GitHub withholds OIDC there). */
 async function isForkPullRequest(env: NodeJS.ProcessEnv): Promise<boolean> {
   const path = env.GITHUB_EVENT_PATH;
-  if (!path || !env.GITHUB_EVENT_NAME?.startsWith("pull_request")) return false;
+  const event = env.GITHUB_EVENT_NAME;
+  // pull_request_target runs in the base repository and may get OIDC tokens: a missing permission there is not a fork problem.
+  if (!path || !event?.startsWith("pull_request") || event === "pull_request_target") return false;
   try {
-    const event = JSON.parse(await readFile(path, "utf8")) as { pull_request?: { head?: { repo?: { fork?: unknown } } } };
-    return event.pull_request?.head?.repo?.fork === true;
+    const payload = JSON.parse(await readFile(path, "utf8")) as { pull_request?: { head?: { repo?: { fork?: unknown } } } };
+    return payload.pull_request?.head?.repo?.fork === true;
   } catch {
     return false;
   }
