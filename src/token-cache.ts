@@ -5,8 +5,9 @@
  *   for 45 s and a 1 h token for 59.5 min.
  * - Single flight: concurrent callers share one pending grant. The slot is cleared only if it still holds the same
  *   promise, so a late settle never erases a newer grant.
- * - Stale on error: when an early refresh fails while the current token is still valid, the current token is served
- *   and the refresh is retried on the next call. An expired token is never served.
+ * - Refresh in the background: inside the refresh window the current token is served at once while one grant
+ *   replaces it. If that grant fails, the current token is still served and the refresh is retried on the next
+ *   call. An expired token is never served.
  * - Only the access token is kept; subject tokens never reach this module.
  */
 import type { AccessToken } from "./grant/grant.js";
@@ -23,7 +24,7 @@ export interface TokenCacheOptions {
   /** Runs one grant. Called at most once at a time. */
   fetchToken: () => Promise<AccessToken>;
   now?: () => number;
-  /** Told when an early refresh failed and the still-valid token was served instead. */
+  /** Told when a background refresh failed while the current token is still valid. */
   onStaleServed?: (error: unknown, token: AccessToken) => void;
 }
 
@@ -46,20 +47,24 @@ export class TokenCache {
     return token !== undefined && this.#now() < refreshAt(token) ? token : undefined;
   }
 
-  /** A token valid now: cached, or from a (shared) grant. */
+  /**
+   * A token valid now. Fresh: the cached one. Inside the refresh window: still the cached one, at once, while a
+   * background grant replaces it (a slow or failing IdP never delays a request while a valid token exists).
+   * Expired or absent: wait for the (shared) grant.
+   */
   async get(): Promise<AccessToken> {
-    const fresh = this.peek();
-    if (fresh) return fresh;
     const current = this.#current;
-    try {
-      return await this.#refresh();
-    } catch (err) {
-      if (current !== undefined && current === this.#current && this.#now() < current.expiresAt) {
-        this.#onStaleServed?.(err, current);
-        return current;
+    const now = this.#now();
+    if (current !== undefined && now < current.expiresAt) {
+      if (now >= refreshAt(current) && !this.#pending) {
+        this.#refresh().catch((err: unknown) => {
+          // Tried again on the next call; the current token is served until it expires.
+          if (this.#current === current && this.#now() < current.expiresAt) this.#onStaleServed?.(err, current);
+        });
       }
-      throw err;
+      return current;
     }
+    return this.#refresh();
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * `chat.headers`: opencode calls it before every LLM request of every provider. For a managed provider it sets
  * `Authorization`; a provider whose config is invalid fails here, before anything is sent.
- * The cached path is synchronous up to the header assignment (a few µs, see docs/performance.md).
+ * The cached path is synchronous up to the header assignment (well under 1 µs, see docs/performance.md).
  */
 import type { ProviderRegistry } from "./registry.js";
 import { toOpencodeError } from "./opencode-error.js";
