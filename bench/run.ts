@@ -1,0 +1,57 @@
+/**
+ * `npm run bench [-- --json]`: measures, in one run on loopback only, the figures docs/performance.md explains:
+ *   1. the cost of a cached chat.headers call (target < 5 µs) and its ratio to a no-op async call,
+ *   2. the grants caused by 100 concurrent getToken() calls at expiry (must be 1),
+ *   3. the time to import the plugin entry in a fresh process, and its ratio to an empty module,
+ *   4. the latency of a fresh subject token + grant, with its split.
+ * Prints a table (or a JSON object with --json) on stdout; exits 1 when a check fails. No token is ever printed.
+ */
+import { startWorld } from "../test/support/world.js";
+import { loadLib, loadPluginEntry } from "./built-package.js";
+import { measureGrantLatency } from "./grant-latency.js";
+import { measureHotPath } from "./hot-path.js";
+import { measureImportTime } from "./import-time.js";
+import { useGitHubActionsEnv } from "./provider-config.js";
+import { allPass, toJson, toTable, type BenchResults } from "./report.js";
+import { measureSingleFlight } from "./single-flight.js";
+
+const SETTINGS = {
+  hotPath: { callsPerRound: 200_000, rounds: 7, warmupCalls: 50_000 },
+  concurrentCallers: 100,
+  importRuns: 7,
+  latency: { samples: 200, warmup: 20 },
+  accessTokenTtlSeconds: 600,
+  /** A hung server must not hang the bench: give up well after a normal run (~5 s on 2 cores). */
+  watchdogMs: 120_000,
+} as const;
+
+const json = process.argv.includes("--json");
+process.env.OPENCODE_CI_AUTH_LOG_LEVEL = "silent";
+
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: no result after ${SETTINGS.watchdogMs / 1000} s, giving up\n`);
+  process.exit(2);
+}, SETTINGS.watchdogMs);
+watchdog.unref();
+
+const started = process.hrtime.bigint();
+const date = new Date();
+
+// Child processes first, while this process is still idle.
+const importTime = await measureImportTime(SETTINGS.importRuns);
+
+const world = await startWorld({ idp: { accessTokenTtl: SETTINGS.accessTokenTtlSeconds } });
+let results: BenchResults;
+try {
+  useGitHubActionsEnv(world);
+  const [entry, lib] = await Promise.all([loadPluginEntry(), loadLib()]);
+  const hotPath = await measureHotPath(entry, world, SETTINGS.hotPath);
+  const singleFlight = await measureSingleFlight(lib, world, SETTINGS.concurrentCallers, SETTINGS.accessTokenTtlSeconds);
+  const grantLatency = await measureGrantLatency(lib, world, SETTINGS.latency.samples, SETTINGS.latency.warmup);
+  results = { hotPath, singleFlight, importTime, grantLatency, durationMs: Number(process.hrtime.bigint() - started) / 1e6 };
+} finally {
+  await world.close();
+}
+
+process.stdout.write(`${json ? toJson(results, date) : toTable(results, date)}\n`);
+if (!allPass(results)) process.exitCode = 1;
