@@ -99,10 +99,11 @@ export class TokenProvider {
     const refreshing = this.#issued > 0;
     let claims: Record<string, unknown> | undefined;
     try {
-      const configuration = await this.client();
-      // Fresh for every grant and dropped right after: the subject token is never stored.
+      // Subject token first: a job-side problem (missing permission, expired token) is the more actionable error,
+      // and it costs no request to the IdP. Fresh for every grant and dropped right after: never stored.
       const subject = await this.subjectToken();
       claims = subject.claims;
+      const configuration = await this.client();
       this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
       const accessToken = await requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
       this.#issued += 1;

@@ -3,6 +3,7 @@
  * Every field has a doc comment; docs/configuration.md mirrors them. Messages say how to fix, not only what is wrong.
  */
 import { z } from "zod";
+import { insecureReason } from "../transport.js";
 
 const text = (field: string) =>
   z
@@ -100,6 +101,12 @@ export const oauth2Schema = z
   })
   .superRefine(
     (c, ctx) => {
+    for (const field of ["issuer", "tokenEndpoint"] as const) {
+      const value = c[field];
+      // Other schemes already failed the URL check above; only plain http needs the loopback rule.
+      const insecure = typeof value === "string" && value.startsWith("http:") && URL.canParse(value) ? insecureReason(new URL(value)) : undefined;
+      if (insecure) ctx.addIssue({ code: "custom", path: [field], message: `${insecure}; a token must not travel in clear text` });
+    }
     if (!c.issuer && !c.tokenEndpoint) {
       ctx.addIssue({ code: "custom", path: ["issuer"], message: "issuer is required (or set tokenEndpoint to skip discovery)" });
     }

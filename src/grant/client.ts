@@ -74,12 +74,20 @@ function allowLoopbackHttp(url: URL): Array<(c: client.Configuration) => void> {
 
 /** Discover (or assemble) the configuration. Throws DiscoveryError or a config error; never a raw library error. */
 export async function createGrantClient(providerId: string, config: OAuth2Config, options: ClientOptions = {}): Promise<client.Configuration> {
+  // The schema already refuses these; checked again for library callers who build a config by hand.
+  for (const field of ["issuer", "tokenEndpoint"] as const) {
+    const value = config[field];
+    const insecure = value === undefined ? undefined : insecureReason(new URL(value));
+    if (insecure) throw new CiAuthError("ERR_CONFIG_INVALID", `oauth2.${field}: ${insecure}.`, { providerId, step: "config" });
+  }
   const auth = await clientAuth(providerId, config);
   const metadata: Partial<client.ClientMetadata> = {};
   let configuration: client.Configuration;
   if (config.tokenEndpoint) {
     const endpoint = new URL(config.tokenEndpoint);
-    configuration = new client.Configuration({ issuer: config.issuer ?? endpoint.origin, token_endpoint: endpoint.href }, config.clientId, metadata, auth);
+    // Without an issuer, the token endpoint stands in for it: it is then the `aud` of private_key_jwt client
+    // assertions, which RFC 7523 §3 allows and IdPs with a path-scoped issuer (Keycloak realms) accept.
+    configuration = new client.Configuration({ issuer: config.issuer ?? endpoint.href, token_endpoint: endpoint.href }, config.clientId, metadata, auth);
     for (const apply of allowLoopbackHttp(endpoint)) apply(configuration);
   } else {
     const issuer = new URL(config.issuer as string);

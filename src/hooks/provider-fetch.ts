@@ -37,10 +37,12 @@ export function createProviderFetch(managed: ManagedProvider, logger: Logger, ba
     const canRetry = replayable(input, init);
     const retryInput = input instanceof Request ? input.clone() : input;
     const response = await baseFetch(input, withAuthorization(input, init, token));
-    if (response.status !== 401 || !canRetry) return response;
+    if (response.status !== 401) return response;
+    // Even when this request cannot be replayed, the next one must not reuse the rejected token.
+    tokens.invalidate(token);
+    if (!canRetry) return response;
 
     log.warn({ event: "provider_unauthorized", status: 401 }, "the provider answered 401; refreshing the access token and retrying once");
-    tokens.invalidate(token);
     let fresh: string;
     try {
       fresh = (await tokens.getToken()).value;

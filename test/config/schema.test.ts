@@ -150,8 +150,19 @@ describe("oauth2Schema: issuer and tokenEndpoint", () => {
     expect(config.tokenEndpoint).toBe("https://auth.example.com/token");
   });
 
-  it("accepts plain http (transport rules are enforced at request time, for loopback tests)", () => {
+  it("accepts plain http to loopback only (local tests and demos)", () => {
     expect(parseOk(block({ issuer: "http://127.0.0.1:8080/realms/acme" })).issuer).toBe("http://127.0.0.1:8080/realms/acme");
+    expect(parseOk(block({ issuer: undefined, tokenEndpoint: "http://localhost:8080/token" })).tokenEndpoint).toBe("http://localhost:8080/token");
+  });
+
+  it.each([
+    ["issuer", { issuer: "http://auth.example.com/realms/acme" }],
+    ["tokenEndpoint", { tokenEndpoint: "http://auth.example.com/token" }],
+  ])("refuses plain http to a non-loopback host in %s, because a token must not travel in clear text", (field, input) => {
+    const issues = issuesOf(block(input));
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.path).toBe(field);
+    expect(issues[0]?.message).toMatch(/is not https/);
   });
 
   it.each(["ftp://auth.example.com/realms/acme", "file:///etc/passwd", "auth.example.com/realms/acme", "/realms/acme", "javascript:alert(1)"])(
