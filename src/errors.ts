@@ -14,11 +14,10 @@ export type ErrorCode =
   | "ERR_DISCOVERY"
   | "ERR_GRANT_REFUSED"
   | "ERR_GRANT_REQUEST"
-  | "ERR_TOKEN_RESPONSE_INVALID"
-  | "ERR_PROVIDER_UNAUTHORIZED";
+  | "ERR_TOKEN_RESPONSE_INVALID";
 
 /** The step of the chain where a failure happened; used in messages and logs. */
-export type Step = "config" | "subject-token" | "discovery" | "grant" | "provider-request";
+export type Step = "config" | "subject-token" | "discovery" | "grant";
 
 export interface CiAuthErrorOptions {
   providerId?: string | undefined;

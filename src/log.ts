@@ -86,8 +86,14 @@ export function resolveLogLevel(requested: unknown, env: NodeJS.ProcessEnv = pro
 
 export type LogFormat = "pretty" | "json";
 
+const asFormat = (value: unknown): LogFormat | undefined => {
+  const candidate = typeof value === "string" ? value.trim().toLowerCase() : "";
+  return candidate === "json" || candidate === "pretty" ? candidate : undefined;
+};
+
+/** Resolved like the level: the env var, then the plugin option, then `pretty`; an unknown value is skipped. */
 export function resolveLogFormat(requested: unknown, env: NodeJS.ProcessEnv = process.env): LogFormat {
-  return String(env[LOG_FORMAT_ENV] ?? requested ?? "pretty").toLowerCase() === "json" ? "json" : "pretty";
+  return asFormat(env[LOG_FORMAT_ENV]) ?? asFormat(requested) ?? "pretty";
 }
 
 /** stderr, synchronously (a CI job may exit right after an error), as readable lines or JSON. */

@@ -7,7 +7,7 @@ import { Writable } from "node:stream";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { LOG_LEVEL_ENV, createLogger, resolveLogLevel, scrub, type LogLevel } from "../src/log.js";
+import { LOG_FORMAT_ENV, LOG_LEVEL_ENV, createLogger, resolveLogFormat, resolveLogLevel, scrub, type LogLevel } from "../src/log.js";
 import { startCiIssuer, type CiIssuer } from "./support/ci-issuer.js";
 
 const CENSOR = "[redacted]";
@@ -256,5 +256,19 @@ describe("resolveLogLevel", () => {
   it("reads the env object it is given, not process.env", () => {
     const other: LogLevel = process.env[LOG_LEVEL_ENV] === "fatal" ? "error" : "fatal";
     expect(resolveLogLevel(undefined, { [LOG_LEVEL_ENV]: other })).toBe(other);
+  });
+});
+
+describe("resolveLogFormat", () => {
+  it("defaults to pretty, and takes json from the plugin option or the env var (which wins)", () => {
+    expect(resolveLogFormat(undefined, {})).toBe("pretty");
+    expect(resolveLogFormat("json", {})).toBe("json");
+    expect(resolveLogFormat("json", { [LOG_FORMAT_ENV]: "pretty" })).toBe("pretty");
+    expect(resolveLogFormat(undefined, { [LOG_FORMAT_ENV]: " JSON " })).toBe("json");
+  });
+
+  it("skips an unknown env value instead of overriding a valid option", () => {
+    expect(resolveLogFormat("json", { [LOG_FORMAT_ENV]: "xml" })).toBe("json");
+    expect(resolveLogFormat(undefined, { [LOG_FORMAT_ENV]: "" })).toBe("pretty");
   });
 });

@@ -63,6 +63,8 @@ export const subjectTokenSourceSchema = z.discriminatedUnion("type", [githubActi
 
 export const AUTH_FLOWS = ["jwt_bearer", "token_exchange"] as const;
 export const AUTH_METHODS = ["client_secret_post", "client_secret_basic", "none", "private_key_jwt"] as const;
+export const PRIVATE_KEY_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+export const DEFAULT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
 
 export const oauth2Schema = z
   .strictObject({
@@ -82,8 +84,10 @@ export const oauth2Schema = z
     privateKeyPath: text("privateKeyPath").optional(),
     /** `kid` to put in the client assertion header for `private_key_jwt`. */
     privateKeyId: text("privateKeyId").optional(),
-    /** Signing algorithm of the private key (default: RS256 for RSA keys, ES256 for EC P-256). */
-    privateKeyAlg: z.enum(["RS256", "PS256", "ES256", "ES384", "EdDSA"], { error: "privateKeyAlg must be RS256, PS256, ES256, ES384 or EdDSA" }).optional(),
+    /** Signing algorithm of the private key. Default from the key: RS256 (RSA), PS256 (RSA-PSS), ES256/ES384/ES512 (EC P-256/P-384/P-521), EdDSA (Ed25519). */
+    privateKeyAlg: z
+      .enum(PRIVATE_KEY_ALGS, { error: `privateKeyAlg must be one of ${PRIVATE_KEY_ALGS.join(", ")}` })
+      .optional(),
     /** Scopes to request; an array or a space/comma-separated string. */
     scopes: stringList("scopes").optional(),
     /** `jwt_bearer` (RFC 7523) or `token_exchange` (RFC 8693). */
@@ -92,8 +96,8 @@ export const oauth2Schema = z
     tokenExchangeAudience: stringList("tokenExchangeAudience").optional(),
     /** token_exchange: the `resource` parameter(s), absolute URIs of the target service. */
     tokenExchangeResource: stringList("tokenExchangeResource").optional(),
-    /** token_exchange: the subject token's type. */
-    subjectTokenType: text("subjectTokenType").default("urn:ietf:params:oauth:token-type:jwt"),
+    /** token_exchange: the subject token's type. Default: `urn:ietf:params:oauth:token-type:jwt` (DEFAULT_SUBJECT_TOKEN_TYPE). */
+    subjectTokenType: text("subjectTokenType").optional(),
     /** token_exchange: the requested token type, when the IdP needs one. */
     requestedTokenType: text("requestedTokenType").optional(),
     /** Where the job's OIDC token comes from. */
@@ -120,11 +124,16 @@ export const oauth2Schema = z
     if (method === "private_key_jwt" && !c.privateKeyPath) {
       ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath (a PEM PKCS#8 key file) is required with tokenEndpointAuthMethod "private_key_jwt"' });
     }
-    if (method !== "private_key_jwt" && c.privateKeyPath) {
-      ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath is only used with tokenEndpointAuthMethod "private_key_jwt"' });
+    if (method !== "private_key_jwt") {
+      for (const field of ["privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
+        if (c[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: `${field} is only used with tokenEndpointAuthMethod "private_key_jwt"` });
+      }
+    }
+    if (method === "private_key_jwt" && c.clientSecret) {
+      ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is not used with tokenEndpointAuthMethod "private_key_jwt": remove it' });
     }
     if (c.authFlow !== "token_exchange") {
-      for (const field of ["tokenExchangeAudience", "tokenExchangeResource", "requestedTokenType"] as const) {
+      for (const field of ["tokenExchangeAudience", "tokenExchangeResource", "requestedTokenType", "subjectTokenType"] as const) {
         if (c[field] !== undefined) {
           ctx.addIssue({ code: "custom", path: [field], message: `${field} only applies to authFlow "token_exchange"` });
         }

@@ -8,6 +8,7 @@ import * as client from "openid-client";
 import { importPKCS8 } from "jose";
 import type { OAuth2Config } from "../config/schema.js";
 import { CiAuthError, DiscoveryError, describeCause } from "../errors.js";
+import { scrub } from "../log.js";
 import { insecureReason, isLoopback } from "../transport.js";
 
 /** Seconds openid-client waits for each IdP response (headers and body). */
@@ -27,8 +28,10 @@ function defaultAlg(pem: string): string {
       return "RS256";
     case "rsa-pss":
       return "PS256";
-    case "ec":
-      return key.asymmetricKeyDetails?.namedCurve === "secp384r1" ? "ES384" : "ES256";
+    case "ec": {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      return curve === "secp384r1" ? "ES384" : curve === "secp521r1" ? "ES512" : "ES256";
+    }
     case "ed25519":
       return "EdDSA";
     default:
@@ -53,8 +56,10 @@ async function clientAuth(providerId: string, config: OAuth2Config): Promise<cli
         const key = await importPKCS8(pem, alg);
         return client.PrivateKeyJwt(config.privateKeyId ? { key, kid: config.privateKeyId } : key);
       } catch (err) {
-        // The key itself never appears in the message: only the file and why it is unusable.
-        throw new CiAuthError("ERR_CONFIG_INVALID", `oauth2.privateKeyPath: cannot use ${path} as a PKCS#8 PEM private key (${describeCause(err)}).`, {
+        // The key itself never appears in the message: only the file and why it is unusable. Node's and jose's
+        // messages name the problem (wrong format, wrong algorithm) without key material; scrubbed regardless.
+        const why = err instanceof Error && err.message ? `${describeCause(err)}: ${scrub(err.message)}` : describeCause(err);
+        throw new CiAuthError("ERR_CONFIG_INVALID", `oauth2.privateKeyPath: cannot use ${path} as a PKCS#8 PEM private key (${why}). Convert a PKCS#1 key with \`openssl pkcs8 -topk8 -nocrypt\`, and check privateKeyAlg.`, {
           providerId,
           step: "config",
           cause: err,

@@ -4,7 +4,7 @@
  */
 import * as client from "openid-client";
 import { decodeJwt } from "jose";
-import type { AuthFlow, OAuth2Config } from "../config/schema.js";
+import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
 import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause } from "../errors.js";
 import { scrub } from "../log.js";
 import { IDP_TIMEOUT_SECONDS, statusOf } from "./client.js";
@@ -37,7 +37,7 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
     params.set("assertion", subjectToken);
   } else {
     params.set("subject_token", subjectToken);
-    params.set("subject_token_type", config.subjectTokenType);
+    params.set("subject_token_type", config.subjectTokenType ?? DEFAULT_SUBJECT_TOKEN_TYPE);
     for (const a of config.tokenExchangeAudience ?? []) params.append("audience", a);
     for (const r of config.tokenExchangeResource ?? []) params.append("resource", r);
     if (config.requestedTokenType) params.set("requested_token_type", config.requestedTokenType);
@@ -75,8 +75,15 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${statusOf(err) ?? "error"} without an OAuth error.`, { providerId, cause: err });
   }
   if (code === "OAUTH_TIMEOUT") return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${IDP_TIMEOUT_SECONDS}s.`, { providerId, cause: err });
+  if (code === "OAUTH_UNSUPPORTED_OPERATION") {
+    return new TokenResponseError(
+      `the token endpoint${where} issued a token_type this plugin cannot send (only Bearer, and N_A for token_exchange). Check the client's token settings at the IdP.`,
+      { providerId, cause: err },
+    );
+  }
   if (typeof code === "string" && code.startsWith("OAUTH_")) {
-    return new TokenResponseError(`the token endpoint${where} answered an invalid token response (${code}).`, { providerId, cause: err });
+    // openid-client's own message says which field is wrong; it holds no token, and is scrubbed regardless.
+    return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${scrub((err as Error).message)} (${code}).`, { providerId, cause: err });
   }
   return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, { providerId, cause: err });
 }
@@ -112,12 +119,9 @@ export async function requestAccessToken(configuration: client.Configuration, co
   } catch (err) {
     throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint);
   }
-  if (typeof response.access_token !== "string" || response.access_token.length === 0) {
-    throw new TokenResponseError("the IdP answered without an access_token.", { providerId });
-  }
-  const tokenType = String(response.token_type ?? "").toLowerCase();
-  // RFC 8693 §2.2.1: "N_A" when the issued token is not an OAuth access token; such a token is still presented as a bearer.
-  if (tokenType !== "bearer" && tokenType !== "n_a") {
+  // openid-client already refused a missing access_token, and any token_type but bearer, dpop and (token
+  // exchange only) n_a. RFC 8693 §2.2.1: N_A means "not an OAuth access token"; it is still presented as a bearer.
+  if (response.token_type !== "bearer" && response.token_type !== "n_a") {
     throw new TokenResponseError(
       `the IdP issued a token of type "${scrub(String(response.token_type))}"; only Bearer tokens are supported (a DPoP-bound token cannot be sent as a bearer).`,
       { providerId },

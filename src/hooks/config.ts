@@ -5,6 +5,8 @@
  */
 import type { Config } from "@opencode-ai/plugin";
 import { parseProviders } from "../config/parse.js";
+import { ConfigError } from "../errors.js";
+import { insecureReason } from "../transport.js";
 import type { Logger } from "../log.js";
 import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
 import { discoverModels, requestedModelIds } from "./model-discovery.js";
@@ -22,6 +24,13 @@ export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" |
   providerFetch?: typeof globalThis.fetch;
   /** The command line, to find `--model`; defaults to process.argv. */
   argv?: readonly string[];
+}
+
+/** Why a baseURL may not carry the access token (plain http off loopback), or undefined. */
+function insecureBaseURL(baseURL: unknown): string | undefined {
+  if (typeof baseURL !== "string" || !URL.canParse(baseURL)) return undefined;
+  const reason = insecureReason(new URL(baseURL));
+  return reason ? `${reason}; the access token would travel in clear text` : undefined;
 }
 
 export function createConfigHook(registry: ProviderRegistry, options: ConfigHookOptions) {
@@ -42,7 +51,13 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         const entry = (config.provider as Record<string, ProviderEntry>)[result.providerId] as ProviderEntry;
         const entryOptions = (entry.options ??= {});
         let managed: ManagedProvider;
-        if (result.ok) {
+        const baseUrlProblem = insecureBaseURL(entryOptions.baseURL);
+        if (result.ok && baseUrlProblem) {
+          // The access token rides on every request to baseURL: refuse clear text the same way as for the IdP.
+          const error = new ConfigError(result.providerId, [{ path: "options.baseURL", message: baseUrlProblem }]);
+          logger.error({ event: "config_invalid", provider: result.providerId, issues: error.issues }, error.reason);
+          managed = { providerId: result.providerId, error };
+        } else if (result.ok) {
           const tokenProvider = new TokenProvider(result.providerId, result.config, { ...options, logger });
           managed = { providerId: result.providerId, tokenProvider };
         } else {

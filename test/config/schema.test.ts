@@ -60,8 +60,25 @@ describe("oauth2Schema: the issue's block", () => {
     expect(parseOk(raw).subjectTokenSource.type).toBe("github_actions");
   });
 
-  it("fills the subject token type default", () => {
-    expect(parseOk(block()).subjectTokenType).toBe("urn:ietf:params:oauth:token-type:jwt");
+  it("leaves subjectTokenType unset (the grant sends the JWT type) and refuses it with jwt_bearer", () => {
+    expect(parseOk(block({ authFlow: "token_exchange" })).subjectTokenType).toBeUndefined();
+    const issues = issuesOf(block({ subjectTokenType: "urn:ietf:params:oauth:token-type:id_token" }));
+    expect(issues.map((i) => i.path)).toEqual(["subjectTokenType"]);
+    expect(issues[0]?.message).toMatch(/only applies to authFlow "token_exchange"/);
+  });
+
+  it.each([
+    ["privateKeyId", { privateKeyId: "k1" }],
+    ["privateKeyAlg", { privateKeyAlg: "ES256" }],
+  ])("refuses %s without private_key_jwt instead of ignoring it", (field, extra) => {
+    const issues = issuesOf(block(extra));
+    expect(issues.map((i) => i.path)).toEqual([field]);
+    expect(issues[0]?.message).toMatch(/only used with tokenEndpointAuthMethod "private_key_jwt"/);
+  });
+
+  it("refuses a clientSecret beside private_key_jwt instead of ignoring it", () => {
+    const issues = issuesOf(block({ tokenEndpointAuthMethod: "private_key_jwt", privateKeyPath: "/k.pem", clientSecret: "s" }));
+    expect(issues.map((i) => i.path)).toEqual(["clientSecret"]);
   });
 
   it("trims surrounding whitespace of text fields", () => {

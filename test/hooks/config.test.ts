@@ -215,6 +215,33 @@ describe('an invalid oauth2 block', () => {
   });
 });
 
+describe('a baseURL that would carry the token in clear text', () => {
+  it('plain http off loopback is refused for that provider, naming options.baseURL, and nothing is sent', async () => {
+    const r = setup();
+    const config = opencodeConfig({ options: { baseURL: 'http://models.example.test/v1' } });
+    const before = [world.idp.grants.length, world.ci.requests.length];
+    await run(r, config);
+
+    const error = r.registry.get('miaou')?.error;
+    expect(error?.issues).toEqual([{ path: 'options.baseURL', message: expect.stringMatching(/is not https.*clear text/) }]);
+    expect(events(r.log, 'config_invalid')[0]).toMatchObject({ level: 50, provider: 'miaou' });
+    const fetch = config.provider['miaou']?.options?.['fetch'] as typeof globalThis.fetch;
+    const err = await rejectionOf(fetch('http://models.example.test/v1/chat/completions', { method: 'POST', body: '{}' }));
+    expect(err.message).toContain('options.baseURL');
+    expect(r.providerCalls).toEqual([]);
+    expect(r.authCalls).toEqual([]);
+    expect([world.idp.grants.length, world.ci.requests.length]).toEqual(before);
+  });
+
+  it('https and loopback http are accepted', async () => {
+    for (const baseURL of ['https://models.example.test/v1', world.model.baseURL]) {
+      const r = setup();
+      await run(r, opencodeConfig({ options: { baseURL }, models: { m: { name: 'm' } } }));
+      expect(r.registry.get('miaou')?.error).toBeUndefined();
+    }
+  });
+});
+
 describe('model discovery failures are logged and the hook resolves', () => {
   it('the model server answers 401 twice: one refresh, one retry, then logged; no models', async () => {
     const r = setup();
