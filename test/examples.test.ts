@@ -1,0 +1,115 @@
+/**
+ * The files in examples/ are meant to be copied as they are: every opencode.*.json must pass the plugin's own
+ * validation (with the {env:VAR} values it references defined), and the CI files must grant the OIDC token.
+ */
+import { readFile, readdir } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { describe, expect, it } from "vitest";
+
+import { parseProviders } from "../src/config/parse.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const EXAMPLES = join(ROOT, "examples");
+
+/** The configuration the docs call canonical; examples/opencode.github-actions.json must be exactly this, pretty-printed. */
+const CANONICAL = {
+  $schema: "https://opencode.ai/config.json",
+  plugin: ["opencode-ci-auth"],
+  provider: {
+    miaou: {
+      name: "Miaou",
+      options: {
+        baseURL: "https://api.example.com/v1",
+        oauth2: {
+          issuer: "https://auth.example.com/realms/acme",
+          clientId: "opencode-ci",
+          scopes: ["openid"],
+          authFlow: "jwt_bearer",
+          subjectTokenSource: { type: "github_actions", audience: "https://auth.example.com/realms/acme" },
+        },
+      },
+    },
+  },
+};
+
+interface OpencodeConfig {
+  plugin?: unknown[];
+  provider?: Record<string, { options?: Record<string, unknown> & { oauth2?: unknown } }>;
+}
+
+const configFiles = (await readdir(EXAMPLES)).filter((f) => /^opencode\..+\.json$/.test(f)).sort();
+
+/** An environment that defines every `{env:VAR}` the text references, as opencode would in a job that sets them. */
+function envFor(text: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const match of text.matchAll(/\{env:([^}]+)\}/g)) env[(match[1] ?? "").trim()] = `value-of-${match[1]}`;
+  return env;
+}
+
+describe("examples/opencode.*.json", () => {
+  it("includes the six documented configurations", () => {
+    expect(configFiles).toEqual([
+      "opencode.env-source.json",
+      "opencode.file-source.json",
+      "opencode.github-actions.json",
+      "opencode.gitlab.json",
+      "opencode.private-key-jwt.json",
+      "opencode.token-exchange.json",
+    ]);
+  });
+
+  it.each(configFiles)("%s loads the plugin and every oauth2 block is valid", async (file) => {
+    const text = await readFile(join(EXAMPLES, file), "utf8");
+    const config = JSON.parse(text) as OpencodeConfig;
+    expect(config.plugin).toContain("opencode-ci-auth");
+    const parsed = parseProviders(config, envFor(text));
+    expect(parsed.length, "at least one provider with options.oauth2").toBeGreaterThan(0);
+    for (const result of parsed) {
+      expect(result.ok, result.ok ? "" : result.error.message).toBe(true);
+    }
+    for (const [id, provider] of Object.entries(config.provider ?? {})) {
+      expect(typeof provider.options?.baseURL, `provider.${id}.options.baseURL`).toBe("string");
+    }
+  });
+
+  it("opencode.github-actions.json is the canonical block, and docs/configuration.md quotes it verbatim", async () => {
+    const pretty = `${JSON.stringify(CANONICAL, null, 2)}\n`;
+    expect(await readFile(join(EXAMPLES, "opencode.github-actions.json"), "utf8")).toBe(pretty);
+    expect(await readFile(join(ROOT, "docs", "configuration.md"), "utf8")).toContain(pretty);
+  });
+
+  it("the {env:VAR} references are needed: without them the confidential examples are refused", async () => {
+    for (const file of ["opencode.token-exchange.json", "opencode.private-key-jwt.json"]) {
+      const config = JSON.parse(await readFile(join(EXAMPLES, file), "utf8")) as OpencodeConfig;
+      const [result] = parseProviders(config, {});
+      expect(result?.ok, file).toBe(false);
+    }
+  });
+});
+
+describe("examples of CI jobs", () => {
+  it("github-workflow.yml grants id-token: write and pins actions by full commit SHA", async () => {
+    const text = await readFile(join(EXAMPLES, "github-workflow.yml"), "utf8");
+    expect(text).toMatch(/^\s+id-token: write\b/m);
+    expect(text).toMatch(/^\s+contents: read\b/m);
+    const uses = [...text.matchAll(/uses: (\S+)/g)].map((m) => m[1] ?? "");
+    expect(uses.length).toBeGreaterThan(0);
+    for (const ref of uses) expect(ref).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
+    expect(text).toMatch(/opencode run --model miaou\//);
+  });
+
+  it("gitlab-ci.yml declares the id_tokens variable and audience that opencode.gitlab.json reads", async () => {
+    const text = await readFile(join(EXAMPLES, "gitlab-ci.yml"), "utf8");
+    const config = JSON.parse(await readFile(join(EXAMPLES, "opencode.gitlab.json"), "utf8")) as OpencodeConfig;
+    const [result] = parseProviders(config, {});
+    if (!result?.ok) throw new Error("opencode.gitlab.json should be valid");
+    const source = result.config.subjectTokenSource;
+    if (source.type !== "gitlab") throw new Error("opencode.gitlab.json should use the gitlab source");
+    expect(text).toMatch(/^\s+id_tokens:/m);
+    expect(text).toMatch(new RegExp(`^\\s+${source.var}:`, "m"));
+    expect(text).toMatch(new RegExp(`^\\s+aud: ${(source.audience ?? "").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}(\\s|$)`, "m"));
+    expect(text).toMatch(/opencode run --model miaou\//);
+  });
+});
