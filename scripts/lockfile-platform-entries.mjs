@@ -6,6 +6,7 @@
 // not install here: version, os/cpu/libc, optional. Run after any `npm install` that changes the lockfile:
 //   npm run lockfile:platforms
 import { readFileSync, writeFileSync } from "node:fs";
+import process from "node:process";
 
 const PLATFORM = /(darwin|linux|win32|windows|freebsd|android)-(arm64|x64|arm|ia32)/;
 const lock = JSON.parse(readFileSync("package-lock.json", "utf8"));
