@@ -2,7 +2,7 @@
  * FileSource: a JWT in a file, re-read for every grant (kubelet and sidecars rotate it).
  * Files live in a temp dir from fs.mkdtemp.
  */
-import { chmod, mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -55,7 +55,7 @@ async function rejectionOf(promise: Promise<unknown>): Promise<CiAuthError> {
 }
 
 const execFileAsync = promisify(execFile);
-const SRC = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "src");
+const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist");
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 describe("FileSource", () => {
@@ -170,18 +170,25 @@ describe("FileSource", () => {
       expect(err.message).toContain(`the token file ${path} is not readable by this user`);
       return;
     }
-    // root reads anything: run the same source as "nobody" in a child process.
+    // root reads anything: run the same source as "nobody" in a child process. The child cannot read this checkout
+    // (CI clones into a root-only dir), so it gets a copy of the built module (`npm test` builds first) next to it.
     await chmod(dir, 0o755);
+    const copy = join(dir, "built");
+    await mkdir(join(copy, "subject-token"), { recursive: true });
+    await copyFile(join(DIST, "errors.js"), join(copy, "errors.js"));
+    await copyFile(join(DIST, "subject-token", "file.js"), join(copy, "subject-token", "file.js"));
+    await chmod(copy, 0o755);
+    await chmod(join(copy, "subject-token"), 0o755);
     const script = [
-      `import { FileSource } from ${JSON.stringify(pathToFileURL(join(SRC, "subject-token", "file.ts")).href)};`,
+      `import { FileSource } from ${JSON.stringify(pathToFileURL(join(copy, "subject-token", "file.js")).href)};`,
       `try { await new FileSource(${JSON.stringify(path)}, undefined).getSubjectToken({ providerId: "${PROVIDER}", env: {}, fetch }); console.log(JSON.stringify({ ok: true })); }`,
       `catch (e) { console.log(JSON.stringify({ ok: false, name: e.name, message: e.message })); }`,
     ].join("\n");
-    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], {
       uid: 65534,
       gid: 65534,
-      cwd: join(SRC, ".."),
-      env: { PATH: process.env.PATH ?? "", NODE_PATH: "" },
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "" },
       timeout: 15_000,
     });
     const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as { ok: boolean; name?: string; message?: string };
