@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 import { parseProviders } from "../src/config/parse.js";
+import { insecureReason } from "../src/transport.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const EXAMPLES = join(ROOT, "examples");
@@ -70,7 +71,10 @@ describe("examples/opencode.*.json", () => {
       expect(result.ok, result.ok ? "" : result.error.message).toBe(true);
     }
     for (const [id, provider] of Object.entries(config.provider ?? {})) {
-      expect(typeof provider.options?.baseURL, `provider.${id}.options.baseURL`).toBe("string");
+      const baseURL = provider.options?.baseURL;
+      expect(typeof baseURL, `provider.${id}.options.baseURL`).toBe("string");
+      // The config hook refuses a baseURL the access token would reach in clear text.
+      expect(insecureReason(new URL(baseURL as string)), `provider.${id}.options.baseURL`).toBeUndefined();
     }
   });
 
