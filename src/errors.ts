@@ -49,12 +49,12 @@ export interface ConfigIssue {
   message: string;
 }
 
-/** The `oauth2` block of a provider is invalid. `issues` holds one entry per problem. */
+/** A provider's `options.oauth2` block (or its `options.baseURL`) is invalid. `issues` holds one entry per problem. */
 export class ConfigError extends CiAuthError {
   readonly issues: readonly ConfigIssue[];
   constructor(providerId: string, issues: readonly ConfigIssue[]) {
     const lines = issues.map((i) => `  - ${i.path}: ${i.message}`).join("\n");
-    super("ERR_CONFIG_INVALID", `invalid "options.oauth2" configuration (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n${lines}`, {
+    super("ERR_CONFIG_INVALID", `invalid configuration (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n${lines}`, {
       providerId,
       step: "config",
     });

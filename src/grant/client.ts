@@ -21,22 +21,19 @@ export function resolveAuthMethod(config: OAuth2Config): AuthMethod {
   return config.tokenEndpointAuthMethod ?? (config.clientSecret ? "client_secret_post" : "none");
 }
 
+const EC_ALGS: Record<string, string> = { prime256v1: "ES256", secp384r1: "ES384", secp521r1: "ES512" };
+
+/** The JWS algorithm a key type implies; an unsupported key is refused here, by name, rather than failing later. */
 function defaultAlg(pem: string): string {
   const key = createPrivateKey(pem);
-  switch (key.asymmetricKeyType) {
-    case "rsa":
-      return "RS256";
-    case "rsa-pss":
-      return "PS256";
-    case "ec": {
-      const curve = key.asymmetricKeyDetails?.namedCurve;
-      return curve === "secp384r1" ? "ES384" : curve === "secp521r1" ? "ES512" : "ES256";
-    }
-    case "ed25519":
-      return "EdDSA";
-    default:
-      throw new Error(`unsupported key type ${key.asymmetricKeyType ?? "unknown"}`);
-  }
+  const type = key.asymmetricKeyType;
+  if (type === "rsa") return "RS256";
+  if (type === "ed25519") return "EdDSA";
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (type === "ec" && curve && EC_ALGS[curve]) return EC_ALGS[curve] as string;
+  // RSA-PSS-typed keys cannot be imported by jose (Node or Bun): a plain RSA key with privateKeyAlg PS256 can.
+  const hint = type === "rsa-pss" ? " (use a plain RSA key and set privateKeyAlg to PS256)" : "";
+  throw new Error(`unsupported key type ${type ?? "unknown"}${curve ? ` on curve ${curve}` : ""}${hint}`);
 }
 
 async function clientAuth(providerId: string, config: OAuth2Config): Promise<client.ClientAuth> {
@@ -50,20 +47,25 @@ async function clientAuth(providerId: string, config: OAuth2Config): Promise<cli
       return client.ClientSecretBasic(config.clientSecret);
     case "private_key_jwt": {
       const path = config.privateKeyPath as string;
+      const fail = (message: string, cause: unknown) => new CiAuthError("ERR_CONFIG_INVALID", `oauth2.privateKeyPath: ${message}`, { providerId, step: "config", cause });
+      let pem: string;
       try {
-        const pem = await readFile(path, "utf8");
+        pem = await readFile(path, "utf8");
+      } catch (err) {
+        throw fail(`cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? describeCause(err)}).`, err);
+      }
+      try {
         const alg = config.privateKeyAlg ?? defaultAlg(pem);
         const key = await importPKCS8(pem, alg);
         return client.PrivateKeyJwt(config.privateKeyId ? { key, kid: config.privateKeyId } : key);
       } catch (err) {
         // The key itself never appears in the message: only the file and why it is unusable. Node's and jose's
         // messages name the problem (wrong format, wrong algorithm) without key material; scrubbed regardless.
-        const why = err instanceof Error && err.message ? `${describeCause(err)}: ${scrub(err.message)}` : describeCause(err);
-        throw new CiAuthError("ERR_CONFIG_INVALID", `oauth2.privateKeyPath: cannot use ${path} as a PKCS#8 PEM private key (${why}). Convert a PKCS#1 key with \`openssl pkcs8 -topk8 -nocrypt\`, and check privateKeyAlg.`, {
-          providerId,
-          step: "config",
-          cause: err,
-        });
+        const why = err instanceof Error && err.message ? `${err.name}: ${scrub(err.message)}` : describeCause(err);
+        throw fail(
+          `${path} is not a usable PKCS#8 PEM private key (${why}). A PKCS#1 key ("BEGIN RSA PRIVATE KEY") converts with \`openssl pkcs8 -topk8 -nocrypt\`; check privateKeyAlg against the key type.`,
+          err,
+        );
       }
     }
   }

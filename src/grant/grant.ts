@@ -75,15 +75,17 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${statusOf(err) ?? "error"} without an OAuth error.`, { providerId, cause: err });
   }
   if (code === "OAUTH_TIMEOUT") return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${IDP_TIMEOUT_SECONDS}s.`, { providerId, cause: err });
-  if (code === "OAUTH_UNSUPPORTED_OPERATION") {
+  // openid-client wraps oauth4webapi's specific reason ("...access_token property must be a string") in a generic
+  // "invalid response encountered"; the cause holds it. Neither holds a token; scrubbed regardless.
+  const detail = scrub(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message ?? "");
+  if (code === "OAUTH_UNSUPPORTED_OPERATION" && /token_type/.test(`${detail} ${(err as Error).message}`)) {
     return new TokenResponseError(
       `the token endpoint${where} issued a token_type this plugin cannot send (only Bearer, and N_A for token_exchange). Check the client's token settings at the IdP.`,
       { providerId, cause: err },
     );
   }
   if (typeof code === "string" && code.startsWith("OAUTH_")) {
-    // openid-client's own message says which field is wrong; it holds no token, and is scrubbed regardless.
-    return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${scrub((err as Error).message)} (${code}).`, { providerId, cause: err });
+    return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${detail} (${code}).`, { providerId, cause: err });
   }
   return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, { providerId, cause: err });
 }

@@ -5,7 +5,7 @@
  */
 import type { Config } from "@opencode-ai/plugin";
 import { parseProviders } from "../config/parse.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, type ConfigIssue } from "../errors.js";
 import { insecureReason } from "../transport.js";
 import type { Logger } from "../log.js";
 import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
@@ -26,11 +26,15 @@ export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" |
   argv?: readonly string[];
 }
 
-/** Why a baseURL may not carry the access token (plain http off loopback), or undefined. */
-function insecureBaseURL(baseURL: unknown): string | undefined {
-  if (typeof baseURL !== "string" || !URL.canParse(baseURL)) return undefined;
+/** The problem with options.baseURL, if any: the access token rides on every request to it, so no clear text. */
+function checkBaseURL(baseURL: unknown): ConfigIssue | undefined {
+  if (baseURL === undefined) return undefined;
+  const path = "options.baseURL";
+  if (typeof baseURL !== "string" || !URL.canParse(baseURL) || !/^https?:$/.test(new URL(baseURL).protocol)) {
+    return { path, message: "must be an absolute http(s) URL, e.g. https://api.example.com/v1" };
+  }
   const reason = insecureReason(new URL(baseURL));
-  return reason ? `${reason}; the access token would travel in clear text` : undefined;
+  return reason ? { path, message: `${reason}; the access token would travel in clear text` } : undefined;
 }
 
 export function createConfigHook(registry: ProviderRegistry, options: ConfigHookOptions) {
@@ -51,19 +55,16 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         const entry = (config.provider as Record<string, ProviderEntry>)[result.providerId] as ProviderEntry;
         const entryOptions = (entry.options ??= {});
         let managed: ManagedProvider;
-        const baseUrlProblem = insecureBaseURL(entryOptions.baseURL);
-        if (result.ok && baseUrlProblem) {
-          // The access token rides on every request to baseURL: refuse clear text the same way as for the IdP.
-          const error = new ConfigError(result.providerId, [{ path: "options.baseURL", message: baseUrlProblem }]);
-          logger.error({ event: "config_invalid", provider: result.providerId, issues: error.issues }, error.reason);
-          managed = { providerId: result.providerId, error };
-        } else if (result.ok) {
-          const tokenProvider = new TokenProvider(result.providerId, result.config, { ...options, logger });
-          managed = { providerId: result.providerId, tokenProvider };
+        // One error listing every problem of this provider, the block's and the baseURL's, so one pass fixes all.
+        const baseUrlIssue = checkBaseURL(entryOptions.baseURL);
+        const issues = [...(result.ok ? [] : result.error.issues), ...(baseUrlIssue ? [baseUrlIssue] : [])];
+        if (result.ok && issues.length === 0) {
+          managed = { providerId: result.providerId, tokenProvider: new TokenProvider(result.providerId, result.config, { ...options, logger }) };
         } else {
           // Not silently ignored: logged now, and every request of this provider fails with the same message.
-          logger.error({ event: "config_invalid", provider: result.providerId, issues: result.error.issues }, result.error.reason);
-          managed = { providerId: result.providerId, error: result.error };
+          const error = new ConfigError(result.providerId, issues);
+          logger.error({ event: "config_invalid", provider: result.providerId, issues: error.issues }, error.reason);
+          managed = { providerId: result.providerId, error };
         }
         registry.set(managed);
         const authorizedFetch = createProviderFetch(managed, logger, options.providerFetch);

@@ -151,7 +151,7 @@ describe("opencode run when something is wrong", () => {
     const { result } = await runOpencode(issueConfig({ clientId: undefined, authFlow: "password" }), githubEnv());
     expect(result.code).not.toBe(0);
     const error = finalError(result.stderr);
-    expect(error).toContain('opencode-ci-auth: provider "miaou": invalid "options.oauth2" configuration (2 problems)');
+    expect(error).toContain('opencode-ci-auth: provider "miaou": invalid configuration (2 problems)');
     expect(error).toContain("- oauth2.clientId: clientId is required");
     expect(error).toContain('- oauth2.authFlow: authFlow must be "jwt_bearer" or "token_exchange"');
     expect(world.model.requests.length).toBe(requestsBefore);

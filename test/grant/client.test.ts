@@ -2,7 +2,7 @@
  * src/grant/client.ts against the real oidc-provider IdP: discovery, the static tokenEndpoint path, the errors a
  * user sees when discovery cannot work, the default client authentication method, and private_key_jwt key files.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -319,8 +319,17 @@ describe('private_key_jwt', () => {
     const err = await rejectionOf(createGrantClient(PROVIDER, cfg));
     expect(err).toBeInstanceOf(CiAuthError);
     expect(err).toMatchObject({ code: 'ERR_CONFIG_INVALID', step: 'config', providerId: PROVIDER });
-    expect(err.message).toContain(`oauth2.privateKeyPath: cannot use ${cfg.privateKeyPath} as a PKCS#8 PEM private key`);
+    expect(err.message).toContain(`oauth2.privateKeyPath: `);
+    expect(err.message).toContain(String(cfg.privateKeyPath));
     return err as CiAuthError;
+  }
+
+  /** A key that was read but cannot be used: the message says so, with the conversion hint. */
+  async function unusableKeyError(cfg: OAuth2Config): Promise<CiAuthError> {
+    const err = await configError(cfg);
+    expect(err.message).toContain(`${cfg.privateKeyPath} is not a usable PKCS#8 PEM private key (`);
+    expect(err.message).toContain('openssl pkcs8 -topk8 -nocrypt');
+    return err;
   }
 
   it('the key file is private (0600)', async () => {
@@ -351,7 +360,7 @@ describe('private_key_jwt', () => {
   it('a garbage key file: config error naming the file, without its content', async () => {
     const path = join(dir, 'garbage.pem');
     await writeFile(path, `not a key ${'0123456789abcdefGHIJKLMNOPqrstuvwxyz'.repeat(3)}\n`, { mode: 0o600 });
-    const err = await configError(pkjwt(path));
+    const err = await unusableKeyError(pkjwt(path));
     expectNoLeak([err.message, String(err), inspect(err, { depth: 5 })], await keyMaterial(path));
   });
 
@@ -361,25 +370,38 @@ describe('private_key_jwt', () => {
     await writeFile(path, privateKey, { mode: 0o600 });
     const secrets = await keyMaterial(path);
     expect(secrets.length).toBeGreaterThan(0);
-    const err = await configError(pkjwt(path));
+    const err = await unusableKeyError(pkjwt(path));
     expectNoLeak([err.message, String(err), inspect(err, { depth: 5 })], secrets);
   });
 
   it('an alg that does not fit the key (RS256 for an EC key): config error without key material', async () => {
-    const err = await configError(pkjwt(keyPath, { privateKeyAlg: 'RS256' }));
+    const err = await unusableKeyError(pkjwt(keyPath, { privateKeyAlg: 'RS256' }));
     expectNoLeak([err.message, String(err), inspect(err, { depth: 5 })], await keyMaterial(keyPath));
   });
 
   it('a missing key file: config error naming the path and ENOENT', async () => {
     const path = join(dir, 'does-not-exist.pem');
     const err = await configError(pkjwt(path));
-    expect(err.message).toMatch(/ENOENT/);
+    expect(err.message).toContain(`cannot read ${path} (ENOENT)`);
+    // A file that was never read gets no advice about key formats.
+    expect(err.message).not.toContain('openssl');
+  });
+
+  it.each([
+    ['an RSA-PSS-typed key', () => generateKeyPairSync('rsa-pss', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey, /unsupported key type rsa-pss .*privateKeyAlg to PS256/],
+    ['an EC key on secp256k1', () => generateKeyPairSync('ec', { namedCurve: 'secp256k1', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey, /unsupported key type ec on curve secp256k1/],
+  ])('%s is refused by name, without key material', async (_label, make, reason) => {
+    const path = join(dir, `unsupported-${randomUUID()}.pem`);
+    await writeFile(path, make(), { mode: 0o600 });
+    const err = await unusableKeyError(pkjwt(path));
+    expect(err.message).toMatch(reason);
+    expectNoLeak([err.message, String(err)], await keyMaterial(path));
   });
 
   it('a directory instead of a file: config error with EISDIR', async () => {
     const path = join(dir, 'a-directory');
     await mkdir(path);
     const err = await configError(pkjwt(path));
-    expect(err.message).toMatch(/EISDIR/);
+    expect(err.message).toContain(`cannot read ${path} (EISDIR)`);
   });
 });

@@ -382,6 +382,8 @@ describe('answers that are not an OAuth token response', () => {
     const err = await rejectionOf(fixtureGrant());
     expect(err).toBeInstanceOf(TokenResponseError);
     expect(err.message).toContain(`the token endpoint at ${fixture.url} answered an invalid token response`);
+    // The specific reason from oauth4webapi, not openid-client's generic wrapper text.
+    expect(err.message).toMatch(/"access_token" property must be/);
   });
 });
 

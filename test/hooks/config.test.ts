@@ -233,6 +233,15 @@ describe('a baseURL that would carry the token in clear text', () => {
     expect([world.idp.grants.length, world.ci.requests.length]).toEqual(before);
   });
 
+  it('is reported together with the block\'s own problems, and an unparseable baseURL is a problem too', async () => {
+    const r = setup();
+    await run(r, opencodeConfig({ oauth2: oauth2({ clientId: undefined }), options: { baseURL: 'not a url' } }));
+    const error = r.registry.get('miaou')?.error;
+    expect(error?.issues.map((i) => i.path)).toEqual(['oauth2.clientId', 'options.baseURL']);
+    expect(error?.message).toContain('invalid configuration (2 problems)');
+    expect(error?.message).toContain('- options.baseURL: must be an absolute http(s) URL');
+  });
+
   it('https and loopback http are accepted', async () => {
     for (const baseURL of ['https://models.example.test/v1', world.model.baseURL]) {
       const r = setup();

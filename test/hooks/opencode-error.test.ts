@@ -90,7 +90,7 @@ describe("retrySafe", () => {
 
   it.each([
     "opencode-ci-auth: provider \"miaou\": gitlab subject token: the variable OPENCODE_ID_TOKEN is not set.",
-    "invalid \"options.oauth2\" configuration (1 problem):\n  - oauth2.clientId: clientId is required",
+    "invalid configuration (1 problem):\n  - oauth2.clientId: clientId is required",
     "the IdP refused the urn:ietf:params:oauth:grant-type:jwt-bearer grant (invalid_grant: audience mismatch).",
     "HTTP 401 Unauthorized",
     "http://127.0.0.1:45123/token",
