@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createSandbox } from "../test/support/opencode-cli.js";
+import { githubActionsEnv, issueConfig } from "../test/support/issue-config.js";
 import { startWorld } from "../test/support/world.js";
 
 const say = (text = "") => process.stdout.write(`${text}\n`);
@@ -22,29 +23,10 @@ try {
   say(`   OAuth server (oidc-provider)            ${world.idp.issuer}  (trusts the CI issuer's JWKS, allows repository acme/app)`);
   say(`   Model server (OpenAI-compatible)        ${world.model.baseURL}  (accepts only tokens that OAuth server issued)`);
 
-  const config = {
-    $schema: "https://opencode.ai/config.json",
-    plugin: ["opencode-ci-auth"],
-    provider: {
-      miaou: {
-        name: "Miaou",
-        options: {
-          baseURL: world.model.baseURL,
-          oauth2: {
-            issuer: world.idp.issuer,
-            clientId: "opencode-ci",
-            scopes: ["openid"],
-            authFlow: "jwt_bearer",
-            subjectTokenSource: { type: "github_actions", audience: world.idp.issuer },
-          },
-        },
-      },
-    },
-  };
+  const config = issueConfig(world);
   const sandbox = await createSandbox({
     // What a job with `permissions: id-token: write` gets from GitHub.
-    ACTIONS_ID_TOKEN_REQUEST_URL: world.ci.requestUrl,
-    ACTIONS_ID_TOKEN_REQUEST_TOKEN: world.ci.requestToken,
+    ...githubActionsEnv(world),
     OPENCODE_CI_AUTH_LOG_LEVEL: "info",
   });
   try {

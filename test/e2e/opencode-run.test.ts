@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSandbox, type RunResult, type Sandbox } from "../support/opencode-cli.js";
+import { githubActionsEnv, issueConfig as issueConfigFor } from "../support/issue-config.js";
 import { startWorld, type World } from "../support/world.js";
 
 let world: World;
@@ -17,33 +18,8 @@ afterAll(async () => {
   await world?.close();
 });
 
-/** The config block from the issue, exactly, with the example hosts replaced by the loopback world. */
-function issueConfig(oauth2Overrides: Record<string, unknown> = {}) {
-  return {
-    $schema: "https://opencode.ai/config.json",
-    plugin: ["opencode-ci-auth"],
-    provider: {
-      miaou: {
-        name: "Miaou",
-        options: {
-          baseURL: world.model.baseURL,
-          oauth2: {
-            issuer: world.idp.issuer,
-            clientId: "opencode-ci",
-            scopes: ["openid"],
-            authFlow: "jwt_bearer",
-            subjectTokenSource: { type: "github_actions", audience: world.idp.issuer },
-            ...oauth2Overrides,
-          },
-        },
-      },
-    },
-  };
-}
-
-function githubEnv(): NodeJS.ProcessEnv {
-  return { ACTIONS_ID_TOKEN_REQUEST_URL: world.ci.requestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: world.ci.requestToken };
-}
+const issueConfig = (oauth2Overrides: Record<string, unknown> = {}) => issueConfigFor(world, oauth2Overrides);
+const githubEnv = () => githubActionsEnv(world);
 
 async function runOpencode(config: unknown, env: NodeJS.ProcessEnv, prompt = "Say hello"): Promise<{ result: RunResult; logs: string; sandbox: Sandbox }> {
   const sandbox = await createSandbox({ ...env, OPENCODE_CI_AUTH_LOG_LEVEL: "trace" });
@@ -160,7 +136,7 @@ describe("opencode run when something is wrong", () => {
   it("fails a provider with listed models and an invalid block on its first request, not with a wrong header", async () => {
     const requestsBefore = world.model.requests.length;
     const config = issueConfig({ subjectTokenSource: { type: "github_actions", audience: 42 } });
-    Object.assign(config.provider.miaou, { models: { "mock-model": { name: "Mock" } } });
+    config.provider.miaou!.models = { "mock-model": { name: "Mock" } };
     const { result } = await runOpencode(config, githubEnv());
     expect(result.code).not.toBe(0);
     expect(finalError(result.stderr)).toContain("oauth2.subjectTokenSource.audience");
