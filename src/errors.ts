@@ -23,6 +23,12 @@ export interface CiAuthErrorOptions {
   providerId?: string | undefined;
   step: Step;
   cause?: unknown;
+  /** A failure worth retrying (network, timeout, 5xx, 429): see src/retry.ts. Refusals and bad input are not. */
+  transient?: boolean | undefined;
+  /** How long the server asked us to wait (Retry-After), in ms. */
+  retryAfterMs?: number | undefined;
+  /** A few words for the list of attempts in a final error, e.g. "HTTP 503"; defaults to the message. */
+  summary?: string | undefined;
 }
 
 export class CiAuthError extends Error {
@@ -31,6 +37,9 @@ export class CiAuthError extends Error {
   readonly step: Step;
   /** The message without the "opencode-ci-auth: provider …:" prefix, for log lines that already carry the provider. */
   readonly reason: string;
+  readonly transient: boolean;
+  readonly retryAfterMs: number | undefined;
+  readonly summary: string;
 
   constructor(code: ErrorCode, message: string, options: CiAuthErrorOptions) {
     const prefix = options.providerId === undefined ? "opencode-ci-auth" : `opencode-ci-auth: provider "${options.providerId}"`;
@@ -40,6 +49,9 @@ export class CiAuthError extends Error {
     this.code = code;
     this.providerId = options.providerId;
     this.step = options.step;
+    this.transient = options.transient ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+    this.summary = options.summary ?? message;
   }
 }
 
@@ -143,6 +155,43 @@ export function isCiAuthError(value: unknown): value is CiAuthError {
 /** The text to log for a failure: a CiAuthError's reason, or a safe description of anything else. */
 export function reasonOf(err: unknown): string {
   return err instanceof CiAuthError ? err.reason : `unexpected failure (${describeCause(err)})`;
+}
+
+/**
+ * A transient failure that kept failing until the retry budget ran out. It keeps the last failure's code and
+ * step, and lists every attempt, so the user sees that retries happened and why each one failed.
+ */
+export class RetriesExhaustedError extends CiAuthError {
+  readonly attempts: readonly string[];
+  constructor(last: CiAuthError, attempts: readonly string[], elapsedMs: number, why: string) {
+    const list = attempts.map((a, i) => `${i + 1}) ${a}`).join("; ");
+    super(last.code, `${last.reason} Gave up after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"} in ${(elapsedMs / 1000).toFixed(1)}s (${why}): ${list}.`, {
+      providerId: last.providerId,
+      step: last.step,
+      cause: last,
+      transient: true,
+      summary: last.summary,
+    });
+    this.attempts = attempts;
+  }
+}
+
+/** Milliseconds from a Retry-After header (delta-seconds or HTTP-date), or undefined. */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  // delta-seconds is digits only; anything numeric-looking but negative is garbage, not a date.
+  if (/^[-+]?\d+(\.\d+)?$/.test(trimmed)) {
+    const seconds = Number(trimmed);
+    return seconds >= 0 ? seconds * 1000 : undefined;
+  }
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Whether an HTTP status is worth retrying: 408, 429 and 5xx. */
+export function isTransientStatus(status: number | undefined): boolean {
+  return status !== undefined && (status === 408 || status === 429 || status >= 500);
 }
 
 /** A short, secret-free description of an unknown failure: its class and code, never its payload. */

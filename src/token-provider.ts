@@ -5,12 +5,13 @@
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
 import { reasonOf, type CiAuthError } from "./errors.js";
-import { createGrantClient } from "./grant/client.js";
+import { DEFAULT_TIMEOUT_SECONDS, createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
 import { checkSubjectToken } from "./subject-token/claims.js";
 import { createSubjectTokenSource } from "./subject-token/create.js";
 import type { SubjectTokenSource } from "./subject-token/source.js";
+import { DEFAULT_RETRY_POLICY, withRetry, type RetryDeps, type RetryPolicy } from "./retry.js";
 import { TokenCache } from "./token-cache.js";
 
 export interface TokenProviderOptions {
@@ -20,6 +21,17 @@ export interface TokenProviderOptions {
   logger?: Logger;
   /** Override the source built from the config (library users with their own platform). */
   source?: SubjectTokenSource;
+  /** Backoff tuning and clock for retries (tests); attempts and budget come from the config's `retry`. */
+  retry?: Partial<Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs">> & Omit<RetryDeps, "onRetry" | "now">;
+}
+
+/** A subject token with less validity left than this is replaced before a retry, so the IdP never sees it expire. */
+export const SUBJECT_TOKEN_MIN_VALIDITY_MS = 60_000;
+
+interface CheckedSubject {
+  token: string;
+  claims: Record<string, unknown>;
+  expiresAt: number | undefined;
 }
 
 export class TokenProvider {
@@ -34,6 +46,8 @@ export class TokenProvider {
   #client: Promise<Configuration> | undefined;
   #issued = 0;
   #lastFailure: string | undefined;
+  readonly #retryPolicy: RetryPolicy;
+  readonly #retryDeps: RetryDeps;
   /** Number of grants attempted by this provider; the benchmark and tests read it. */
   grants = 0;
 
@@ -45,6 +59,23 @@ export class TokenProvider {
     this.#fetch = options.fetch;
     this.#now = options.now ?? Date.now;
     this.#log = (options.logger ?? createLogger()).child({ provider: providerId });
+    const { baseDelayMs, maxDelayMs, ...retryDeps } = options.retry ?? {};
+    this.#retryPolicy = {
+      ...DEFAULT_RETRY_POLICY,
+      ...(baseDelayMs === undefined ? {} : { baseDelayMs }),
+      ...(maxDelayMs === undefined ? {} : { maxDelayMs }),
+      maxAttempts: config.retry?.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts,
+      maxElapsedMs: (config.retry?.maxElapsedSeconds ?? DEFAULT_RETRY_POLICY.maxElapsedMs / 1000) * 1000,
+    };
+    this.#retryDeps = {
+      ...retryDeps,
+      now: this.#now,
+      onRetry: (err, attempt, delayMs) =>
+        this.#log.warn(
+          { event: "retrying", step: err.step, attempt, maxAttempts: this.#retryPolicy.maxAttempts, delayMs, code: err.code },
+          `${err.step}: ${err.summary}; retrying in ${(delayMs / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${this.#retryPolicy.maxAttempts})`,
+        ),
+    };
     this.#cache = new TokenCache({
       fetchToken: () => this.#grant(),
       now: this.#now,
@@ -87,25 +118,41 @@ export class TokenProvider {
   }
 
   /** Mint a subject token and check it, without a grant. Exposed for diagnostics. */
-  async subjectToken(signal?: AbortSignal): Promise<{ token: string; claims: Record<string, unknown> }> {
-    const token = await this.source.getSubjectToken({ providerId: this.providerId, env: this.#env, fetch: this.#fetch ?? globalThis.fetch, signal });
+  async subjectToken(signal?: AbortSignal): Promise<CheckedSubject> {
+    const token = await this.source.getSubjectToken({
+      providerId: this.providerId,
+      env: this.#env,
+      fetch: this.#fetch ?? globalThis.fetch,
+      signal,
+      timeoutMs: (this.config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+    });
     const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
     this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
-    return { token, claims: checked.claims };
+    return { token, claims: checked.claims, expiresAt: checked.expiresAt };
   }
 
   async #grant(): Promise<AccessToken> {
     this.grants += 1;
     const refreshing = this.#issued > 0;
     let claims: Record<string, unknown> | undefined;
+    // One retry budget for the whole chain: subject token, discovery and grant together.
+    const startedAt = this.#now();
+    const retry = <T>(operation: (attempt: number) => Promise<T>) => withRetry(operation, this.#retryPolicy, this.#retryDeps, startedAt);
     try {
       // Subject token first: a job-side problem (missing permission, expired token) is the more actionable error,
       // and it costs no request to the IdP. Fresh for every grant and dropped right after: never stored.
-      const subject = await this.subjectToken();
+      let subject = await retry(() => this.subjectToken());
       claims = subject.claims;
-      const configuration = await this.client();
+      const configuration = await retry(() => this.client());
       this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
-      const accessToken = await requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
+      const accessToken = await retry(async (attempt) => {
+        // A retry after long waits must not present a token about to expire: mint a new one.
+        if (attempt > 1 && subject.expiresAt !== undefined && subject.expiresAt - this.#now() < SUBJECT_TOKEN_MIN_VALIDITY_MS) {
+          subject = await this.subjectToken();
+          claims = subject.claims;
+        }
+        return requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
+      });
       this.#issued += 1;
       this.#lastFailure = undefined;
       this.#log.info(

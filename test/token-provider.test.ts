@@ -248,12 +248,13 @@ describe('getToken against the world (github_actions source)', () => {
     const { provider, log } = makeProvider();
     const first = await provider.getToken();
     now = refreshAt(first) + 1;
-    world.ci.failNextRequests(1, 503);
+    // 403 is not retried, so the background refresh fails outright.
+    world.ci.failNextRequests(1, 403);
     expect(await provider.getToken()).toBe(first);
     await vi.waitFor(() => expect(log.lines.some((l) => l['event'] === 'refresh_failed_serving_cached')).toBe(true), { timeout: 5000, interval: 5 });
     const warn = log.lines.find((l) => l['event'] === 'refresh_failed_serving_cached');
     expect(warn).toMatchObject({ code: 'ERR_SUBJECT_TOKEN_REQUEST', expiresAt: new Date(first.expiresAt).toISOString() });
-    expect(String(warn?.['msg'])).toMatch(/HTTP 503/);
+    expect(String(warn?.['msg'])).toMatch(/HTTP 403/);
     // The next call retries, and it works.
     expect(await provider.getToken()).toBe(first);
     await vi.waitFor(() => expect(provider.peek()).toBeDefined(), { timeout: 5000, interval: 5 });
@@ -311,13 +312,15 @@ describe('failures before the grant never reach the token endpoint', () => {
     expect(tokenEndpointCalls(calls)).toEqual([]);
   });
 
-  it('a failing GitHub token service surfaces as SubjectTokenRequestError, without a grant', async () => {
+  it('a GitHub token service that refuses (403, not transient) surfaces as SubjectTokenRequestError at once, without a grant', async () => {
     const { provider } = makeProvider();
     const grants = world.idp.grants.length;
-    world.ci.failNextRequests(1, 500);
+    const ciBefore = ciTokenRequests();
+    world.ci.failNextRequests(1, 403);
     const err = await rejectionOf(provider.getToken());
     expect(err).toBeInstanceOf(SubjectTokenRequestError);
-    expect(err).toMatchObject({ status: 500 });
+    expect(err).toMatchObject({ status: 403, transient: false });
+    expect(ciTokenRequests() - ciBefore).toBe(1);
     expect(world.idp.grants.length).toBe(grants);
     // Not cached: the next call works.
     expect(world.idp.issuedTokens.has((await provider.getToken()).value)).toBe(true);

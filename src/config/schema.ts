@@ -102,6 +102,21 @@ export const oauth2Schema = z
     requestedTokenType: text("requestedTokenType").optional(),
     /** Where the job's OIDC token comes from. */
     subjectTokenSource: subjectTokenSourceSchema,
+    /** Seconds to wait for each answer (headers and body) from the CI token service and the IdP. */
+    timeoutSeconds: z
+      .number({ error: "timeoutSeconds must be a number of seconds" })
+      .positive({ error: "timeoutSeconds must be more than 0" })
+      .max(120, { error: "timeoutSeconds must be at most 120" })
+      .default(10),
+    /** Retries of transient failures (network, timeout, 5xx, 429) at the CI token service and the IdP. */
+    retry: z
+      .strictObject({
+        /** Attempts in all, the first included; 1 disables retries. */
+        maxAttempts: z.int({ error: "retry.maxAttempts must be a whole number" }).min(1, { error: "retry.maxAttempts must be at least 1" }).max(10, { error: "retry.maxAttempts must be at most 10" }).default(4),
+        /** Budget for all attempts and waits of one token request together. */
+        maxElapsedSeconds: z.number({ error: "retry.maxElapsedSeconds must be a number" }).min(0).max(600, { error: "retry.maxElapsedSeconds must be at most 600" }).default(30),
+      })
+      .prefault({}),
   })
   .superRefine(
     (c, ctx) => {

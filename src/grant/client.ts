@@ -7,12 +7,12 @@ import { readFile } from "node:fs/promises";
 import * as client from "openid-client";
 import { importPKCS8 } from "jose";
 import type { OAuth2Config } from "../config/schema.js";
-import { CiAuthError, DiscoveryError, describeCause } from "../errors.js";
+import { CiAuthError, DiscoveryError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
 import { scrub } from "../log.js";
 import { insecureReason, isLoopback } from "../transport.js";
 
-/** Seconds openid-client waits for each IdP response (headers and body). */
-export const IDP_TIMEOUT_SECONDS = 30;
+/** Seconds to wait for each IdP answer (headers and body) when the config does not say (`timeoutSeconds`). */
+export const DEFAULT_TIMEOUT_SECONDS = 10;
 
 export type AuthMethod = "client_secret_post" | "client_secret_basic" | "none" | "private_key_jwt";
 
@@ -79,6 +79,35 @@ function allowLoopbackHttp(url: URL): Array<(c: client.Configuration) => void> {
   return url.protocol === "http:" && isLoopback(url) ? [client.allowInsecureRequests] : [];
 }
 
+/** Discovery documents by issuer, shared by every provider of the process (per fetch, so tests stay isolated). */
+const discovered = new WeakMap<typeof globalThis.fetch, Map<string, Promise<client.ServerMetadata>>>();
+
+/**
+ * The issuer's metadata: fetched once per process and shared; a failure is not cached, so the next grant (or
+ * retry) tries again.
+ */
+function discoverServer(providerId: string, issuer: URL, timeoutSeconds: number, fetchImpl: typeof globalThis.fetch | undefined): Promise<client.ServerMetadata> {
+  const cache = discovered.get(fetchImpl ?? globalThis.fetch) ?? new Map<string, Promise<client.ServerMetadata>>();
+  discovered.set(fetchImpl ?? globalThis.fetch, cache);
+  const hit = cache.get(issuer.href);
+  if (hit) return hit;
+  const pending = client
+    .discovery(issuer, "opencode-ci-auth", undefined, client.None(), {
+      execute: allowLoopbackHttp(issuer),
+      timeout: timeoutSeconds,
+      ...(fetchImpl ? { [client.customFetch]: fetchImpl } : {}),
+    })
+    .then(
+      (configuration) => configuration.serverMetadata(),
+      (err: unknown) => {
+        if (cache.get(issuer.href) === pending) cache.delete(issuer.href);
+        throw discoveryError(providerId, issuer, err, timeoutSeconds);
+      },
+    );
+  cache.set(issuer.href, pending);
+  return pending;
+}
+
 /** Discover (or assemble) the configuration. Throws DiscoveryError or a config error; never a raw library error. */
 export async function createGrantClient(providerId: string, config: OAuth2Config, options: ClientOptions = {}): Promise<client.Configuration> {
   // The schema already refuses these; checked again for library callers who build a config by hand.
@@ -87,52 +116,64 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
     const insecure = value === undefined ? undefined : insecureReason(new URL(value));
     if (insecure) throw new CiAuthError("ERR_CONFIG_INVALID", `oauth2.${field}: ${insecure}.`, { providerId, step: "config" });
   }
+  const timeoutSeconds = config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
   const auth = await clientAuth(providerId, config);
-  const metadata: Partial<client.ClientMetadata> = {};
-  let configuration: client.Configuration;
+  let server: client.ServerMetadata;
+  let transportUrl: URL;
   if (config.tokenEndpoint) {
-    const endpoint = new URL(config.tokenEndpoint);
+    transportUrl = new URL(config.tokenEndpoint);
     // Without an issuer, the token endpoint stands in for it: it is then the `aud` of private_key_jwt client
     // assertions, which RFC 7523 §3 allows and IdPs with a path-scoped issuer (Keycloak realms) accept.
-    configuration = new client.Configuration({ issuer: config.issuer ?? endpoint.href, token_endpoint: endpoint.href }, config.clientId, metadata, auth);
-    for (const apply of allowLoopbackHttp(endpoint)) apply(configuration);
+    server = { issuer: config.issuer ?? transportUrl.href, token_endpoint: transportUrl.href };
   } else {
     const issuer = new URL(config.issuer as string);
-    try {
-      configuration = await client.discovery(issuer, config.clientId, metadata, auth, {
-        execute: allowLoopbackHttp(issuer),
-        timeout: IDP_TIMEOUT_SECONDS,
-        ...(options.fetch ? { [client.customFetch]: options.fetch } : {}),
-      });
-    } catch (err) {
-      throw new DiscoveryError(`discovery at ${issuer.href} did not succeed: ${discoveryHint(err)}`, { providerId, cause: err });
-    }
-    const tokenEndpoint = configuration.serverMetadata().token_endpoint;
-    if (!tokenEndpoint) {
+    server = { ...(await discoverServer(providerId, issuer, timeoutSeconds, options.fetch)) };
+    if (!server.token_endpoint) {
       throw new DiscoveryError(`the discovery document of ${issuer.href} has no token_endpoint. Set oauth2.tokenEndpoint explicitly.`, { providerId });
     }
-    const insecure = insecureReason(new URL(tokenEndpoint));
+    transportUrl = new URL(server.token_endpoint);
+    const insecure = insecureReason(transportUrl);
     if (insecure) throw new DiscoveryError(`the discovered token endpoint ${insecure}.`, { providerId });
   }
+  const configuration = new client.Configuration(server, config.clientId, {}, auth);
+  for (const apply of allowLoopbackHttp(transportUrl)) apply(configuration);
   if (options.fetch) configuration[client.customFetch] = options.fetch;
-  configuration.timeout = IDP_TIMEOUT_SECONDS;
+  configuration.timeout = timeoutSeconds;
   return configuration;
 }
 
-function discoveryHint(err: unknown): string {
+function discoveryError(providerId: string, issuer: URL, err: unknown, timeoutSeconds: number): DiscoveryError {
   const code = (err as { code?: unknown }).code;
+  const status = statusOf(err);
+  const say = (hint: string, extra: { transient?: boolean; summary?: string; retryAfterMs?: number | undefined } = {}) =>
+    new DiscoveryError(`discovery at ${issuer.href} did not succeed: ${hint}`, { providerId, cause: err, ...extra });
   switch (code) {
     case "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED":
-      return "the document's issuer differs from the configured issuer. They must match exactly (scheme, host, port, path, trailing slash).";
+      return say("the document's issuer differs from the configured issuer. They must match exactly (scheme, host, port, path, trailing slash).");
     case "OAUTH_RESPONSE_IS_NOT_JSON":
-      return "the answer is not JSON. Check that issuer is the IdP's issuer URL (e.g. Keycloak: https://HOST/realms/REALM).";
-    case "OAUTH_RESPONSE_IS_NOT_CONFORM":
-      return `the IdP answered HTTP ${statusOf(err) ?? "error"} for /.well-known/openid-configuration. Check the issuer URL, or set oauth2.tokenEndpoint to skip discovery.`;
+      return say("the answer is not JSON. Check that issuer is the IdP's issuer URL (e.g. Keycloak: https://HOST/realms/REALM).");
+    case "OAUTH_RESPONSE_IS_NOT_CONFORM": {
+      const transient = isTransientStatus(status);
+      return say(`the IdP answered HTTP ${status ?? "error"} for /.well-known/openid-configuration. Check the issuer URL, or set oauth2.tokenEndpoint to skip discovery.`, {
+        transient,
+        summary: `HTTP ${status ?? "error"}`,
+        retryAfterMs: transient ? retryAfterOf(err) : undefined,
+      });
+    }
     case "OAUTH_TIMEOUT":
-      return `no answer within ${IDP_TIMEOUT_SECONDS}s.`;
+      return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
     default:
-      return `could not reach it (${describeCause(err)}). Check the issuer URL and that the job can reach the IdP.`;
+      return say(`could not reach it (${describeCause(err)}). Check the issuer URL and that the job can reach the IdP.`, {
+        transient: true,
+        summary: `could not connect (${describeCause(err)})`,
+      });
   }
+}
+
+/** Retry-After of the HTTP answer behind an openid-client error, when there is one. */
+export function retryAfterOf(err: unknown): number | undefined {
+  const response = (err as { cause?: unknown; response?: unknown }).response ?? (err as { cause?: unknown }).cause;
+  return response instanceof Response ? parseRetryAfter(response.headers.get("retry-after")) : undefined;
 }
 
 export function statusOf(err: unknown): number | undefined {

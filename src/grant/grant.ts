@@ -5,9 +5,9 @@
 import * as client from "openid-client";
 import { decodeJwt } from "jose";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
-import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause } from "../errors.js";
+import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause, isTransientStatus } from "../errors.js";
 import { scrub } from "../log.js";
-import { IDP_TIMEOUT_SECONDS, statusOf } from "./client.js";
+import { DEFAULT_TIMEOUT_SECONDS, retryAfterOf, statusOf } from "./client.js";
 
 export const GRANT_TYPES: Record<AuthFlow, string> = {
   jwt_bearer: "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -57,10 +57,23 @@ const REFUSAL_HINTS: Record<string, string> = {
 };
 
 /** Map any openid-client failure to one of our errors, keeping the IdP's `error` and `error_description`. */
-export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined): Error {
+/** OAuth error codes that mean "the server is in trouble", not "you are refused" (RFC 6749 §5.2, §4.1.2.1). */
+const TRANSIENT_OAUTH_ERRORS = new Set(["server_error", "temporarily_unavailable"]);
+
+export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined, timeoutSeconds = DEFAULT_TIMEOUT_SECONDS): Error {
   if (err instanceof client.ResponseBodyError) {
     const description = err.error_description === undefined ? undefined : scrub(err.error_description);
-    return new GrantRefusedError(flow, err.error, description, { providerId, status: err.status, hint: REFUSAL_HINTS[err.error], cause: err });
+    // A refusal is final; an OAuth error body on a 5xx/429, or server_error / temporarily_unavailable, is the IdP in trouble.
+    const transient = TRANSIENT_OAUTH_ERRORS.has(err.error) || isTransientStatus(err.status);
+    return new GrantRefusedError(flow, err.error, description, {
+      providerId,
+      status: err.status,
+      hint: REFUSAL_HINTS[err.error],
+      cause: err,
+      transient,
+      retryAfterMs: transient ? retryAfterOf(err) : undefined,
+      summary: `HTTP ${err.status} ${err.error}`,
+    });
   }
   if (err instanceof client.WWWAuthenticateChallengeError) {
     const params = err.cause[0]?.parameters;
@@ -72,9 +85,24 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   const code = (err as { code?: unknown }).code;
   if (code === "OAUTH_RESPONSE_IS_NOT_JSON") return new TokenResponseError(`the token endpoint${where} answered something that is not JSON.`, { providerId, cause: err });
   if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM") {
-    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${statusOf(err) ?? "error"} without an OAuth error.`, { providerId, cause: err });
+    const status = statusOf(err);
+    const transient = isTransientStatus(status);
+    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"} without an OAuth error.`, {
+      providerId,
+      cause: err,
+      transient,
+      retryAfterMs: transient ? retryAfterOf(err) : undefined,
+      summary: `HTTP ${status ?? "error"}`,
+    });
   }
-  if (code === "OAUTH_TIMEOUT") return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${IDP_TIMEOUT_SECONDS}s.`, { providerId, cause: err });
+  if (code === "OAUTH_TIMEOUT") {
+    return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${timeoutSeconds}s.`, {
+      providerId,
+      cause: err,
+      transient: true,
+      summary: `no answer within ${timeoutSeconds}s`,
+    });
+  }
   // openid-client wraps oauth4webapi's specific reason ("...access_token property must be a string") in a generic
   // "invalid response encountered"; the cause holds it. Neither holds a token; scrubbed regardless.
   const detail = scrub(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message ?? "");
@@ -87,7 +115,12 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   if (typeof code === "string" && code.startsWith("OAUTH_")) {
     return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${detail} (${code}).`, { providerId, cause: err });
   }
-  return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, { providerId, cause: err });
+  return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, {
+    providerId,
+    cause: err,
+    transient: true,
+    summary: `could not connect (${describeCause(err)})`,
+  });
 }
 
 /** Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. */
@@ -119,7 +152,7 @@ export async function requestAccessToken(configuration: client.Configuration, co
   try {
     response = await client.genericGrantRequest(configuration, GRANT_TYPES[flow], grantParameters(config, subjectToken));
   } catch (err) {
-    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint);
+    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint, configuration.timeout);
   }
   // openid-client already refused a missing access_token, and any token_type but bearer, dpop and (token
   // exchange only) n_a. RFC 8693 §2.2.1: N_A means "not an OAuth access token"; it is still presented as a bearer.

@@ -3,7 +3,7 @@
  * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect
  */
 import { readFile } from "node:fs/promises";
-import { SubjectTokenRequestError, SubjectTokenUnavailableError, describeCause } from "../errors.js";
+import { SubjectTokenRequestError, SubjectTokenUnavailableError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
 import { scrub } from "../log.js";
 import { insecureReason } from "../transport.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
@@ -35,7 +35,8 @@ export class GitHubActionsSource implements SubjectTokenSource {
     this.expectedAudience = audience;
   }
 
-  async getSubjectToken({ providerId, env, fetch, signal }: SubjectTokenContext): Promise<string> {
+  async getSubjectToken(context: SubjectTokenContext): Promise<string> {
+    const { providerId, env, fetch } = context;
     const requestUrl = env.ACTIONS_ID_TOKEN_REQUEST_URL;
     const requestToken = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
     if (!requestUrl || !requestToken) {
@@ -60,21 +61,44 @@ export class GitHubActionsSource implements SubjectTokenSource {
     // The URL already carries `api-version`; append to its query rather than replace it.
     if (this.expectedAudience !== undefined) url.searchParams.set("audience", this.expectedAudience);
 
+    const timeoutMs = context.timeoutMs ?? 10_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
+    // Headers and body both count against the timeout: a service that stalls mid-body is as dead as a silent one.
+    const unreachable = (err: unknown) =>
+      timeout.aborted
+        ? new SubjectTokenRequestError(SOURCE, `the GitHub token service at ${url.origin} did not answer within ${timeoutMs / 1000}s.`, {
+            providerId,
+            cause: err,
+            transient: true,
+            summary: `no answer within ${timeoutMs / 1000}s`,
+          })
+        : new SubjectTokenRequestError(SOURCE, `could not reach the GitHub token service at ${url.origin} (${describeCause(err)}).`, {
+            providerId,
+            cause: err,
+            transient: true,
+            summary: `could not connect (${describeCause(err)})`,
+          });
     let response: Response;
+    let body: string;
     try {
       response = await fetch(url, {
         headers: { authorization: `Bearer ${requestToken}`, accept: "application/json" },
         redirect: "error",
         signal,
       });
+      body = await response.text();
     } catch (err) {
-      throw new SubjectTokenRequestError(SOURCE, `could not reach the GitHub token service at ${url.origin} (${describeCause(err)}).`, { providerId, cause: err });
+      throw unreachable(err);
     }
-    const body = await response.text();
     if (!response.ok) {
+      const transient = isTransientStatus(response.status);
       throw new SubjectTokenRequestError(SOURCE, `the GitHub token service answered HTTP ${response.status}: ${scrub(body.slice(0, 200))}`, {
         providerId,
         status: response.status,
+        transient,
+        retryAfterMs: transient ? parseRetryAfter(response.headers.get("retry-after")) : undefined,
+        summary: `HTTP ${response.status}`,
       });
     }
     let value: unknown;

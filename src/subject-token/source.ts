@@ -9,6 +9,8 @@ export interface SubjectTokenContext {
   env: NodeJS.ProcessEnv;
   fetch: typeof globalThis.fetch;
   signal?: AbortSignal | undefined;
+  /** Per-request limit for sources that call a service, covering headers and body. */
+  timeoutMs?: number | undefined;
 }
 
 export interface SubjectTokenSource {

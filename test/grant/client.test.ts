@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oauth2Schema } from '../../src/config/schema.js';
 import type { OAuth2Config, OAuth2Input } from '../../src/config/schema.js';
 import { CiAuthError, DiscoveryError, GrantRefusedError } from '../../src/errors.js';
-import { IDP_TIMEOUT_SECONDS, createGrantClient, resolveAuthMethod } from '../../src/grant/client.js';
+import { DEFAULT_TIMEOUT_SECONDS, createGrantClient, resolveAuthMethod } from '../../src/grant/client.js';
 import { requestAccessToken } from '../../src/grant/grant.js';
 import { closedPort, expectNoLeak, recordingFetch, rejectionOf } from '../support/harness.js';
 import { IDP_CLIENTS, JWT_BEARER } from '../support/idp.js';
@@ -101,7 +101,7 @@ describe('discovery from issuer', () => {
     expect(configuration.serverMetadata().issuer).toBe(world.idp.issuer);
     expect(configuration.serverMetadata().token_endpoint).toBe(world.idp.tokenEndpoint);
     expect(configuration.clientMetadata().client_id).toBe(IDP_CLIENTS.none);
-    expect(configuration.timeout).toBe(IDP_TIMEOUT_SECONDS);
+    expect(configuration.timeout).toBe(DEFAULT_TIMEOUT_SECONDS);
     expect(await grantOnce(config({}))).toMatchObject({ grantType: JWT_BEARER, clientId: IDP_CLIENTS.none, ok: true });
   });
 

@@ -50,7 +50,8 @@ async function setup(env: NodeJS.ProcessEnv = { ACTIONS_ID_TOKEN_REQUEST_URL: wo
     broken: { models: { m: {} }, options: { baseURL: world.model.baseURL, oauth2: { issuer: world.idp.issuer, subjectTokenSource: { type: 'github_actions' } } } },
     other: { options: { baseURL: 'https://other.example/v1', apiKey: 'sk-other' } },
   };
-  await createConfigHook(registry, { logger: log.logger, env, fetch: auth.fetch, argv: [] })({ provider } as unknown as Config);
+  // Retries are real but instant here (retry.test.ts covers the backoff itself).
+  await createConfigHook(registry, { logger: log.logger, env, fetch: auth.fetch, argv: [], retry: { sleep: async () => {} } })({ provider } as unknown as Config);
   const hook = createChatHeadersHook(registry);
   const call = async (providerID: string, headers: Record<string, string> = {}) => {
     const output = { headers };
@@ -124,12 +125,13 @@ describe('chat.headers', () => {
 
   it('a token failure rejects with the plugin\'s message, made retry-safe for opencode', async () => {
     const s = await setup();
-    world.ci.failNextRequests(1, 503);
+    // Four 503s: every attempt of the default policy fails, so the final error lists them.
+    world.ci.failNextRequests(4, 503);
     const headers: Record<string, string> = {};
     const err = await rejectionOf(s.call('miaou', headers));
     expect(err.name).toBe(OPENCODE_ERROR_NAME);
     expect(err.message).toContain('provider "miaou"');
-    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service answered HTTP 503/);
+    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service answered HTTP 503: .* Gave up after 4 attempts in [\d.]+s \(retry.maxAttempts is 4\): 1\) HTTP 503; 2\) HTTP 503; 3\) HTTP 503; 4\) HTTP 503\./);
     // "503" would make opencode retry a final failure: the visible text stays, the pattern no longer matches.
     expect(looksRetryable(err.message)).toBe(false);
     expect(headers).toEqual({});

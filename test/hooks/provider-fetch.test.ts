@@ -241,11 +241,11 @@ describe('no token, no request', () => {
     const s = setup();
     await s.fetch(`${world.model.baseURL}/models`);
     world.model.failNext401(1);
-    world.ci.failNextRequests(1, 503);
+    world.ci.failNextRequests(1, 403);
     const requests = world.model.requests.length;
     const err = await rejectionOf(s.fetch(`${world.model.baseURL}/models`));
     expect(err.name).toBe(OPENCODE_ERROR_NAME);
-    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service answered HTTP 503/);
+    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service answered HTTP 403/);
     expect(world.model.requests.length - requests).toBe(1);
   });
 
