@@ -14,10 +14,11 @@ export type ErrorCode =
   | "ERR_DISCOVERY"
   | "ERR_GRANT_REFUSED"
   | "ERR_GRANT_REQUEST"
-  | "ERR_TOKEN_RESPONSE_INVALID";
+  | "ERR_TOKEN_RESPONSE_INVALID"
+  | "ERR_PROVIDER_UNAUTHORIZED";
 
 /** The step of the chain where a failure happened; used in messages and logs. */
-export type Step = "config" | "subject-token" | "discovery" | "grant";
+export type Step = "config" | "subject-token" | "discovery" | "grant" | "provider-request";
 
 export interface CiAuthErrorOptions {
   providerId?: string | undefined;
@@ -155,6 +156,20 @@ export function isCiAuthError(value: unknown): value is CiAuthError {
 /** The text to log for a failure: a CiAuthError's reason, or a safe description of anything else. */
 export function reasonOf(err: unknown): string {
   return err instanceof CiAuthError ? err.reason : `unexpected failure (${describeCause(err)})`;
+}
+
+/** The model provider refused a freshly issued access token, after one refresh and one retry. */
+export class ProviderUnauthorizedError extends CiAuthError {
+  readonly status: number;
+  constructor(origin: string, status: number, providerSaid: string, options: Omit<CiAuthErrorOptions, "step">) {
+    const said = providerSaid ? ` The provider said: ${providerSaid}` : "";
+    super(
+      "ERR_PROVIDER_UNAUTHORIZED",
+      `the provider at ${origin} answered HTTP ${status} to a freshly issued access token, after one refresh and one retry. Check that it accepts tokens from this IdP (issuer, audience, scopes).${said}`,
+      { ...options, step: "provider-request" },
+    );
+    this.status = status;
+  }
 }
 
 /**

@@ -24,6 +24,7 @@ export {
   GrantRequestError,
   TokenResponseError,
   RetriesExhaustedError,
+  ProviderUnauthorizedError,
   isCiAuthError,
   type ErrorCode,
   type ConfigIssue,

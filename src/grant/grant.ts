@@ -83,11 +83,13 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   }
   const where = tokenEndpoint ? ` at ${tokenEndpoint}` : "";
   const code = (err as { code?: unknown }).code;
-  if (code === "OAUTH_RESPONSE_IS_NOT_JSON") return new TokenResponseError(`the token endpoint${where} answered something that is not JSON.`, { providerId, cause: err });
-  if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM") {
-    const status = statusOf(err);
+  const status = statusOf(err);
+  // openid-client reads only 4xx bodies as OAuth errors: a 5xx is NOT_CONFORM, a 429 without JSON is NOT_JSON.
+  if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM" || (code === "OAUTH_RESPONSE_IS_NOT_JSON" && isTransientStatus(status))) {
     const transient = isTransientStatus(status);
-    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"} without an OAuth error.`, {
+    // Redirects are never followed (openid-client uses redirect: "manual"): the subject token goes only where configured.
+    const redirect = status !== undefined && status >= 300 && status < 400 ? " It is a redirect, which is not followed: the subject token is only sent to the configured endpoint. Configure the final URL." : "";
+    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"} without an OAuth error.${redirect}`, {
       providerId,
       cause: err,
       transient,
@@ -95,7 +97,9 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
       summary: `HTTP ${status ?? "error"}`,
     });
   }
-  if (code === "OAUTH_TIMEOUT") {
+  if (code === "OAUTH_RESPONSE_IS_NOT_JSON") return new TokenResponseError(`the token endpoint${where} answered something that is not JSON.`, { providerId });
+  // A body that stalls past the timeout surfaces as a parse error whose cause chain ends in a TimeoutError.
+  if (code === "OAUTH_TIMEOUT" || hasTimeoutInChain(err)) {
     return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${timeoutSeconds}s.`, {
       providerId,
       cause: err,
@@ -106,14 +110,15 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   // openid-client wraps oauth4webapi's specific reason ("...access_token property must be a string") in a generic
   // "invalid response encountered"; the cause holds it. Neither holds a token; scrubbed regardless.
   const detail = scrub(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message ?? "");
+  // No `cause` on these: openid-client's cause holds the response body, access_token included.
   if (code === "OAUTH_UNSUPPORTED_OPERATION" && /token_type/.test(`${detail} ${(err as Error).message}`)) {
     return new TokenResponseError(
       `the token endpoint${where} issued a token_type this plugin cannot send (only Bearer, and N_A for token_exchange). Check the client's token settings at the IdP.`,
-      { providerId, cause: err },
+      { providerId },
     );
   }
   if (typeof code === "string" && code.startsWith("OAUTH_")) {
-    return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${detail} (${code}).`, { providerId, cause: err });
+    return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${detail} (${code}).`, { providerId });
   }
   return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, {
     providerId,
@@ -121,6 +126,13 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     transient: true,
     summary: `could not connect (${describeCause(err)})`,
   });
+}
+
+function hasTimeoutInChain(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.name === "TimeoutError") return true;
+  }
+  return false;
 }
 
 /** Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. */

@@ -32,8 +32,8 @@ export async function discoverModels(providerId: string, baseURL: string, author
     else log.info({ event: "models_discovered", count: ids.length }, `discovered ${ids.length} model(s)`);
     return ids;
   } catch (err) {
-    // A token failure was already logged by the token provider with its cause; don't repeat it.
-    const why = (err as Error).name === OPENCODE_ERROR_NAME ? "no access token (see the error above)" : describeCause(err);
+    // The plugin's own failures (no token, a refused token) were already logged with their cause; don't repeat them.
+    const why = (err as Error).name === OPENCODE_ERROR_NAME ? "see the plugin's error above" : describeCause(err);
     log.error({ event: "model_discovery_failed", url }, `model discovery: GET ${url} did not succeed: ${why}`);
     return [];
   }

@@ -3,7 +3,8 @@
  * titles, subagents, model listing) goes through it and carries the current access token.
  * A 401 from the provider forces one refresh and one retry of that request.
  */
-import type { Logger } from "../log.js";
+import { ProviderUnauthorizedError } from "../errors.js";
+import { scrub, type Logger } from "../log.js";
 import type { ManagedProvider } from "./registry.js";
 import { toOpencodeError } from "./opencode-error.js";
 
@@ -14,6 +15,10 @@ function withAuthorization(input: FetchInput, init: RequestInit | undefined, tok
   new Headers(init?.headers).forEach((value, key) => headers.set(key, value));
   headers.set("authorization", `Bearer ${token}`);
   return { ...init, headers };
+}
+
+function requestUrl(input: FetchInput): string {
+  return input instanceof Request ? input.url : String(input);
 }
 
 /** A body we can send twice: absent, or not a one-shot stream. */
@@ -51,13 +56,13 @@ export function createProviderFetch(managed: ManagedProvider, logger: Logger, ba
     }
     await response.body?.cancel();
     const retried = await baseFetch(retryInput, withAuthorization(retryInput, init, fresh));
-    if (retried.status === 401) {
-      log.error(
-        { event: "provider_unauthorized_after_refresh", status: 401 },
-        "the provider rejected a freshly issued access token: check that the provider accepts tokens from this IdP (audience, scopes)",
-      );
-    }
-    return retried;
+    if (retried.status !== 401) return retried;
+    // Twice refused, once with a brand-new token: not a stale token but a trust problem. Say so, instead of
+    // handing opencode a bare 401. The provider's words are kept (scrubbed, shortened): they often name the cause.
+    const said = scrub((await retried.text().catch(() => "")).slice(0, 300)).trim();
+    const error = new ProviderUnauthorizedError(new URL(retried.url || requestUrl(input)).origin, retried.status, said, { providerId });
+    log.error({ event: "provider_unauthorized_after_refresh", status: retried.status }, error.reason);
+    throw toOpencodeError(error, providerId);
   };
   return authorizedFetch as typeof globalThis.fetch;
 }

@@ -263,9 +263,11 @@ describe('model discovery failures are logged and the hook resolves', () => {
     expect(world.idp.grants.length - grants).toBe(2);
     expect(world.model.requests.slice(modelRequests).map((q) => q.status)).toEqual([401, 401]);
     const failed = events(r.log, 'model_discovery_failed');
-    expect(failed).toMatchObject([{ level: 50, provider: 'miaou', status: 401, url: `${world.model.baseURL}/models` }]);
-    expect(String(failed[0]?.['msg'])).toContain(`answered HTTP 401`);
-    expect(events(r.log, 'provider_unauthorized_after_refresh').length).toBe(1);
+    expect(failed).toMatchObject([{ level: 50, provider: 'miaou', url: `${world.model.baseURL}/models` }]);
+    expect(String(failed[0]?.['msg'])).toContain("see the plugin's error above");
+    const refused = events(r.log, 'provider_unauthorized_after_refresh');
+    expect(refused.length).toBe(1);
+    expect(String(refused[0]?.['msg'])).toContain('answered HTTP 401 to a freshly issued access token');
     expectNoLeak([r.log.text()], secrets());
   });
 
@@ -291,7 +293,7 @@ describe('model discovery failures are logged and the hook resolves', () => {
     expect(world.idp.grants.length).toBe(grants);
     expect(events(r.log, 'grant_failed')).toMatchObject([{ level: 50, code: 'ERR_SUBJECT_TOKEN_UNAVAILABLE' }]);
     const failed = events(r.log, 'model_discovery_failed');
-    expect(String(failed[0]?.['msg'])).toMatch(/no access token \(see the error above\)/);
+    expect(String(failed[0]?.['msg'])).toMatch(/see the plugin's error above/);
     expect(r.providerCalls).toEqual([]);
   });
 

@@ -168,17 +168,24 @@ describe('401 from the provider', () => {
     expect(seen[1]?.body).toEqual(JSON.parse(body));
   });
 
-  it('persistent 401: returns the 401 after exactly one retry, and says the fresh token was rejected', async () => {
+  it('persistent 401: exactly one refresh and one retry, then a clear error naming the cause, with the provider\'s words', async () => {
     const s = setup();
     const grants = world.idp.grants.length;
     const requests = world.model.requests.length;
     world.model.failNext401(1000);
-    const res = await s.fetch(`${world.model.baseURL}/models`);
-    expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ error: { code: 'invalid_api_key' } });
-    expect(world.model.requests.length - requests).toBe(2);
-    expect(grantsSince(grants)).toBe(2);
-    expect(events(s.log, 'provider_unauthorized_after_refresh')).toMatchObject([{ level: 50, provider: PROVIDER }]);
+    try {
+      const err = await rejectionOf(s.fetch(`${world.model.baseURL}/models`));
+      expect(err.name).toBe(OPENCODE_ERROR_NAME);
+      const text = err.message.replaceAll('\u2060', '');
+      expect(text).toContain(`opencode-ci-auth: provider "${PROVIDER}": the provider at ${new URL(world.model.baseURL).origin} answered HTTP 401 to a freshly issued access token, after one refresh and one retry.`);
+      expect(text).toContain('invalid or missing access token');
+      expect(world.model.requests.length - requests).toBe(2);
+      expect(grantsSince(grants)).toBe(2);
+      expect(events(s.log, 'provider_unauthorized_after_refresh')).toMatchObject([{ level: 50, provider: PROVIDER, status: 401 }]);
+      expectNoLeak([err.message, s.log.text()], secrets());
+    } finally {
+      world.model.failNext401(0);
+    }
   });
 
   it('concurrent requests rejected for the same token share one refresh', async () => {

@@ -48,6 +48,12 @@ export interface IdpOptions {
   expectedAudience?: string;
   /** Refuse a CI token whose `jti` was already used (off by default: GitLab/file/env tokens are reused within a job). */
   rejectReplayedAssertions?: boolean;
+  /**
+   * Issuer URL to announce instead of the server's own `http://127.0.0.1:PORT` (e.g. a fault proxy's URL in front
+   * of it). The http server still listens on its own port ({@link Idp.serverUrl}). Endpoint URLs in discovery are
+   * built by oidc-provider from the request's Host header, so a proxy must forward Host unchanged.
+   */
+  issuer?: string;
 }
 
 export interface GrantRecord {
@@ -73,6 +79,8 @@ export interface Idp {
   readonly issuer: string;
   /** `${issuer}/token` */
   readonly tokenEndpoint: string;
+  /** Where the http server really listens, e.g. `http://127.0.0.1:41235`; equals {@link Idp.issuer} unless `issuer` was given. */
+  readonly serverUrl: string;
   /** Every request to the token endpoint, in order. */
   readonly grants: GrantRecord[];
   /** Every access token value issued (sensitive: never print). */
@@ -181,7 +189,8 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
 
   const server = createServer();
   const { port } = await listen(server);
-  const issuer = `http://127.0.0.1:${port}`;
+  const serverUrl = `http://127.0.0.1:${port}`;
+  const issuer = opts.issuer ?? serverUrl;
   const expectedAudience = opts.expectedAudience ?? issuer;
 
   const machine = { response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256' };
@@ -366,6 +375,7 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
   return {
     issuer,
     tokenEndpoint: `${issuer}/token`,
+    serverUrl,
     grants,
     issuedTokens,
     secrets,
