@@ -10,7 +10,8 @@ import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
 import { checkSubjectToken } from "./subject-token/claims.js";
 import { createSubjectTokenSource } from "./subject-token/create.js";
-import type { SubjectTokenSource } from "./subject-token/source.js";
+import type { SubjectTokenContext, SubjectTokenSource } from "./subject-token/source.js";
+import { FileTokenCache, defaultCacheDir, tokenCacheKey } from "./file-token-cache.js";
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryDeps, type RetryPolicy } from "./retry.js";
 import { TokenCache } from "./token-cache.js";
 
@@ -21,6 +22,8 @@ export interface TokenProviderOptions {
   logger?: Logger;
   /** Override the source built from the config (library users with their own platform). */
   source?: SubjectTokenSource;
+  /** Directory of the `"cache": "file"` store; defaults to defaultCacheDir(env). */
+  cacheDir?: string;
   /** Backoff tuning and clock for retries (tests); attempts and budget come from the config's `retry`. */
   retry?: Partial<Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs">> & Omit<RetryDeps, "onRetry" | "now">;
 }
@@ -46,6 +49,9 @@ export class TokenProvider {
   #client: Promise<Configuration> | undefined;
   #issued = 0;
   #lastFailure: string | undefined;
+  readonly #fileCache: FileTokenCache | undefined;
+  /** The last token the provider rejected: a file-cache hit equal to it is ignored, or a 401 would loop. */
+  #rejected: string | undefined;
   readonly #retryPolicy: RetryPolicy;
   readonly #retryDeps: RetryDeps;
   /** Number of grants attempted by this provider; the benchmark and tests read it. */
@@ -59,6 +65,8 @@ export class TokenProvider {
     this.#fetch = options.fetch;
     this.#now = options.now ?? Date.now;
     this.#log = (options.logger ?? createLogger()).child({ provider: providerId });
+    this.#fileCache =
+      config.cache === "file" ? new FileTokenCache({ dir: options.cacheDir ?? defaultCacheDir(this.#env), now: this.#now, logger: this.#log }) : undefined;
     const { baseDelayMs, maxDelayMs, ...retryDeps } = options.retry ?? {};
     this.#retryPolicy = {
       ...DEFAULT_RETRY_POLICY,
@@ -102,7 +110,41 @@ export class TokenProvider {
 
   /** Forget a token the provider rejected, so the next getToken runs a new grant. */
   invalidate(rejectedValue: string): void {
+    this.#rejected = rejectedValue;
     this.#cache.invalidate(rejectedValue);
+  }
+
+  #context(signal?: AbortSignal): SubjectTokenContext {
+    return {
+      providerId: this.providerId,
+      env: this.#env,
+      fetch: this.#fetch ?? globalThis.fetch,
+      signal,
+      timeoutMs: (this.config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+    };
+  }
+
+  /** The file-cache key for this provider and job, or undefined (no file cache, or the job cannot be identified). */
+  async #fileCacheKey(): Promise<string | undefined> {
+    if (!this.#fileCache) return undefined;
+    const identity = await this.source.cacheIdentity(this.#context());
+    if (identity === undefined) {
+      this.#log.warn({ event: "file_cache_disabled", source: this.source.type }, "file cache skipped: this environment does not identify the job (see docs/configuration.md)");
+      return undefined;
+    }
+    const c = this.config;
+    return tokenCacheKey({
+      issuer: c.issuer,
+      tokenEndpoint: c.tokenEndpoint,
+      clientId: c.clientId,
+      authFlow: c.authFlow,
+      scopes: c.scopes,
+      tokenExchangeAudience: c.tokenExchangeAudience,
+      tokenExchangeResource: c.tokenExchangeResource,
+      requestedTokenType: c.requestedTokenType,
+      subjectTokenType: c.subjectTokenType,
+      source: { type: this.source.type, identity },
+    });
   }
 
   /** The openid-client configuration, discovered once and shared; a failed discovery is retried next time. */
@@ -119,13 +161,7 @@ export class TokenProvider {
 
   /** Mint a subject token and check it, without a grant. Exposed for diagnostics. */
   async subjectToken(signal?: AbortSignal): Promise<CheckedSubject> {
-    const token = await this.source.getSubjectToken({
-      providerId: this.providerId,
-      env: this.#env,
-      fetch: this.#fetch ?? globalThis.fetch,
-      signal,
-      timeoutMs: (this.config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
-    });
+    const token = await this.source.getSubjectToken(this.#context(signal));
     const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
     this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
     return { token, claims: checked.claims, expiresAt: checked.expiresAt };
@@ -139,6 +175,14 @@ export class TokenProvider {
     const startedAt = this.#now();
     const retry = <T>(operation: (attempt: number) => Promise<T>) => withRetry(operation, this.#retryPolicy, this.#retryDeps, startedAt);
     try {
+      // Another `opencode run` of this job may already hold a token: reuse it instead of a grant.
+      const fileKey = await this.#fileCacheKey();
+      const shared = fileKey ? await this.#fileCache?.read(fileKey) : undefined;
+      if (shared && shared.value !== this.#rejected) {
+        this.#issued += 1;
+        this.#log.info({ event: "token_from_file_cache", expiresAt: new Date(shared.expiresAt).toISOString() }, "access token reused from the file cache");
+        return shared;
+      }
       // Subject token first: a job-side problem (missing permission, expired token) is the more actionable error,
       // and it costs no request to the IdP. Fresh for every grant and dropped right after: never stored.
       let subject = await retry(() => this.subjectToken());
@@ -155,6 +199,7 @@ export class TokenProvider {
       });
       this.#issued += 1;
       this.#lastFailure = undefined;
+      if (fileKey) await this.#fileCache?.write(fileKey, accessToken);
       this.#log.info(
         {
           event: refreshing ? "token_refreshed" : "grant_succeeded",

@@ -108,6 +108,11 @@ export const oauth2Schema = z
       .positive({ error: "timeoutSeconds must be more than 0" })
       .max(120, { error: "timeoutSeconds must be at most 120" })
       .default(10),
+    /**
+     * `memory` (default): one token per process. `file`: also share it between the `opencode run` calls of one
+     * job through a 0600 file in a per-user cache dir (docs/configuration.md: its risk on shared runners).
+     */
+    cache: z.enum(["memory", "file"], { error: 'cache must be "memory" or "file"' }).default("memory"),
     /** Retries of transient failures (network, timeout, 5xx, 429) at the CI token service and the IdP. */
     retry: z
       .strictObject({

@@ -1,6 +1,6 @@
 /** An environment variable holding the JWT, for platforms that export one (or a previous step that did). */
 import { SubjectTokenUnavailableError } from "../errors.js";
-import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "env";
 
@@ -12,6 +12,12 @@ export class EnvSource implements SubjectTokenSource {
   constructor(variable: string, audience: string | undefined) {
     this.variable = variable;
     this.expectedAudience = audience;
+  }
+
+  /** The settings plus a fingerprint of the token itself: the same token means the same job identity. */
+  async cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
+    const token = await this.getSubjectToken(context).catch(() => undefined);
+    return identityOf([SOURCE, this.variable, this.expectedAudience ?? "(none)", token ? fingerprint(token) : undefined]);
   }
 
   async getSubjectToken({ providerId, env }: SubjectTokenContext): Promise<string> {

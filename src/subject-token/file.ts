@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { SubjectTokenUnavailableError } from "../errors.js";
-import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "file";
 
@@ -16,6 +16,12 @@ export class FileSource implements SubjectTokenSource {
   constructor(path: string, audience: string | undefined) {
     this.path = path;
     this.expectedAudience = audience;
+  }
+
+  /** The settings plus a fingerprint of the token itself: the same token means the same job identity. */
+  async cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
+    const token = await this.getSubjectToken(context).catch(() => undefined);
+    return identityOf([SOURCE, this.path, this.expectedAudience ?? "(none)", token ? fingerprint(token) : undefined]);
   }
 
   async getSubjectToken({ providerId }: SubjectTokenContext): Promise<string> {

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { SubjectTokenRequestError, SubjectTokenUnavailableError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
 import { scrub } from "../log.js";
 import { insecureReason } from "../transport.js";
-import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "github_actions";
 const MISSING_PERMISSION =
@@ -33,6 +33,24 @@ export class GitHubActionsSource implements SubjectTokenSource {
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;
+  }
+
+  /**
+   * The job run (server, repository, run, attempt, job) plus a fingerprint of the job's request token: matrix legs
+   * share run id and job name but not that token, and only a holder of it could mint the subject token anyway.
+   */
+  async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
+    const requestToken = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
+    return identityOf([
+      SOURCE,
+      this.expectedAudience ?? "(default)",
+      env.GITHUB_SERVER_URL,
+      env.GITHUB_REPOSITORY_ID ?? env.GITHUB_REPOSITORY,
+      env.GITHUB_RUN_ID,
+      env.GITHUB_RUN_ATTEMPT,
+      env.GITHUB_JOB,
+      requestToken ? fingerprint(requestToken) : undefined,
+    ]);
   }
 
   async getSubjectToken(context: SubjectTokenContext): Promise<string> {

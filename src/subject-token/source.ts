@@ -2,6 +2,7 @@
  * The one interface every CI platform implements: produce the job's OIDC token, fresh, on demand.
  * A source never caches or stores the token; the caller checks it (claims.ts) and uses it once.
  */
+import { createHash } from "node:crypto";
 
 export interface SubjectTokenContext {
   /** Provider id, for error messages. */
@@ -20,4 +21,20 @@ export interface SubjectTokenSource {
   readonly expectedAudience: string | undefined;
   /** Mint or read a fresh token. Throws a SubjectToken*Error that says how to fix the job. */
   getSubjectToken(context: SubjectTokenContext): Promise<string>;
+  /**
+   * A non-secret string equal for two processes only if they act for the same job with the same settings, so a
+   * token cached on disk never crosses jobs (see TokenCacheKeyInput in file-token-cache.ts); undefined when this
+   * environment cannot tell jobs apart, which disables the file cache.
+   */
+  cacheIdentity(context: SubjectTokenContext): Promise<string | undefined>;
+}
+
+/** A one-way fingerprint of a credential, to bind a cache identity to it without storing it. */
+export function fingerprint(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
+/** JSON of the parts, or undefined when any is missing: a weaker identity must never be built silently. */
+export function identityOf(parts: ReadonlyArray<string | undefined>): string | undefined {
+  return parts.every((p) => p !== undefined && p !== "") ? JSON.stringify(parts) : undefined;
 }

@@ -111,6 +111,27 @@ describe("opencode run with the plugin", () => {
   });
 });
 
+describe('"cache": "file" across opencode runs of one job', () => {
+  it("two runs share one grant, and the cache file is private", async () => {
+    const shared = await createSandbox();
+    sandboxes.push(shared);
+    const cacheDir = `${shared.root}/job-cache`;
+    const job = { ...githubEnv(), GITHUB_SERVER_URL: "https://github.com", GITHUB_REPOSITORY_ID: "42", GITHUB_RUN_ID: "77", GITHUB_RUN_ATTEMPT: "1", GITHUB_JOB: "ai", OPENCODE_CI_AUTH_CACHE_DIR: cacheDir };
+    const grantsBefore = world.idp.grants.length;
+    for (let run = 0; run < 2; run++) {
+      const { result } = await runOpencode(issueConfig({ cache: "file" }), job);
+      expect(result.code, result.stderr.slice(-1500)).toBe(0);
+      expect(result.stdout).toContain("Hello from the mock model");
+    }
+    expect(world.idp.grants.length - grantsBefore).toBe(1);
+    const { readdir, stat } = await import("node:fs/promises");
+    const files = await readdir(cacheDir);
+    expect(files).toHaveLength(1);
+    expect((await stat(cacheDir)).mode & 0o777).toBe(0o700);
+    expect((await stat(`${cacheDir}/${files[0]}`)).mode & 0o777).toBe(0o600);
+  });
+});
+
 describe("opencode run when something is wrong", () => {
   it("tells the user to add `permissions: id-token: write` when the GitHub variables are missing, and sends nothing", async () => {
     const requestsBefore = world.model.requests.length;

@@ -176,7 +176,7 @@ describe("FileSource", () => {
     const copy = join(dir, "built");
     await mkdir(join(copy, "subject-token"), { recursive: true });
     await copyFile(join(DIST, "errors.js"), join(copy, "errors.js"));
-    await copyFile(join(DIST, "subject-token", "file.js"), join(copy, "subject-token", "file.js"));
+    for (const name of ["file.js", "source.js"]) await copyFile(join(DIST, "subject-token", name), join(copy, "subject-token", name));
     await chmod(copy, 0o755);
     await chmod(join(copy, "subject-token"), 0o755);
     const script = [

@@ -416,3 +416,23 @@ describe("GitHubActionsSource: token service failures", () => {
     expectNoSecrets(err);
   });
 });
+
+describe("GitHubActionsSource.cacheIdentity (the file cache's job identity)", () => {
+  const job = { GITHUB_SERVER_URL: "https://github.com", GITHUB_REPOSITORY_ID: "1", GITHUB_RUN_ID: "2", GITHUB_RUN_ATTEMPT: "1", GITHUB_JOB: "ai", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-a" };
+  const identity = (env: NodeJS.ProcessEnv, audience = "https://idp.example") => new GitHubActionsSource(audience).cacheIdentity({ providerId: "miaou", env, fetch });
+
+  it("is stable for one job, never contains the request token, and changes with the matrix leg's credential", async () => {
+    const a = await identity(job);
+    expect(a).toBeDefined();
+    expect(await identity({ ...job })).toBe(a);
+    expect(a).not.toContain("request-token-a");
+    expect(await identity({ ...job, ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-b" })).not.toBe(a);
+    expect(await identity(job, "https://other.example")).not.toBe(a);
+  });
+
+  it.each(["GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "GITHUB_SERVER_URL"])("is undefined without %s (no weaker identity)", async (name) => {
+    const env: NodeJS.ProcessEnv = { ...job };
+    delete env[name];
+    expect(await identity(env)).toBeUndefined();
+  });
+});
