@@ -215,6 +215,17 @@ describe("discovery and the CI token service", () => {
     expect(discoveries).toBe(2);
   });
 
+  it("a CI token service whose body stalls past timeoutSeconds is a timeout, retried", async () => {
+    const { provider, log } = makeProvider();
+    const before = ciTokenRequests();
+    ciProxy.inject("/_apis/token", { kind: "slow-body", ms: 5_000, status: 200, body: { value: "never arrives" } });
+    expect(idp().issuedTokens.has((await provider.getToken()).value)).toBe(true);
+    expect(ciTokenRequests() - before).toBe(2);
+    const retrying = log.lines.find((l) => l["event"] === "retrying");
+    expect(retrying).toMatchObject({ step: "subject-token" });
+    expect(String(retrying?.["msg"])).toContain("no answer within 0.5s");
+  });
+
   it("a CI token service blip (503, then a reset) is retried, and the token still carries the right audience", async () => {
     const { provider } = makeProvider();
     const before = ciTokenRequests();
