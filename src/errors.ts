@@ -11,6 +11,7 @@ export type ErrorCode =
   | "ERR_SUBJECT_TOKEN_UNAVAILABLE"
   | "ERR_SUBJECT_TOKEN_REQUEST"
   | "ERR_SUBJECT_TOKEN_INVALID"
+  | "ERR_SUBJECT_TOKEN_CLAIMS"
   | "ERR_DISCOVERY"
   | "ERR_GRANT_REFUSED"
   | "ERR_GRANT_REQUEST"
@@ -101,6 +102,22 @@ export class SubjectTokenInvalidError extends CiAuthError {
   constructor(source: string, message: string, options: Omit<CiAuthErrorOptions, "step">) {
     super("ERR_SUBJECT_TOKEN_INVALID", `${source} subject token: ${message}`, { ...options, step: "subject-token" });
     this.source = source;
+  }
+}
+
+/** The subject token's claims do not match `expectClaims`: the IdP would refuse it, so it was not sent. */
+export class SubjectTokenClaimsError extends CiAuthError {
+  readonly source: string;
+  /** One row per expected claim; `table` renders them. */
+  readonly table: string;
+  constructor(source: string, table: string, options: Omit<CiAuthErrorOptions, "step">) {
+    super(
+      "ERR_SUBJECT_TOKEN_CLAIMS",
+      `${source} subject token: the job's claims do not match oauth2.expectClaims, so the IdP would refuse them (nothing was sent):\n${table}\nRun the job where the policy allows (branch, repository, environment), or correct expectClaims if the IdP's policy differs.`,
+      { ...options, step: "subject-token" },
+    );
+    this.source = source;
+    this.table = table;
   }
 }
 

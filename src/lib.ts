@@ -12,6 +12,7 @@ export { oauth2Schema, type OAuth2Config, type OAuth2Input, type SubjectTokenSou
 export { createSubjectTokenSource } from "./subject-token/create.js";
 export { checkSubjectToken, summarizeClaims, SUMMARY_CLAIMS, CLOCK_SKEW_SECONDS } from "./subject-token/claims.js";
 export type { SubjectTokenSource, SubjectTokenContext } from "./subject-token/source.js";
+export { checkExpectedClaims, formatClaimTable, globMatch, type ClaimCheck, type ExpectClaims } from "./expect-claims.js";
 export { createLogger, scrub, type Logger, type LogLevel } from "./log.js";
 export {
   CiAuthError,
@@ -19,6 +20,7 @@ export {
   SubjectTokenUnavailableError,
   SubjectTokenRequestError,
   SubjectTokenInvalidError,
+  SubjectTokenClaimsError,
   DiscoveryError,
   GrantRefusedError,
   GrantRequestError,

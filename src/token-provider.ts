@@ -4,7 +4,8 @@
  */
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
-import { reasonOf, type CiAuthError } from "./errors.js";
+import { SubjectTokenClaimsError, reasonOf, type CiAuthError } from "./errors.js";
+import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
 import { DEFAULT_TIMEOUT_SECONDS, createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
@@ -164,6 +165,10 @@ export class TokenProvider {
     const token = await this.source.getSubjectToken(this.#context(signal));
     const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
     this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
+    if (this.config.expectClaims) {
+      const checks = checkExpectedClaims(checked.payload, this.config.expectClaims);
+      if (checks.some((c) => !c.ok)) throw new SubjectTokenClaimsError(this.source.type, formatClaimTable(checks), { providerId: this.providerId });
+    }
     return { token, claims: checked.claims, expiresAt: checked.expiresAt };
   }
 

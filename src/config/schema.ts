@@ -109,6 +109,16 @@ export const oauth2Schema = z
       .max(120, { error: "timeoutSeconds must be at most 120" })
       .default(10),
     /**
+     * The claims the IdP's trust policy requires, as globs (`*` any run, `?` one character), e.g.
+     * `{ "repository": "acme/*", "ref": "refs/heads/main" }`. Checked before every grant: a mismatch fails with a
+     * table instead of reaching the IdP. A list of patterns matches when any does.
+     */
+    expectClaims: z
+      .record(z.string().trim().min(1, { error: "expectClaims keys must be claim names" }), z.union([text("expectClaims value"), z.array(text("expectClaims value")).min(1)]), {
+        error: 'expectClaims must be an object such as { "repository": "acme/*", "ref": "refs/heads/main" }',
+      })
+      .optional(),
+    /**
      * `memory` (default): one token per process. `file`: also share it between the `opencode run` calls of one
      * job through a 0600 file in a per-user cache dir (docs/configuration.md: its risk on shared runners).
      */

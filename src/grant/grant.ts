@@ -46,7 +46,7 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
   return params;
 }
 
-const REFUSAL_HINTS: Record<string, string> = {
+export const REFUSAL_HINTS: Record<string, string> = {
   invalid_grant: "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims, which the plugin logs with this error.",
   invalid_client: "Client authentication failed: check clientId, clientSecret and tokenEndpointAuthMethod against the IdP's client settings.",
   unauthorized_client: "This client may not use this grant type: enable it for the client at the IdP.",

@@ -28,7 +28,10 @@ export const SUMMARY_CLAIMS = [
 export const CLOCK_SKEW_SECONDS = 60;
 
 export interface CheckedSubjectToken {
+  /** The non-secret summary (SUMMARY_CLAIMS), for logs. */
   claims: Record<string, unknown>;
+  /** Every claim of the payload (never the signature), for expectClaims. */
+  payload: JWTPayload;
   /** Expiry in epoch milliseconds, when the token states one. */
   expiresAt: number | undefined;
 }
@@ -76,5 +79,5 @@ export function checkSubjectToken(token: string, options: CheckOptions): Checked
       );
     }
   }
-  return { claims: summarizeClaims(payload), expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
+  return { claims: summarizeClaims(payload), payload, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
 }
