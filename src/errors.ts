@@ -221,6 +221,14 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** A timeout anywhere in the cause chain: openid-client reports a body that stalls past its timeout as a parse error. */
+export function hasTimeoutInChain(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.name === "TimeoutError") return true;
+  }
+  return false;
+}
+
 /** Whether an HTTP status is worth retrying: 408, 429 and 5xx. */
 export function isTransientStatus(status: number | undefined): boolean {
   return status !== undefined && (status === 408 || status === 429 || status >= 500);

@@ -59,6 +59,8 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, p
       if (!(err instanceof CiAuthError) || !err.transient) throw err;
       attempts.push(err.summary);
       const elapsed = now() - start;
+      // With retries disabled there is nothing to report beyond the failure itself.
+      if (policy.maxAttempts <= 1) throw err;
       if (attempt >= policy.maxAttempts) throw new RetriesExhaustedError(err, attempts, elapsed, `retry.maxAttempts is ${policy.maxAttempts}`);
       const delay = backoffDelay(attempt, policy, random, err.retryAfterMs);
       if (elapsed + delay > policy.maxElapsedMs) {

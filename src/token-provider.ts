@@ -4,7 +4,7 @@
  */
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
-import { SubjectTokenClaimsError, reasonOf, type CiAuthError } from "./errors.js";
+import { RetriesExhaustedError, SubjectTokenClaimsError, reasonOf, type CiAuthError } from "./errors.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
 import { DEFAULT_TIMEOUT_SECONDS, createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
@@ -219,8 +219,10 @@ export class TokenProvider {
     } catch (err) {
       const reason = reasonOf(err);
       // The same failure repeats for every request of a run (discovery, answer, title): say it once at error level.
-      const level = reason === this.#lastFailure ? "debug" : "error";
-      this.#lastFailure = reason;
+      // Compared on the underlying failure, not on the retry summary (which holds the elapsed time).
+      const key = reasonOf(err instanceof RetriesExhaustedError ? err.cause : err);
+      const level = key === this.#lastFailure ? "debug" : "error";
+      this.#lastFailure = key;
       // On a refusal, the claims the IdP judged are what the user needs to fix the trust policy; they are not secret.
       this.#log[level]({ event: "grant_failed", flow: this.config.authFlow, code: (err as CiAuthError).code, ...(claims ? { claims } : {}) }, reason);
       throw err;

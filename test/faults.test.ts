@@ -163,7 +163,7 @@ describe("what is never retried", () => {
       idpProxy().inject("/token", { kind: "redirect", location: `${target.url}/token`, status: 307 });
       const err = await rejectionOf(provider.getToken());
       expect(err).toBeInstanceOf(GrantRequestError);
-      expect(err.message).toContain("answered HTTP 307 without an OAuth error. It is a redirect, which is not followed");
+      expect(err.message).toContain("answered HTTP 307. It is a redirect, which is not followed");
       expect(target.requests).toEqual([]);
       expect(sleeps).toEqual([]);
     } finally {
@@ -226,6 +226,38 @@ describe("discovery and the CI token service", () => {
     expect(String(retrying?.["msg"])).toContain("no answer within 0.5s");
   });
 
+  it("a redirect from the CI token service is refused, not retried, and the request token never reaches the target", async () => {
+    const target = await startFaultProxy(ci.issuer);
+    try {
+      const { provider } = makeProvider();
+      const before = ciTokenRequests();
+      ciProxy.inject("/_apis/token", { kind: "redirect", location: `${target.url}/_apis/token?api-version=2.0`, status: 302 });
+      const err = await rejectionOf(provider.getToken());
+      expect(err.message).toContain("the GitHub token service answered a redirect (HTTP 302), which is not followed");
+      expect(err).toMatchObject({ code: "ERR_SUBJECT_TOKEN_REQUEST", transient: false });
+      expect(ciTokenRequests() - before).toBe(1);
+      expect(target.requests).toEqual([]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it("a discovery document that stalls past the timeout is reported as a timeout and retried", async () => {
+    const fetchImpl: typeof fetch = (input, init) => fetch(input, init);
+    const { provider: base, log } = makeProvider();
+    const provider = new TokenProvider(PROVIDER, base.config, {
+      fetch: fetchImpl,
+      env: { ACTIONS_ID_TOKEN_REQUEST_URL: `${ciProxy.url}/_apis/token?api-version=2.0`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.requestToken },
+      logger: log.logger,
+      retry: { sleep: async () => {} },
+    });
+    idpProxy().inject("/.well-known/openid-configuration", { kind: "slow-body", ms: 5_000, status: 200, body: {} });
+    expect(idp().issuedTokens.has((await provider.getToken()).value)).toBe(true);
+    const retrying = log.lines.find((l) => l["event"] === "retrying");
+    expect(retrying).toMatchObject({ step: "discovery" });
+    expect(String(retrying?.["msg"])).toContain("no answer within 0.5s");
+  });
+
   it("a CI token service blip (503, then a reset) is retried, and the token still carries the right audience", async () => {
     const { provider } = makeProvider();
     const before = ciTokenRequests();
@@ -254,7 +286,7 @@ describe("an IdP outage while a token is valid", () => {
     expect(log.lines.some((l) => l["event"] === "refresh_failed_serving_cached")).toBe(true);
     // After expiry, an outage is an error: an expired token is never served.
     now = first.expiresAt + 1;
-    await expect(provider.getToken()).rejects.toBeInstanceOf(RetriesExhaustedError);
+    await expect(provider.getToken()).rejects.toBeInstanceOf(GrantRequestError);
     // The IdP comes back: the next call gets a new token.
     idpProxy().outage("/token", undefined);
     const next = await provider.getToken();

@@ -114,9 +114,15 @@ export const oauth2Schema = z
      * table instead of reaching the IdP. A list of patterns matches when any does.
      */
     expectClaims: z
-      .record(z.string().trim().min(1, { error: "expectClaims keys must be claim names" }), z.union([text("expectClaims value"), z.array(text("expectClaims value")).min(1)]), {
-        error: 'expectClaims must be an object such as { "repository": "acme/*", "ref": "refs/heads/main" }',
-      })
+      .record(
+        z.string().trim().min(1, { error: "expectClaims keys must be claim names" }),
+        z.union([z.string().trim().min(1), z.array(z.string().trim().min(1)).min(1, { error: "an expectClaims list needs at least one pattern" })], {
+          error: 'each expectClaims value must be a pattern string or a non-empty list of them, e.g. "refs/heads/main" or ["acme/*", "acme-labs/*"]',
+        }),
+        {
+          error: 'expectClaims must be an object such as { "repository": "acme/*", "ref": "refs/heads/main" }',
+        },
+      )
       .optional(),
     /**
      * `memory` (default): one token per process. `file`: also share it between the `opencode run` calls of one
@@ -129,8 +135,12 @@ export const oauth2Schema = z
         /** Attempts in all, the first included; 1 disables retries. */
         maxAttempts: z.int({ error: "retry.maxAttempts must be a whole number" }).min(1, { error: "retry.maxAttempts must be at least 1" }).max(10, { error: "retry.maxAttempts must be at most 10" }).default(4),
         /** Budget for all attempts and waits of one token request together. */
-        maxElapsedSeconds: z.number({ error: "retry.maxElapsedSeconds must be a number" }).min(0).max(600, { error: "retry.maxElapsedSeconds must be at most 600" }).default(30),
-      })
+        maxElapsedSeconds: z
+          .number({ error: "retry.maxElapsedSeconds must be a number of seconds" })
+          .min(0, { error: "retry.maxElapsedSeconds must be 0 or more" })
+          .max(600, { error: "retry.maxElapsedSeconds must be at most 600" })
+          .default(30),
+      }, { error: 'retry must be an object such as { "maxAttempts": 4, "maxElapsedSeconds": 30 }' })
       .prefault({}),
   })
   .superRefine(

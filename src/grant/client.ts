@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import * as client from "openid-client";
 import { importPKCS8 } from "jose";
 import type { OAuth2Config } from "../config/schema.js";
-import { CiAuthError, DiscoveryError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
+import { CiAuthError, DiscoveryError, describeCause, hasTimeoutInChain, isTransientStatus, parseRetryAfter } from "../errors.js";
 import { scrub } from "../log.js";
 import { insecureReason, isLoopback } from "../transport.js";
 
@@ -163,6 +163,7 @@ function discoveryError(providerId: string, issuer: URL, err: unknown, timeoutSe
     case "OAUTH_TIMEOUT":
       return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
     default:
+      if (hasTimeoutInChain(err)) return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
       return say(`could not reach it (${describeCause(err)}). Check the issuer URL and that the job can reach the IdP.`, {
         transient: true,
         summary: `could not connect (${describeCause(err)})`,

@@ -5,7 +5,7 @@
 import * as client from "openid-client";
 import { decodeJwt } from "jose";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
-import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause, isTransientStatus } from "../errors.js";
+import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause, hasTimeoutInChain, isTransientStatus } from "../errors.js";
 import { scrub } from "../log.js";
 import { DEFAULT_TIMEOUT_SECONDS, retryAfterOf, statusOf } from "./client.js";
 
@@ -89,7 +89,8 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     const transient = isTransientStatus(status);
     // Redirects are never followed (openid-client uses redirect: "manual"): the subject token goes only where configured.
     const redirect = status !== undefined && status >= 300 && status < 400 ? " It is a redirect, which is not followed: the subject token is only sent to the configured endpoint. Configure the final URL." : "";
-    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"} without an OAuth error.${redirect}`, {
+    const what = transient ? " (the IdP is failing or overloaded)" : redirect ? "" : " without an OAuth error";
+    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"}${what}.${redirect}`, {
       providerId,
       cause: err,
       transient,
@@ -97,7 +98,10 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
       summary: `HTTP ${status ?? "error"}`,
     });
   }
-  if (code === "OAUTH_RESPONSE_IS_NOT_JSON") return new TokenResponseError(`the token endpoint${where} answered something that is not JSON.`, { providerId });
+  if (code === "OAUTH_RESPONSE_IS_NOT_JSON") {
+    const http = status === undefined ? "" : ` (HTTP ${status})`;
+    return new TokenResponseError(`the token endpoint${where} answered something that is not JSON${http}. Check the token endpoint URL: a login page or a proxy answered instead of the IdP.`, { providerId });
+  }
   // A body that stalls past the timeout surfaces as a parse error whose cause chain ends in a TimeoutError.
   if (code === "OAUTH_TIMEOUT" || hasTimeoutInChain(err)) {
     return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${timeoutSeconds}s.`, {
@@ -126,13 +130,6 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     transient: true,
     summary: `could not connect (${describeCause(err)})`,
   });
-}
-
-function hasTimeoutInChain(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e.name === "TimeoutError") return true;
-  }
-  return false;
 }
 
 /** Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. */

@@ -57,6 +57,7 @@ export function createProviderFetch(managed: ManagedProvider, logger: Logger, ba
     await response.body?.cancel();
     const retried = await baseFetch(retryInput, withAuthorization(retryInput, init, fresh));
     if (retried.status !== 401) return retried;
+    tokens.invalidate(fresh);
     // Twice refused, once with a brand-new token: not a stale token but a trust problem. Say so, instead of
     // handing opencode a bare 401. The provider's words are kept (scrubbed, shortened): they often name the cause.
     const said = scrub((await retried.text().catch(() => "")).slice(0, 300)).trim();

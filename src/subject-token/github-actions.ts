@@ -102,12 +102,20 @@ export class GitHubActionsSource implements SubjectTokenSource {
     try {
       response = await fetch(url, {
         headers: { authorization: `Bearer ${requestToken}`, accept: "application/json" },
-        redirect: "error",
+        // Never follow: the request token must only reach the URL GitHub gave the job.
+        redirect: "manual",
         signal,
       });
       body = await response.text();
     } catch (err) {
       throw unreachable(err);
+    }
+    if (response.status >= 300 && response.status < 400) {
+      throw new SubjectTokenRequestError(SOURCE, `the GitHub token service answered a redirect (HTTP ${response.status}), which is not followed: the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL.`, {
+        providerId,
+        status: response.status,
+        summary: `HTTP ${response.status}`,
+      });
     }
     if (!response.ok) {
       const transient = isTransientStatus(response.status);

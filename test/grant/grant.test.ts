@@ -335,11 +335,12 @@ describe('answers that are not an OAuth token response', () => {
     expectErrorIsClean(err);
   });
 
-  it('HTTP 500 without an OAuth error -> GrantRequestError with the status', async () => {
+  it('HTTP 500 -> a transient GrantRequestError with the status, saying the IdP is failing', async () => {
     fixture.next(500, { message: 'upstream database down' });
     const err = await rejectionOf(fixtureGrant());
     expect(err).toBeInstanceOf(GrantRequestError);
-    expect(err.message).toContain(`the token endpoint at ${fixture.url} answered HTTP 500 without an OAuth error`);
+    expect(err).toMatchObject({ transient: true, summary: 'HTTP 500' });
+    expect(err.message).toContain(`the token endpoint at ${fixture.url} answered HTTP 500 (the IdP is failing or overloaded).`);
     expectErrorIsClean(err);
   });
 

@@ -182,6 +182,8 @@ describe('401 from the provider', () => {
       expect(world.model.requests.length - requests).toBe(2);
       expect(grantsSince(grants)).toBe(2);
       expect(events(s.log, 'provider_unauthorized_after_refresh')).toMatchObject([{ level: 50, provider: PROVIDER, status: 401 }]);
+      // The refused fresh token is dropped too: nothing known-bad stays cached.
+      expect(s.tokens.peek()).toBeUndefined();
       expectNoLeak([err.message, s.log.text()], secrets());
     } finally {
       world.model.failNext401(0);
