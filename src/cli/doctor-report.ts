@@ -21,7 +21,7 @@ export function renderText(report: DoctorReport): string {
     }
   }
   const failing = report.providers.filter((p) => !p.ok).length;
-  out.push("", report.ok ? `result: ${report.providers.length} provider(s) ready` : `result: ${failing || "no"} provider(s) failing${report.problem ? " (see above)" : ""}`);
+  out.push("", report.ok ? `result: ${report.providers.length} provider(s) ready` : failing ? `result: ${failing} provider(s) failing` : "result: nothing checked (see above)");
   return `${out.join("\n")}\n`;
 }
 
@@ -38,7 +38,7 @@ export function renderMarkdown(report: DoctorReport): string {
     }
     if (p.claimChecks?.length) {
       out.push("", "| claim | value | expected |", "|---|---|---|");
-      for (const c of p.claimChecks) out.push(`| ${cell(c.claim)} | ${cell(c.actual ?? "(missing)")} | ${c.ok ? "✓" : "✗"} ${cell(c.expected.join(" \\| "))} |`);
+      for (const c of p.claimChecks) out.push(`| ${cell(c.claim)} | ${cell(c.actual ?? "(missing)")} | ${c.ok ? "✓" : "✗"} ${cell(c.expected.join(" | "))} |`);
     }
     out.push("");
   }

@@ -46,6 +46,8 @@ Options:
 The config is found as opencode finds it: OPENCODE_CONFIG, opencode.json(c) from the
 current directory up, .opencode/, OPENCODE_CONFIG_DIR, OPENCODE_CONFIG_CONTENT and the
 global config. On GitHub Actions the report is also added to $GITHUB_STEP_SUMMARY.
+
+Exit codes: 0 every provider is ready, 1 a provider fails (or none is found), 2 usage error.
 `;
 
 const TOKEN_HELP = `Usage: opencode-ci-auth token --provider ID [--json] [--github-output NAME]
@@ -60,6 +62,8 @@ Options:
   -h, --help                Show this help
 
 On GitHub Actions the token is masked with ::add-mask:: before it is printed.
+
+Exit codes: 0 the token was printed (or written), 1 it could not be obtained, 2 usage error.
 `;
 
 const out = (text: string) => process.stdout.write(text);
