@@ -14,6 +14,18 @@ import type { AccessToken } from "./grant/grant.js";
 
 export const MAX_REFRESH_MARGIN_MS = 30_000;
 
+/**
+ * A token is never served in its last second: IdPs round their own expiry down to whole seconds (oidc-provider:
+ * floor(now) + ttl), so ours, counted from the request, can be up to 1 s later than theirs. This matters only while
+ * refreshes fail; otherwise the token was replaced long before.
+ */
+export const EXPIRY_GUARD_MS = 1000;
+
+/** Whether `token` may still be sent at `now`. */
+export function usable(token: Pick<AccessToken, "expiresAt">, now: number): boolean {
+  return now < token.expiresAt - EXPIRY_GUARD_MS;
+}
+
 /** The moment a token should be replaced: the smaller of 30 s and a quarter of its lifetime before expiry. */
 export function refreshAt(token: Pick<AccessToken, "issuedAt" | "expiresAt">): number {
   const lifetime = Math.max(0, token.expiresAt - token.issuedAt);
@@ -55,11 +67,11 @@ export class TokenCache {
   async get(): Promise<AccessToken> {
     const current = this.#current;
     const now = this.#now();
-    if (current !== undefined && now < current.expiresAt) {
+    if (current !== undefined && usable(current, now)) {
       if (now >= refreshAt(current) && !this.#pending) {
         this.#refresh().catch((err: unknown) => {
           // Tried again on the next call; the current token is served until it expires.
-          if (this.#current === current && this.#now() < current.expiresAt) this.#onStaleServed?.(err, current);
+          if (this.#current === current && usable(current, this.#now())) this.#onStaleServed?.(err, current);
         });
       }
       return current;

@@ -12,7 +12,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 
 import { resolveExpiry } from '../src/grant/grant.js';
 import type { AccessToken } from '../src/grant/grant.js';
-import { MAX_REFRESH_MARGIN_MS, TokenCache, refreshAt } from '../src/token-cache.js';
+import { EXPIRY_GUARD_MS, MAX_REFRESH_MARGIN_MS, TokenCache, refreshAt } from '../src/token-cache.js';
 
 const T0 = 1_750_000_000_000;
 let now: number;
@@ -148,7 +148,7 @@ describe('reuse and the refresh boundary', () => {
     expect(source.calls).toBe(2);
     expect(cache.refreshing).toBe(true);
 
-    now = first.expiresAt - 1; // still valid, still served, still one grant
+    now = first.expiresAt - EXPIRY_GUARD_MS - 1; // still valid, still served, still one grant
     expect(await cache.get()).toBe(first);
     expect(source.calls).toBe(2);
 
@@ -307,7 +307,7 @@ describe('stale on error', () => {
     expect(cache.peek()).toBeUndefined();
 
     // Still inside the window: the next call serves the token again and retries (no cached failure); it works.
-    now = first.expiresAt - 1;
+    now = first.expiresAt - EXPIRY_GUARD_MS - 1;
     expect(await cache.get()).toBe(first);
     await flush();
     expect(source.calls).toBe(3);
@@ -434,5 +434,23 @@ describe('invalidate(rejected)', () => {
     );
     expect(source.calls).toBe(2);
     expect(new Set(results.map((t) => t.value))).toEqual(new Set(['tok-2']));
+  });
+});
+
+describe('the expiry guard', () => {
+  it('never serves a token in its last second, when the IdP may already have expired it', async () => {
+    const source = counting(60);
+    const cache = cacheWith(source);
+    const first = await cache.get();
+    const failure = new Error('idp down');
+    // Last usable millisecond: still served (a background refresh is tried and fails).
+    now = first.expiresAt - EXPIRY_GUARD_MS - 1;
+    source.script.push(failure);
+    expect(await cache.get()).toBe(first);
+    await flush();
+    // One millisecond later the token is treated as expired: the caller waits for a grant, here a failing one.
+    now = first.expiresAt - EXPIRY_GUARD_MS;
+    source.script.push(failure);
+    await expect(cache.get()).rejects.toBe(failure);
   });
 });

@@ -132,12 +132,18 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   });
 }
 
-/** Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. */
-export function resolveExpiry(response: { access_token: string; expires_in?: unknown }, now: number): Pick<AccessToken, "expiresAt" | "expirySource"> {
+/**
+ * Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. `requestedAt` is
+ * when the grant request was sent: counting from then (not from the answer) keeps the expiry at or before the
+ * IdP's, however long the answer took. (The IdP may also round its own expiry down to a whole second; the token
+ * cache never serves a token in its last second for that reason.)
+ */
+export function resolveExpiry(response: { access_token: string; expires_in?: unknown }, requestedAt: number): Pick<AccessToken, "expiresAt" | "expirySource"> {
   const expiresIn = response.expires_in;
   if (typeof expiresIn === "number" && Number.isFinite(expiresIn) && expiresIn > 0) {
-    return { expiresAt: now + expiresIn * 1000, expirySource: "expires_in" };
+    return { expiresAt: requestedAt + expiresIn * 1000, expirySource: "expires_in" };
   }
+  const now = requestedAt;
   try {
     const exp = decodeJwt(response.access_token).exp;
     if (typeof exp === "number" && exp * 1000 > now) return { expiresAt: exp * 1000, expirySource: "jwt_exp" };
@@ -158,6 +164,7 @@ export async function requestAccessToken(configuration: client.Configuration, co
   const now = options.now ?? Date.now;
   const flow = config.authFlow;
   let response: client.TokenEndpointResponse;
+  const requestedAt = now();
   try {
     response = await client.genericGrantRequest(configuration, GRANT_TYPES[flow], grantParameters(config, subjectToken));
   } catch (err) {
@@ -171,12 +178,11 @@ export async function requestAccessToken(configuration: client.Configuration, co
       { providerId },
     );
   }
-  const issuedAt = now();
   return {
     value: response.access_token,
     tokenType: "Bearer",
-    issuedAt,
-    ...resolveExpiry(response, issuedAt),
+    issuedAt: requestedAt,
+    ...resolveExpiry(response, requestedAt),
     scope: typeof response.scope === "string" ? response.scope : undefined,
   };
 }

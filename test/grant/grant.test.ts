@@ -388,6 +388,18 @@ describe('answers that are not an OAuth token response', () => {
   });
 });
 
+describe('the expiry is counted from when the grant was sent', () => {
+  it('so a slow answer never makes the token outlive the IdP\'s view of it', async () => {
+    const cfg = config({});
+    const configuration = await createGrantClient(PROVIDER, cfg);
+    // The clock reads 1000 when the request leaves and 9000 afterwards (an 8 s answer).
+    const readings = [1_000, 9_000, 9_000, 9_000];
+    const token = await requestAccessToken(configuration, cfg, await subject(), { providerId: PROVIDER, now: () => readings.shift() ?? 9_000 });
+    expect(token.issuedAt).toBe(1_000);
+    expect(token.expiresAt).toBe(1_000 + 600_000);
+  });
+});
+
 describe('resolveExpiry', () => {
   const now = 1_750_000_000_000;
   const secret = new TextEncoder().encode('unit-test-hmac-key-unit-test-hmac-key');
