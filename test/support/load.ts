@@ -3,7 +3,7 @@
  * token-endpoint request per provider (to check single flight), and a GC handle to measure retained heap.
  * Nothing here reads or keeps a header or a token: the probe only reads the `audience` form field.
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -79,13 +79,18 @@ export function exposeGc(): () => void {
   return gcFn;
 }
 
-/** `heapUsed` after full collections, with a turn of the event loop between them so pending finalizers run. */
+/**
+ * Bytes of live objects after full collections (a turn of the event loop between them, so pending finalizers run):
+ * the V8 heap without its code spaces, whose size moves as the JIT compiles and drops code, not with retained data.
+ */
 export async function heapAfterGc(): Promise<number> {
   const gc = exposeGc();
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 4; i++) {
     gc();
     await sleep(10);
   }
   gc();
-  return process.memoryUsage().heapUsed;
+  return getHeapSpaceStatistics()
+    .filter((space) => !space.space_name.startsWith('code_'))
+    .reduce((sum, space) => sum + space.space_used_size, 0);
 }
