@@ -8,9 +8,11 @@ export { requestAccessToken, resolveExpiry, GRANT_TYPES, DEFAULT_LIFETIME_SECOND
 export { createGrantClient, resolveAuthMethod, DEFAULT_TIMEOUT_SECONDS } from "./grant/client.js";
 export { withRetry, backoffDelay, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
 export { parseOAuth2Block, parseProviders, type ParsedProvider } from "./config/parse.js";
-export { oauth2Schema, type OAuth2Config, type OAuth2Input, type SubjectTokenSourceConfig, type AuthFlow } from "./config/schema.js";
+export { oauth2Schema, SOURCE_TYPES, type OAuth2Config, type OAuth2Input, type SubjectTokenSourceConfig, type AuthFlow } from "./config/schema.js";
 export { createSubjectTokenSource } from "./subject-token/create.js";
-export { checkSubjectToken, summarizeClaims, SUMMARY_CLAIMS, CLOCK_SKEW_SECONDS } from "./subject-token/claims.js";
+export { checkSubjectToken, summarizeClaims, SUMMARY_CLAIMS, NESTED_SUMMARY_CLAIMS, CLOCK_SKEW_SECONDS } from "./subject-token/claims.js";
+export { ALLOW_EXEC_ENV } from "./subject-token/exec.js";
+export { detectPlatformFromEnv, PLATFORM_SIGNALS, type PlatformId } from "./subject-token/detect-platform.js";
 export type { SubjectTokenSource, SubjectTokenContext } from "./subject-token/source.js";
 export { checkExpectedClaims, formatClaimTable, globMatch, type ClaimCheck, type ExpectClaims } from "./expect-claims.js";
 export { createLogger, scrub, type Logger, type LogLevel } from "./log.js";

@@ -1,7 +1,7 @@
 /** isLoopback / insecureReason: https everywhere, plain http only to loopback. */
 import { describe, expect, it } from "vitest";
 
-import { insecureReason, isLoopback } from "../src/transport.js";
+import { insecureMetadataReason, insecureReason, isLoopback } from "../src/transport.js";
 
 describe("isLoopback", () => {
   it.each([
@@ -61,5 +61,22 @@ describe("insecureReason", () => {
     const reason = insecureReason(new URL("http://user:p4ssw0rd@auth.example.com:8080/realms/acme/token?client_secret=s3cr3t#frag")) ?? "";
     expect(reason.startsWith("http://auth.example.com:8080 is not https")).toBe(true);
     for (const part of ["user", "p4ssw0rd", "realms", "client_secret", "s3cr3t", "frag"]) expect(reason).not.toContain(part);
+  });
+});
+
+describe("insecureMetadataReason", () => {
+  it.each(["http://metadata.google.internal", "http://METADATA.google.internal/x", "http://169.254.169.254", "http://127.0.0.1:9000", "https://metadata.example.com"])(
+    "%s may carry the metadata server's answer",
+    (url) => {
+      expect(insecureMetadataReason(new URL(url))).toBeUndefined();
+    },
+  );
+
+  it.each(["http://metadata", "http://metadata.google.internal.evil.example", "http://169.254.169.253", "http://10.0.0.1"])("%s is refused", (url) => {
+    expect(insecureMetadataReason(new URL(url))).toMatch(/is not https \(plain http is only allowed to the metadata server, metadata\.google\.internal or 169\.254\.169\.254, and to loopback addresses\)$/);
+  });
+
+  it("does not widen the general rule", () => {
+    expect(insecureReason(new URL("http://metadata.google.internal"))).toBeDefined();
   });
 });

@@ -10,10 +10,10 @@ import { CiAuthError, GrantRefusedError, reasonOf } from "../errors.js";
 import { checkExpectedClaims, type ClaimCheck } from "../expect-claims.js";
 import { createGrantClient } from "../grant/client.js";
 import { GRANT_TYPES, REFUSAL_HINTS, requestAccessToken } from "../grant/grant.js";
-import { SUMMARY_CLAIMS, checkSubjectToken } from "../subject-token/claims.js";
+import { checkSubjectToken, pickSummaryClaims } from "../subject-token/claims.js";
 import { createSubjectTokenSource } from "../subject-token/create.js";
 import type { ConfigSource, OpencodeConfig } from "./config-files.js";
-import { detectPlatform, type Platform } from "./platform.js";
+import { detectPlatform, sourceFitsPlatform, type Platform } from "./platform.js";
 
 export type StepStatus = "ok" | "warn" | "fail" | "skip";
 
@@ -91,7 +91,7 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
   const config = parsed.config;
   report.sourceType = config.subjectTokenSource.type;
   report.flow = config.authFlow;
-  const platformMismatch = platform.sourceType && platform.sourceType !== config.subjectTokenSource.type;
+  const platformMismatch = !sourceFitsPlatform(platform, config.subjectTokenSource.type);
   steps.push(
     step({
       step: "config",
@@ -104,6 +104,8 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
 
   // 2. The subject token: minted with the plugin's own source, checked with its own checks.
   const source = createSubjectTokenSource(config.subjectTokenSource);
+  // `auto` uses the same detection as the platform line: name what it picked.
+  const sourceName = source.type === "auto" && platform.sourceType ? `auto (${platform.sourceType})` : source.type;
   const context = { providerId, env: input.env, fetch: input.fetch ?? globalThis.fetch, timeoutMs: config.timeoutSeconds * 1000 };
   let subjectToken: string | undefined;
   let checks: ClaimCheck[] = [];
@@ -117,7 +119,7 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
     }
     const lines: string[] = [];
     if (payload) {
-      const summary = Object.fromEntries(SUMMARY_CLAIMS.filter((c) => payload[c] !== undefined).map((c) => [c, payload[c]]));
+      const summary = pickSummaryClaims(payload);
       report.claims = summary;
       const width = Math.max(...Object.keys(summary).map((k) => k.length));
       for (const [claim, value] of Object.entries(summary)) {
@@ -140,18 +142,18 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
         step({
           step: "subject-token",
           status: mismatch.length ? "fail" : "ok",
-          title: `subject token from ${source.type}${left === undefined ? "" : `, ${duration(left)} left`}`,
+          title: `subject token from ${sourceName}${left === undefined ? "" : `, ${duration(left)} left`}`,
           lines,
           ...(mismatch.length ? { fix: `the claims marked ✗ do not match oauth2.expectClaims (${mismatch.map((c) => c.claim).join(", ")}): the plugin will not send this token` } : {}),
         }),
       );
       if (mismatch.length) subjectToken = undefined;
     } catch (err) {
-      steps.push(step({ step: "subject-token", status: "fail", title: `subject token from ${source.type} fails the local checks`, lines, fix: reasonOf(err) }));
+      steps.push(step({ step: "subject-token", status: "fail", title: `subject token from ${sourceName} fails the local checks`, lines, fix: reasonOf(err) }));
       subjectToken = undefined;
     }
   } catch (err) {
-    steps.push(step({ step: "subject-token", status: "fail", title: `no subject token from ${source.type}`, lines: [], fix: reasonOf(err) }));
+    steps.push(step({ step: "subject-token", status: "fail", title: `no subject token from ${sourceName}`, lines: [], fix: reasonOf(err) }));
   }
 
   // 3. Discovery (or the configured endpoint), and whether the IdP advertises the grant.

@@ -1,7 +1,8 @@
 /** Which CI platform this process runs on, from its environment, and the source a config should use there. */
+import { LOOKED_FOR, detectPlatformFromEnv, type PlatformId } from "../subject-token/detect-platform.js";
 
 export interface Platform {
-  id: "github_actions" | "gitlab" | "none";
+  id: PlatformId | "none";
   name: string;
   /** Non-secret facts worth showing (repository, ref, run). */
   details: Record<string, string>;
@@ -9,25 +10,17 @@ export interface Platform {
   sourceType: string | undefined;
 }
 
-const pick = (env: NodeJS.ProcessEnv, names: Record<string, string>): Record<string, string> =>
+const pick = (env: NodeJS.ProcessEnv, names: Readonly<Record<string, string>>): Record<string, string> =>
   Object.fromEntries(Object.entries(names).flatMap(([label, name]) => (env[name] ? [[label, env[name] as string]] : [])));
 
 export function detectPlatform(env: NodeJS.ProcessEnv = process.env): Platform {
-  if (env.GITHUB_ACTIONS === "true") {
-    return {
-      id: "github_actions",
-      name: "GitHub Actions",
-      details: pick(env, { repository: "GITHUB_REPOSITORY", ref: "GITHUB_REF", event: "GITHUB_EVENT_NAME", workflow: "GITHUB_WORKFLOW_REF", run: "GITHUB_RUN_ID" }),
-      sourceType: "github_actions",
-    };
-  }
-  if (env.GITLAB_CI === "true") {
-    return {
-      id: "gitlab",
-      name: "GitLab CI",
-      details: pick(env, { project: "CI_PROJECT_PATH", ref: "CI_COMMIT_REF_NAME", pipeline_source: "CI_PIPELINE_SOURCE", job: "CI_JOB_ID" }),
-      sourceType: "gitlab",
-    };
-  }
-  return { id: "none", name: "no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true)", details: {}, sourceType: undefined };
+  const found = detectPlatformFromEnv(env);
+  if (!found) return { id: "none", name: `no CI platform detected (looked for ${LOOKED_FOR})`, details: {}, sourceType: undefined };
+  return { id: found.id, name: found.name, details: pick(env, found.details), sourceType: found.id };
+}
+
+/** Whether a source type suits the platform: its own, `auto` anywhere, and `file` for a Kubernetes projected token. */
+export function sourceFitsPlatform(platform: Platform, sourceType: string): boolean {
+  if (!platform.sourceType || sourceType === "auto" || sourceType === platform.sourceType) return true;
+  return platform.id === "kubernetes" && sourceType === "file";
 }

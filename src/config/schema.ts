@@ -4,12 +4,27 @@
  */
 import { z } from "zod";
 import { insecureReason } from "../transport.js";
+import { subjectTokenSourceSchema, text } from "./source-schema.js";
 
-const text = (field: string) =>
-  z
-    .string({ error: (i) => (i.input === undefined ? `${field} is required` : `${field} must be a string`) })
-    .trim()
-    .min(1, { error: `${field} must not be empty (if it comes from {env:VAR}, check that VAR is set in the job)` });
+// The source schemas live in source-schema.ts; these names are re-exported for existing importers.
+export {
+  autoSource,
+  azurePipelinesSource,
+  bitbucketSource,
+  buildkiteSource,
+  circleciSource,
+  envSource,
+  execSource,
+  fileSource,
+  gcpMetadataSource,
+  githubActionsSource,
+  gitlabSource,
+  kubernetesSource,
+  subjectTokenSourceSchema,
+  urlSource,
+  SOURCE_TYPES,
+  type SubjectTokenSourceConfig,
+} from "./source-schema.js";
 
 const httpsUrl = (field: string) =>
   text(field).pipe(
@@ -21,45 +36,6 @@ const stringList = (field: string) =>
   z
     .union([z.array(text(field)), z.string()], { error: `${field} must be an array of strings or a space/comma-separated string` })
     .transform((v) => (Array.isArray(v) ? v : v.split(/[\s,]+/)).map((s) => s.trim()).filter((s) => s.length > 0));
-
-const audience = text("audience").optional();
-
-/** GitHub Actions: asks `ACTIONS_ID_TOKEN_REQUEST_URL` for a token with this audience. */
-export const githubActionsSource = z.strictObject({
-  type: z.literal("github_actions"),
-  /** The `aud` the IdP expects. Omitted: GitHub's default, `https://github.com/<owner>`. */
-  audience,
-});
-
-/** GitLab CI: reads the JWT that the job's `id_tokens:` keyword put in an environment variable. */
-export const gitlabSource = z.strictObject({
-  type: z.literal("gitlab"),
-  /** The `id_tokens` variable name. */
-  var: text("var").default("OPENCODE_ID_TOKEN"),
-  /** When set, the token's `aud` is checked locally against it before use. */
-  audience,
-});
-
-/** A file holding the JWT, re-read for every grant (e.g. a rotated projected token). */
-export const fileSource = z.strictObject({
-  type: z.literal("file"),
-  path: text("path"),
-  audience,
-});
-
-/** An environment variable holding the JWT. */
-export const envSource = z.strictObject({
-  type: z.literal("env"),
-  var: text("var"),
-  audience,
-});
-
-export const subjectTokenSourceSchema = z.discriminatedUnion("type", [githubActionsSource, gitlabSource, fileSource, envSource], {
-  error: (issue) =>
-    issue.code === "invalid_union"
-      ? 'type must be one of "github_actions", "gitlab", "file", "env"'
-      : 'subjectTokenSource must be an object such as { "type": "github_actions", "audience": "…" }',
-});
 
 export const AUTH_FLOWS = ["jwt_bearer", "token_exchange"] as const;
 export const AUTH_METHODS = ["client_secret_post", "client_secret_basic", "none", "private_key_jwt"] as const;
@@ -193,5 +169,4 @@ export const oauth2Schema = z
 export type OAuth2Input = z.input<typeof oauth2Schema>;
 /** The validated, defaulted block. */
 export type OAuth2Config = z.output<typeof oauth2Schema>;
-export type SubjectTokenSourceConfig = OAuth2Config["subjectTokenSource"];
 export type AuthFlow = (typeof AUTH_FLOWS)[number];

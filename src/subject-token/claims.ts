@@ -11,6 +11,7 @@ export const SUMMARY_CLAIMS = [
   "iss",
   "aud",
   "sub",
+  // GitHub Actions
   "repository",
   "ref",
   "ref_type",
@@ -19,10 +20,33 @@ export const SUMMARY_CLAIMS = [
   "job_workflow_ref",
   "event_name",
   "runner_environment",
+  // GitLab CI
   "project_path",
   "namespace_path",
   "pipeline_source",
+  // CircleCI
+  "oidc.circleci.com/project-id",
+  "oidc.circleci.com/vcs-origin",
+  "oidc.circleci.com/vcs-ref",
+  // Buildkite
+  "organization_slug",
+  "pipeline_slug",
+  "build_branch",
+  // Bitbucket Pipelines
+  "workspaceUuid",
+  "repositoryUuid",
+  "branchName",
 ] as const;
+
+/**
+ * Non-secret parts of object claims, shown under a name of their own: Kubernetes puts the namespace and service
+ * account in `kubernetes.io`, Google Cloud (format=full) the project in `google`.
+ */
+export const NESTED_SUMMARY_CLAIMS: Readonly<Record<string, readonly string[]>> = {
+  "kubernetes.io/namespace": ["kubernetes.io", "namespace"],
+  "kubernetes.io/serviceaccount": ["kubernetes.io", "serviceaccount", "name"],
+  "google/project_id": ["google", "compute_engine", "project_id"],
+};
 
 /** Tolerated clock difference between the CI platform and this machine. */
 export const CLOCK_SKEW_SECONDS = 60;
@@ -45,9 +69,28 @@ export interface CheckOptions {
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 
-export function summarizeClaims(payload: JWTPayload): Record<string, unknown> {
+function nested(payload: JWTPayload, path: readonly string[]): unknown {
+  let current: unknown = payload;
+  for (const key of path) {
+    if (current === null || typeof current !== "object" || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return typeof current === "string" || typeof current === "number" || typeof current === "boolean" ? current : undefined;
+}
+
+/** The SUMMARY_CLAIMS and NESTED_SUMMARY_CLAIMS the payload has, in that order (no `exp`). */
+export function pickSummaryClaims(payload: JWTPayload): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const name of SUMMARY_CLAIMS) if (payload[name] !== undefined) out[name] = payload[name];
+  for (const [name, path] of Object.entries(NESTED_SUMMARY_CLAIMS)) {
+    const value = nested(payload, path);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+export function summarizeClaims(payload: JWTPayload): Record<string, unknown> {
+  const out = pickSummaryClaims(payload);
   if (typeof payload.exp === "number") out.exp = iso(payload.exp);
   return out;
 }

@@ -263,7 +263,9 @@ describe.concurrent('doctor: all good', () => {
     const run = await doctor([], { JOB_OIDC_TOKEN: token });
 
     expect(run.code).toBe(0);
-    expect(lines(run.stdout)).toContain('platform  no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true)');
+    expect(lines(run.stdout)).toContain(
+      'platform  no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB)',
+    );
     expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓']);
     expect(run.stdout).toMatch(/^ {2}✓ subject token from env, [45]m \d\ds left$/m);
     expect(run.stdout).not.toContain('expectClaims');
@@ -617,5 +619,77 @@ describe.concurrent('doctor: the config', () => {
     expect(missing.code).toBe(2);
     expect(missing.stdout).toBe('');
     expect(missing.stderr).toBe(`opencode-ci-auth: --config: cannot read ${join(project.dir, 'missing.json')} (ENOENT)\nRun 'opencode-ci-auth --help' for usage.\n`);
+  });
+});
+
+describe.concurrent('doctor: other platforms', () => {
+  it('Bitbucket Pipelines: the platform line, and the claims a Bitbucket trust policy checks', async () => {
+    const { world, project, doctor, config } = await scene();
+    const token = await world.ci.mint({
+      style: 'plain',
+      aud: world.idp.issuer,
+      claims: { repository: 'acme/app', workspaceUuid: '{ws-1}', repositoryUuid: '{repo-1}', branchName: 'main' },
+    });
+    await project.writeConfig(config({ subjectTokenSource: { type: 'bitbucket', audience: world.idp.issuer } }));
+
+    const run = await doctor([], { CI: 'true', BITBUCKET_BUILD_NUMBER: '42', BITBUCKET_REPO_FULL_NAME: 'acme/app', BITBUCKET_BRANCH: 'main', BITBUCKET_STEP_OIDC_TOKEN: token });
+
+    expect(run.code).toBe(0);
+    const out = lines(run.stdout);
+    expect(out).toContain('platform  Bitbucket Pipelines · repository acme/app · branch main · build 42');
+    expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓']);
+    expect(out).toContain(`      ${'repositoryUuid'.padEnd(14)}  {repo-1}`);
+    expect(out).toContain(`      ${'branchName'.padEnd(14)}  main`);
+    expect(out).toContain(`      ${'workspaceUuid'.padEnd(14)}  {ws-1}`);
+  });
+
+  it('Bitbucket without `oidc: true`: ✗ with the fix', async () => {
+    const { project, doctor, config } = await scene();
+    await project.writeConfig(config({ subjectTokenSource: { type: 'bitbucket' } }));
+    const run = await doctor([], { CI: 'true', BITBUCKET_BUILD_NUMBER: '42' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('  ✗ no subject token from bitbucket\n    → bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.\n');
+  });
+
+  it('auto on GitLab: names the source it picked, and does not warn about the platform', async () => {
+    const { world, project, doctor, config } = await scene();
+    const token = await world.ci.mint({ style: 'gitlab', aud: world.idp.issuer });
+    await project.writeConfig(config({ subjectTokenSource: { type: 'auto', audience: world.idp.issuer } }));
+
+    const run = await doctor([], { GITLAB_CI: 'true', CI_PROJECT_PATH: 'acme/app', OPENCODE_ID_TOKEN: token });
+
+    expect(run.code).toBe(0);
+    expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓']);
+    expect(run.stdout).toContain('  ✓ config valid: jwt_bearer with subject token from auto\n');
+    expect(run.stdout).toMatch(/^ {2}✓ subject token from auto \(gitlab\), \d+m \d\ds left$/m);
+  });
+
+  it('auto with no platform: ✗ with what was looked for', async () => {
+    const { project, doctor, config } = await scene();
+    await project.writeConfig(config({ subjectTokenSource: { type: 'auto' } }));
+    const run = await doctor([], {});
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('  ✗ no subject token from auto\n    → auto subject token: no supported platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true,');
+  });
+
+  it('Kubernetes: the namespace and service account of the projected token', async () => {
+    const { world, project, doctor, config } = await scene();
+    const token = await world.ci.mint({
+      style: 'plain',
+      aud: world.idp.issuer,
+      claims: { repository: 'acme/app', sub: 'system:serviceaccount:ci:runner', 'kubernetes.io': { namespace: 'ci', serviceaccount: { name: 'runner', uid: 'u-1' }, pod: { name: 'p', uid: 'u-2' } } },
+    });
+    const path = project.path('oidc-token');
+    await writeFile(path, token);
+    await project.writeConfig(config({ subjectTokenSource: { type: 'kubernetes', path, audience: world.idp.issuer } }));
+
+    const run = await doctor([], { KUBERNETES_SERVICE_HOST: '10.0.0.1', HOSTNAME: 'runner-abc' });
+
+    expect(run.code).toBe(0);
+    const out = lines(run.stdout);
+    expect(out).toContain('platform  Kubernetes · pod runner-abc');
+    expect(out).toContain(`      ${'kubernetes.io/namespace'.padEnd(28)}  ci`);
+    expect(out).toContain(`      ${'kubernetes.io/serviceaccount'.padEnd(28)}  runner`);
+    expect(run.stdout).not.toContain('u-2');
   });
 });

@@ -107,7 +107,7 @@ describe("parseOAuth2Block", () => {
   });
 
   it("names nested fields with dotted paths (source type, array index)", () => {
-    const error = expectError(parseOAuth2Block(PROVIDER, block({ scopes: ["openid", " "], subjectTokenSource: { type: "circleci" } }), {}));
+    const error = expectError(parseOAuth2Block(PROVIDER, block({ scopes: ["openid", " "], subjectTokenSource: { type: "travis" } }), {}));
     expect(paths(error.issues).sort()).toEqual(["oauth2.scopes.1", "oauth2.subjectTokenSource.type"]);
     expectWellFormed(error, PROVIDER);
   });

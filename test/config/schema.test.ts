@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 
-import { AUTH_METHODS, envSource, fileSource, githubActionsSource, gitlabSource, oauth2Schema, subjectTokenSourceSchema } from "../../src/config/schema.js";
+import { AUTH_METHODS, SOURCE_TYPES, envSource, fileSource, githubActionsSource, gitlabSource, oauth2Schema, subjectTokenSourceSchema } from "../../src/config/schema.js";
 
 /** The block from the issue, under provider "miaou". */
 const ISSUE_BLOCK = {
@@ -395,11 +395,11 @@ describe("subjectTokenSource", () => {
     expect(envSource.safeParse({ type: "env", var: "X", audience: "a" }).success).toBe(true);
   });
 
-  it.each(["circleci", "GitHub_Actions", "", 3])("refuses the source type %j and lists the valid ones", (type) => {
+  it.each(["travis", "GitHub_Actions", "", 3])("refuses the source type %j and lists the valid ones", (type) => {
     const issues = issuesOf({ type, audience: "x" }, subjectTokenSourceSchema);
     expect(issues).toHaveLength(1);
     expect(issues[0]?.path).toBe("type");
-    for (const t of ["github_actions", "gitlab", "file", "env"]) expect(issues[0]?.message).toContain(`"${t}"`);
+    for (const t of SOURCE_TYPES) expect(issues[0]?.message).toContain(`"${t}"`);
   });
 
   it.each([undefined, "github_actions", ["github_actions"], null])("refuses a non-object source %j with an example", (value) => {

@@ -6,7 +6,7 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { CiAuthError, SubjectTokenInvalidError } from "../../src/errors.js";
-import { CLOCK_SKEW_SECONDS, SUMMARY_CLAIMS, checkSubjectToken, summarizeClaims } from "../../src/subject-token/claims.js";
+import { CLOCK_SKEW_SECONDS, NESTED_SUMMARY_CLAIMS, SUMMARY_CLAIMS, checkSubjectToken, summarizeClaims } from "../../src/subject-token/claims.js";
 import { startCiIssuer, type CiIssuer } from "../support/ci-issuer.js";
 
 const PROVIDER = "miaou";
@@ -248,5 +248,54 @@ describe("summarizeClaims", () => {
 
   it("is empty for a payload without any listed claim", () => {
     expect(summarizeClaims({ jti: "x", foo: "bar" })).toEqual({});
+  });
+});
+
+describe("summarizeClaims: the other platforms", () => {
+  it("keeps the identifying claims of CircleCI, Buildkite and Bitbucket tokens", async () => {
+    const claims = {
+      "oidc.circleci.com/project-id": "p-1",
+      "oidc.circleci.com/vcs-ref": "refs/heads/main",
+      "oidc.circleci.com/context-ids": ["c-1"],
+      organization_slug: "acme",
+      pipeline_slug: "app",
+      build_branch: "main",
+      agent_id: "a-1",
+      workspaceUuid: "{ws}",
+      repositoryUuid: "{repo}",
+      branchName: "main",
+    };
+    const summary = summarizeClaims(decodeJwt(await ci.mint({ style: "plain", aud: AUDIENCE, iat: NOW_S, claims })));
+    expect(summary).toMatchObject({
+      "oidc.circleci.com/project-id": "p-1",
+      "oidc.circleci.com/vcs-ref": "refs/heads/main",
+      organization_slug: "acme",
+      pipeline_slug: "app",
+      build_branch: "main",
+      workspaceUuid: "{ws}",
+      repositoryUuid: "{repo}",
+      branchName: "main",
+    });
+    expect(summary).not.toHaveProperty("agent_id");
+    expect(summary).not.toHaveProperty("oidc.circleci.com/context-ids");
+  });
+
+  it("flattens the namespace and service account of a Kubernetes token, and the project of a Google one, but nothing else of those objects", async () => {
+    const claims = {
+      "kubernetes.io": { namespace: "ci", serviceaccount: { name: "runner", uid: "sa-uid" }, pod: { name: "runner-x", uid: "pod-uid" }, node: { name: "n", uid: "u" } },
+      google: { compute_engine: { project_id: "acme-ci", instance_id: "123", zone: "europe-west1-b" } },
+    };
+    const summary = summarizeClaims(decodeJwt(await ci.mint({ style: "plain", aud: AUDIENCE, iat: NOW_S, claims })));
+    expect(summary).toMatchObject({ "kubernetes.io/namespace": "ci", "kubernetes.io/serviceaccount": "runner", "google/project_id": "acme-ci" });
+    expect(summary).not.toHaveProperty("kubernetes.io");
+    expect(summary).not.toHaveProperty("google");
+    expect(JSON.stringify(summary)).not.toMatch(/pod-uid|sa-uid|instance_id/);
+    expect(Object.keys(NESTED_SUMMARY_CLAIMS)).toEqual(["kubernetes.io/namespace", "kubernetes.io/serviceaccount", "google/project_id"]);
+  });
+
+  it("ignores a nested claim that is an object or missing", async () => {
+    const summary = summarizeClaims(decodeJwt(await ci.mint({ style: "plain", aud: AUDIENCE, iat: NOW_S, claims: { "kubernetes.io": { namespace: { x: 1 } } } })));
+    expect(summary).not.toHaveProperty("kubernetes.io/namespace");
+    expect(summary).not.toHaveProperty("kubernetes.io/serviceaccount");
   });
 });

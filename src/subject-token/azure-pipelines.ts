@@ -1,0 +1,88 @@
+/**
+ * Azure Pipelines: `POST $SYSTEM_OIDCREQUESTURI?api-version=7.1&serviceConnectionId=<id>` with the job access token
+ * (`SYSTEM_ACCESSTOKEN`) mints a token for the service connection's federated identity, in the `oidcToken` field.
+ * @see https://learn.microsoft.com/rest/api/azure/devops/distributedtask/oidctoken/create
+ * @see https://learn.microsoft.com/azure/devops/pipelines/build/variables#systemaccesstoken
+ */
+import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
+import { insecureReason } from "../transport.js";
+import { requestTokenOverHttp } from "./http-token-request.js";
+import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+
+const SOURCE = "azure_pipelines";
+export const AZURE_OIDC_API_VERSION = "7.1";
+const MAP_ACCESS_TOKEN =
+  "Azure Pipelines does not put the job access token in the environment by default: map it in the step that runs opencode, `env: { SYSTEM_ACCESSTOKEN: $(System.AccessToken) }`.";
+
+export class AzurePipelinesSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string | undefined;
+  readonly serviceConnectionId: string;
+
+  constructor(serviceConnectionId: string, audience: string | undefined) {
+    this.serviceConnectionId = serviceConnectionId;
+    this.expectedAudience = audience;
+  }
+
+  /**
+   * The service connection, the job's OIDC request URI (it holds the plan and job ids) and a fingerprint of the
+   * job access token, which only this job holds.
+   */
+  async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
+    const accessToken = env.SYSTEM_ACCESSTOKEN;
+    return identityOf([SOURCE, this.serviceConnectionId, env.SYSTEM_OIDCREQUESTURI, accessToken ? fingerprint(accessToken) : undefined]);
+  }
+
+  async getSubjectToken(context: SubjectTokenContext): Promise<string> {
+    const { providerId, env } = context;
+    const requestUri = env.SYSTEM_OIDCREQUESTURI;
+    if (!requestUri) {
+      const why = /^true$/i.test(env.TF_BUILD ?? "")
+        ? "this agent does not offer OIDC tokens (Azure DevOps Server, or an agent too old for workload identity federation)"
+        : "this does not look like an Azure Pipelines job (TF_BUILD is not set)";
+      throw new SubjectTokenUnavailableError(SOURCE, `SYSTEM_OIDCREQUESTURI is not set: ${why}.`, { providerId });
+    }
+    const accessToken = env.SYSTEM_ACCESSTOKEN;
+    if (!accessToken) throw new SubjectTokenUnavailableError(SOURCE, `SYSTEM_ACCESSTOKEN is not set. ${MAP_ACCESS_TOKEN}`, { providerId });
+    let url: URL;
+    try {
+      url = new URL(requestUri);
+    } catch {
+      throw new SubjectTokenUnavailableError(SOURCE, "SYSTEM_OIDCREQUESTURI is not a valid URL.", { providerId });
+    }
+    const insecure = insecureReason(url);
+    if (insecure) throw new SubjectTokenUnavailableError(SOURCE, `SYSTEM_OIDCREQUESTURI: ${insecure}.`, { providerId });
+    // Added to whatever query the URI already has, never replacing it.
+    url.searchParams.set("api-version", AZURE_OIDC_API_VERSION);
+    url.searchParams.set("serviceConnectionId", this.serviceConnectionId);
+
+    const answer = await requestTokenOverHttp(context, {
+      source: SOURCE,
+      service: "the Azure Pipelines OIDC service",
+      url,
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${accessToken}`,
+        accept: "application/json",
+        "content-type": "application/json",
+        // Asks Azure DevOps for a 401 instead of a redirect to its sign-in page.
+        "x-tfs-fedauthredirect": "Suppress",
+      },
+      redirectReason: "SYSTEM_ACCESSTOKEN is only sent to SYSTEM_OIDCREQUESTURI",
+      refusalHints: {
+        401: `The job access token was refused: map the current one, \`env: { SYSTEM_ACCESSTOKEN: $(System.AccessToken) }\`, and do not set SYSTEM_ACCESSTOKEN yourself.`,
+        default: `Check subjectTokenSource.serviceConnectionId ("${this.serviceConnectionId}"): it must be the id of an Azure Resource Manager service connection that uses workload identity federation, and this pipeline must be allowed to use it.`,
+      },
+    });
+    let value: unknown;
+    try {
+      value = (JSON.parse(answer.body) as { oidcToken?: unknown }).oidcToken;
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== "string" || value.length === 0) {
+      throw new SubjectTokenRequestError(SOURCE, 'the Azure Pipelines OIDC service answered without an "oidcToken" field.', { providerId, status: answer.status });
+    }
+    return value;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * CircleCI: the job's `CIRCLE_OIDC_TOKEN_V2` (its `aud` is the organization id), or, when an audience is
+ * configured, a token minted for it with `circleci run oidc get --claims '{"aud":"…"}'`.
+ * @see https://circleci.com/docs/openid-connect-tokens/
+ * @see https://circleci.com/docs/oidc-tokens-with-custom-claims/
+ */
+import { SubjectTokenUnavailableError } from "../errors.js";
+import { runTokenCommand } from "./run-command.js";
+import { identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+
+const SOURCE = "circleci";
+const NO_TOKEN =
+  "CircleCI gives OIDC tokens only to jobs that use at least one context: add `context: [<a context>]` to this job in the workflow. " +
+  'Jobs of pull requests from forks get none unless the project enables "Pass secrets to builds from forked pull requests" (docs/troubleshooting.md).';
+
+export class CircleCiSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string | undefined;
+
+  constructor(audience: string | undefined) {
+    this.expectedAudience = audience;
+  }
+
+  /** The job (a UUID per job run) and the parallel container it runs in. */
+  async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
+    return identityOf([SOURCE, this.expectedAudience ?? "(organization id)", env.CIRCLE_WORKFLOW_JOB_ID, env.CIRCLE_NODE_INDEX ?? "0"]);
+  }
+
+  async getSubjectToken(context: SubjectTokenContext): Promise<string> {
+    const { providerId, env } = context;
+    const where = env.CIRCLECI === "true" ? "" : " (this does not look like a CircleCI job: CIRCLECI is not set)";
+    const inEnv = env.CIRCLE_OIDC_TOKEN_V2?.trim() || env.CIRCLE_OIDC_TOKEN?.trim();
+    if (this.expectedAudience === undefined) {
+      if (inEnv) return inEnv;
+      throw new SubjectTokenUnavailableError(SOURCE, `CIRCLE_OIDC_TOKEN_V2 is not set${where}. ${NO_TOKEN}`, { providerId });
+    }
+    return runTokenCommand({
+      source: SOURCE,
+      providerId,
+      program: "circleci",
+      args: ["run", "oidc", "get", "--claims", JSON.stringify({ aud: this.expectedAudience })],
+      label: "`circleci run oidc get`",
+      timeoutMs: context.timeoutMs ?? 10_000,
+      env,
+      signal: context.signal,
+      notFound:
+        `the circleci command is not on PATH${where}. CircleCI provides it inside jobs to mint tokens with a custom audience (not in a container you start yourself); ` +
+        "or remove subjectTokenSource.audience to use CIRCLE_OIDC_TOKEN_V2, whose aud is the organization id.",
+      failureHint: inEnv ? undefined : `CIRCLE_OIDC_TOKEN_V2 is not set either: ${NO_TOKEN}`,
+    });
+  }
+}

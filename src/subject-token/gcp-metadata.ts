@@ -1,0 +1,81 @@
+/**
+ * Google Cloud: the metadata server mints an identity token for the service account attached to the VM (or the
+ * Cloud Run service, or the GKE workload): `GET <base>/computeMetadata/v1/instance/service-accounts/default/identity
+ * ?audience=…&format=full` with `Metadata-Flavor: Google`, the JWT as the whole body. The base is plain http on
+ * purpose (transport.ts: METADATA_SERVER_HOSTS); `GCE_METADATA_HOST`, which Google's client libraries also read,
+ * overrides the default host.
+ * @see https://cloud.google.com/compute/docs/instances/verifying-instance-identity#request_signature
+ */
+import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
+import { insecureMetadataReason } from "../transport.js";
+import { requestTokenOverHttp } from "./http-token-request.js";
+import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+
+const SOURCE = "gcp_metadata";
+const IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity";
+
+export class GcpMetadataSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string;
+  readonly #baseUrl: string | undefined;
+  readonly #defaultBaseUrl: string;
+
+  /** `baseUrl` is the configured one, if any; `defaultBaseUrl` applies when neither it nor GCE_METADATA_HOST is set. */
+  constructor(audience: string, baseUrl: string | undefined, defaultBaseUrl: string) {
+    this.expectedAudience = audience;
+    this.#baseUrl = baseUrl;
+    this.#defaultBaseUrl = defaultBaseUrl;
+  }
+
+  /**
+   * None: the metadata server speaks for the machine's service account, and nothing in it tells one CI job on
+   * that machine from the next, so the file cache is not used with this source.
+   */
+  async cacheIdentity(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  /** The identity endpoint's URL: the configured base, else `http://$GCE_METADATA_HOST`, else the default. */
+  identityUrl(env: NodeJS.ProcessEnv): URL {
+    const host = env.GCE_METADATA_HOST?.trim();
+    const base = new URL(this.#baseUrl ?? (host ? `http://${host}` : this.#defaultBaseUrl));
+    const url = new URL(`${base.pathname.replace(/\/+$/, "")}${IDENTITY_PATH}`, base);
+    url.searchParams.set("audience", this.expectedAudience);
+    url.searchParams.set("format", "full");
+    return url;
+  }
+
+  async getSubjectToken(context: SubjectTokenContext): Promise<string> {
+    const { providerId, env } = context;
+    let url: URL;
+    try {
+      url = this.identityUrl(env);
+    } catch {
+      throw new SubjectTokenUnavailableError(SOURCE, "GCE_METADATA_HOST is not a valid host name.", { providerId });
+    }
+    const insecure = insecureMetadataReason(url);
+    if (insecure) throw new SubjectTokenUnavailableError(SOURCE, `the metadata server URL: ${insecure}.`, { providerId });
+    const notOnGoogleCloud = `${url.hostname} does not resolve: this does not run on Google Cloud. Use the source of the platform the job runs on, or set metadataBaseUrl.`;
+    const answer = await requestTokenOverHttp(context, {
+      source: SOURCE,
+      service: "the metadata server",
+      url,
+      headers: { "metadata-flavor": "Google" },
+      redirectReason: "only the metadata server may answer",
+      refusalHints: {
+        404: "This machine has no service account attached: attach one to the VM (or the Cloud Run service, or the GKE workload's Kubernetes service account).",
+      },
+      permanentNetworkErrors: { ENOTFOUND: notOnGoogleCloud },
+    });
+    // Google's own libraries check this too: anything else is a proxy or a captive portal, not the metadata server.
+    if (answer.headers.get("metadata-flavor") !== "Google") {
+      throw new SubjectTokenRequestError(SOURCE, `the answer from ${url.origin} lacks the \`Metadata-Flavor: Google\` header, so it is not from the metadata server.`, {
+        providerId,
+        status: answer.status,
+      });
+    }
+    const token = answer.body.trim();
+    if (!token) throw new SubjectTokenRequestError(SOURCE, "the metadata server answered an empty body.", { providerId, status: answer.status });
+    return token;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * A generic URL that answers a GET with the token: as the whole body (`text`), or in a field of a JSON body
+ * (`json`). For token services this plugin has no dedicated source for, and sidecars. Header values may hold
+ * credentials (`{env:VAR}`); they only ever go to this URL (https, or loopback), and never into a message.
+ * @see https://google.aip.dev/auth/4117 (the same idea: "URL-sourced credentials")
+ */
+import { SubjectTokenRequestError } from "../errors.js";
+import { requestTokenOverHttp } from "./http-token-request.js";
+import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+
+const SOURCE = "url";
+
+export interface UrlSourceOptions {
+  url: string;
+  headers?: Record<string, string> | undefined;
+  format: "text" | "json";
+  field?: string | undefined;
+  audience?: string | undefined;
+}
+
+/** `field` as a key of `value`, else as a dotted path into nested objects (`data.token`). */
+export function readField(value: unknown, field: string): unknown {
+  if (value === null || typeof value !== "object") return undefined;
+  const record = value as Record<string, unknown>;
+  if (Object.hasOwn(record, field)) return record[field];
+  let current: unknown = value;
+  for (const part of field.split(".")) {
+    if (current === null || typeof current !== "object" || !Object.hasOwn(current, part)) return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}
+
+export class UrlSource implements SubjectTokenSource {
+  readonly type = SOURCE;
+  readonly expectedAudience: string | undefined;
+  readonly #options: UrlSourceOptions;
+
+  constructor(options: UrlSourceOptions) {
+    this.#options = options;
+    this.expectedAudience = options.audience;
+  }
+
+  /** `Accept` for the format, unless the configured headers set it (in any case). */
+  #defaultHeaders(): Record<string, string> {
+    const configured = Object.keys(this.#options.headers ?? {}).some((name) => name.toLowerCase() === "accept");
+    return configured ? {} : { accept: this.#options.format === "json" ? "application/json" : "application/jwt, text/plain" };
+  }
+
+  /** None: a URL says nothing about which job asks, so the file cache is not used with this source. */
+  async cacheIdentity(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async getSubjectToken(context: SubjectTokenContext): Promise<string> {
+    const { providerId } = context;
+    const { format, field } = this.#options;
+    // The schema checked the transport rule already.
+    const url = new URL(this.#options.url);
+    const answer = await requestTokenOverHttp(context, {
+      source: SOURCE,
+      service: "the token URL",
+      url,
+      headers: { ...this.#defaultHeaders(), ...this.#options.headers },
+      redirectReason: "the headers are only sent to the configured url; configure the final URL",
+    });
+    if (format === "text") {
+      const token = answer.body.trim();
+      if (!token) throw new SubjectTokenRequestError(SOURCE, `the token URL at ${url.origin} answered an empty body.`, { providerId, status: answer.status });
+      return token;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(answer.body);
+    } catch {
+      throw new SubjectTokenRequestError(SOURCE, `the token URL at ${url.origin} did not answer JSON (format is "json"); use format "text" if the body is the token itself.`, {
+        providerId,
+        status: answer.status,
+      });
+    }
+    const value = readField(parsed, field ?? "");
+    if (typeof value !== "string" || value.trim().length === 0) {
+      const what = value === undefined ? "is missing" : typeof value === "string" ? "is empty" : `is ${value === null ? "null" : `a ${typeof value}`}, not a string`;
+      throw new SubjectTokenRequestError(SOURCE, `the field "${field}" of the token URL's JSON answer (${url.origin}) ${what}. Set field to the name of the field that holds the token.`, {
+        providerId,
+        status: answer.status,
+      });
+    }
+    return value.trim();
+  }
+}
