@@ -7,6 +7,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // @actions/workflow-parser imports its schema JSON without an import attribute, which Node refuses; let Vite
+    // load it instead (test/ci/workflow-files.test.ts).
+    server: { deps: { inline: ["@actions/workflow-parser"] } },
     maxWorkers: 2,
   },
 });

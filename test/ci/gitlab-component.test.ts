@@ -1,0 +1,199 @@
+/**
+ * The GitLab component's job (templates/opencode-run.yml), run for real by gitlab-ci-local with the shell executor:
+ * its script installs this repository's packed build from a local npm registry into opencode's plugin cache, then
+ * runs the real opencode CLI, whose plugin trades a GitLab-style ID token from the local CI issuer for an access
+ * token at the local IdP and calls the mock model with it. Nothing is fetched from a public registry.
+ */
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { expectNoLeak, type Secret } from "../support/harness.js";
+import { issueConfig } from "../support/issue-config.js";
+import { REPO_ROOT } from "../support/opencode-cli.js";
+import { startWorld, type World } from "../support/world.js";
+import {
+  createComponentProject,
+  gitlabCiLocal,
+  missingPrerequisite,
+  pipelineWith,
+  type ComponentProject,
+  type GitlabCiLocalResult,
+} from "./support/gitlab-ci-local.js";
+import { lockedTarballs, runtimeLockPaths, startLocalRegistry, type LocalRegistry } from "./support/local-registry.js";
+
+const run = promisify(execFile);
+const JOB = "opencode-run";
+/** A job that runs opencode: ~7 s alone, three times that beside the rest of the suite on 2 cores. */
+const JOB_TIMEOUT = { timeout: 60_000 };
+const PROMPT = `--version "$(touch pwned)" \`id\` $HOME; echo injected`;
+const OPENCODE_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")).version as string;
+const PLUGIN_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")).version as string;
+
+let world: World;
+let registry: LocalRegistry;
+let scratch: string;
+const projects: ComponentProject[] = [];
+
+beforeAll(async () => {
+  const missing = missingPrerequisite();
+  if (missing) throw new Error(missing);
+  await readFile(join(REPO_ROOT, "dist", "index.js")).catch(() => {
+    throw new Error("dist/ is missing: run `npm run build` first (npm test does)");
+  });
+  scratch = await mkdtemp(join(tmpdir(), "opencode-ci-auth-gitlab-scratch-"));
+  world = await startWorld();
+  registry = await startLocalRegistry();
+  const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch], { cwd: REPO_ROOT });
+  const [pack] = JSON.parse(packed.stdout) as Array<{ filename: string }>;
+  if (!pack) throw new Error("npm pack produced no tarball");
+  registry.publish(await readFile(join(scratch, pack.filename)));
+  for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps"))) {
+    registry.publish(tarball, { tag: null });
+  }
+  // The job finds this opencode on PATH at the version it asks for, so it does not install it from npm.
+  await mkdir(join(scratch, "bin"));
+  await symlink(join(REPO_ROOT, "node_modules", ".bin", "opencode"), join(scratch, "bin", "opencode"));
+});
+
+afterAll(async () => {
+  await Promise.all(projects.map((p) => p.dispose()));
+  await registry?.close();
+  await world?.close();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+/** What a GitLab runner would hand the job's shell, less the CI/CD variables: a clean HOME, npm on the local registry. */
+function runnerEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    PATH: [join(scratch, "bin"), dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":"),
+    LANG: "C.UTF-8",
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_DATA_HOME: join(home, ".local", "share"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+    XDG_STATE_HOME: join(home, ".local", "state"),
+    npm_config_registry: registry.url,
+    npm_config_cache: join(home, ".npm"),
+    npm_config_fetch_retries: "0",
+    npm_config_update_notifier: "false",
+    OPENCODE_DISABLE_MODELS_FETCH: "1",
+    OPENCODE_DISABLE_AUTOUPDATE: "1",
+    OPENCODE_DISABLE_SHARE: "1",
+    // The most verbose level, so the leak scan below covers every log line the plugin can write.
+    OPENCODE_CI_AUTH_LOG_LEVEL: "trace",
+  };
+}
+
+interface JobRun {
+  project: ComponentProject;
+  result: GitlabCiLocalResult;
+  output: string;
+  home: string;
+}
+
+/** Runs the component's job with `inputs`, the world's opencode.json at `.opencode-ci/`, and `variables` as CI/CD variables. */
+async function runJob(inputs: Record<string, string>, variables: Record<string, string>): Promise<JobRun> {
+  const config = issueConfig(world, { subjectTokenSource: { type: "gitlab", audience: world.idp.issuer } });
+  const project = await createComponentProject(pipelineWith(inputs), { ".opencode-ci/opencode.json": JSON.stringify(config, null, 2) });
+  projects.push(project);
+  const home = join(project.root, "home");
+  await mkdir(home);
+  const variablesFile = join(project.root, "variables.yml");
+  await writeFile(variablesFile, Object.entries(variables).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join(""));
+  const result = await gitlabCiLocal(project.dir, ["--variables-file", variablesFile, "--force-shell-executor", JOB], runnerEnv(home));
+  return { project, result, output: `${result.stdout}\n${result.stderr}`, home };
+}
+
+const baseInputs = () => ({ model: "miaou/mock-model", prompt: PROMPT, audience: world.idp.issuer, "opencode-version": OPENCODE_VERSION });
+
+/** Every secret the world handed out: the CI tokens, their signatures alone, the access tokens. */
+function secrets(): Secret[] {
+  const secrets = world.ci.tokensIssued.flatMap((value, i) => [
+    { label: `CI token #${i}`, value },
+    { label: `CI token #${i} signature`, value: value.split(".")[2] ?? "" },
+  ]);
+  secrets.push(...[...world.idp.issuedTokens].map((value, i) => ({ label: `access token #${i}`, value })));
+  expect(secrets.length).toBeGreaterThan(2);
+  return secrets;
+}
+
+describe("GitLab component opencode-run, run by gitlab-ci-local", () => {
+  it("installs the plugin where opencode loads it and runs opencode with an IdP-issued token, leaking no token", JOB_TIMEOUT, async () => {
+    const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
+    const grantsBefore = world.idp.grants.length;
+    const requestsBefore = world.model.requests.length;
+    const { project, result, output, home } = await runJob(baseInputs(), { OPENCODE_ID_TOKEN: token });
+
+    expect(result.code, output.slice(-4000)).toBe(0);
+    expect(output).toMatch(/PASS\s+opencode-run/);
+    expect(output).toContain(`opencode-run: opencode ${OPENCODE_VERSION} is already installed`);
+    expect(output).toContain(`opencode-run: opencode-ci-auth ${PLUGIN_VERSION}`);
+
+    // The template's npm install put the packed build where opencode looks for a bare "opencode-ci-auth".
+    const installed = join(home, ".cache", "opencode", "packages", "opencode-ci-auth@latest");
+    expect(JSON.parse(await readFile(join(installed, "package.json"), "utf8"))).toEqual({ dependencies: { "opencode-ci-auth": PLUGIN_VERSION } });
+    expect(registry.requestsFor("opencode-ci-auth").filter((r) => r.path.startsWith("/-/tarballs/"))).toHaveLength(1);
+
+    // One jwt-bearer grant with the GitLab token, and every model request carried the access token it returned.
+    const grants = world.idp.grants.slice(grantsBefore);
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toMatchObject({ ok: true, clientId: "opencode-ci", grantType: "urn:ietf:params:oauth:grant-type:jwt-bearer", repository: "acme/app" });
+    const requests = world.model.requests.slice(requestsBefore);
+    const chats = requests.filter((r) => r.path === "/v1/chat/completions");
+    expect(chats.length).toBeGreaterThanOrEqual(1);
+    for (const r of requests) {
+      expect(r.status).toBe(200);
+      const bearer = r.authorization?.replace(/^Bearer /, "");
+      expect(bearer && world.idp.issuedTokens.has(bearer), "every request carries an IdP-issued token").toBe(true);
+    }
+
+    // The prompt arrived as one literal argument: not an option, no substitution, no command run. (opencode run
+    // wraps an argument that contains spaces in double quotes, escaping the ones inside, with or without `--`.)
+    const userMessages = chats.flatMap((r) => (r.body as { messages: Array<{ role: string; content: unknown }> }).messages.filter((m) => m.role === "user"));
+    expect(userMessages.map((m) => m.content)).toContain(`"${PROMPT.replaceAll('"', '\\"')}"`);
+    await expect(readFile(join(project.dir, "pwned"))).rejects.toThrow();
+
+    const artifact = await project.artifact(JOB, "opencode-output.md");
+    expect(artifact).toContain("Hello from the mock model");
+    const log = await project.jobLog(JOB);
+    expect(log).toContain("Hello from the mock model");
+    expectNoLeak([output, log, artifact], secrets());
+  });
+
+  it("with plugin-version pinned, a bare \"opencode-ci-auth\" in the config loads the pinned version", JOB_TIMEOUT, async () => {
+    const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
+    const grantsBefore = world.idp.grants.length;
+    const { result, output, home } = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: token });
+
+    expect(result.code, output.slice(-4000)).toBe(0);
+    const packages = join(home, ".cache", "opencode", "packages");
+    expect(JSON.parse(await readFile(join(packages, `opencode-ci-auth@${PLUGIN_VERSION}`, "package.json"), "utf8"))).toEqual({
+      dependencies: { "opencode-ci-auth": PLUGIN_VERSION },
+    });
+    expect(JSON.parse(await readFile(join(packages, "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth", "package.json"), "utf8")).version).toBe(
+      PLUGIN_VERSION,
+    );
+    expect(world.idp.grants.slice(grantsBefore)).toMatchObject([{ ok: true }]);
+    expectNoLeak([output], secrets());
+  });
+
+  it("fails before installing anything when the config is missing, naming the path", async () => {
+    const { result, output } = await runJob({ ...baseInputs(), "config-path": "ci/ai/opencode.json" }, { OPENCODE_ID_TOKEN: "unused" });
+    expect(result.code).not.toBe(0);
+    expect(output).toMatch(/FAIL\s+opencode-run/);
+    expect(output).toContain("opencode-run: no opencode config at ci/ai/opencode.json (input config-path, relative to the project directory)");
+    expect(output).not.toContain("# opencode-run: install opencode"); // the next script item never started
+  });
+
+  it("fails with the variable's name when the ID token is missing", async () => {
+    const { result, output } = await runJob({ ...baseInputs(), "id-token-var": "MY_GITLAB_TOKEN" }, {});
+    expect(result.code).not.toBe(0);
+    expect(output).toContain("opencode-run: the ID token variable MY_GITLAB_TOKEN is empty");
+    expect(output).not.toContain("# opencode-run: install opencode");
+  });
+});

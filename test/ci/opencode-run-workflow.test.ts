@@ -1,0 +1,218 @@
+/**
+ * The reusable workflow (.github/workflows/opencode-run.yml), its job run step by step by the harness with the
+ * composite setup action nested in it, the real opencode CLI, and the local world (CI token service, IdP, model).
+ * The first test calls it exactly as examples/github/on-push-main.yml does, so opencode itself is installed by the
+ * action from the local registry; the others take opencode from this repository to stay fast.
+ */
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { REPO_ROOT } from "../support/opencode-cli.js";
+import { githubActionsEnv, issueConfig } from "../support/issue-config.js";
+import { startWorld, type World } from "../support/world.js";
+import { evaluate, type Strings, type Stub } from "./support/action-runner.js";
+import { artifactStubs, cacheStub, checkoutStub } from "./support/action-stubs.js";
+import { createJob, writeJson, type Job } from "./support/job.js";
+import { lockedTarballs } from "./support/local-registry.js";
+import { publishPluginReleases, seedOpencodeSdk, type PluginReleases } from "./support/plugin-releases.js";
+import { readWorkflow, runWorkflowJob, setupActionStub, type Workflow } from "./support/workflow-job.js";
+
+const WORKFLOW = join(REPO_ROOT, ".github", "workflows", "opencode-run.yml");
+const SETUP_USES = "OWNER/opencode-ci-auth/.github/actions/setup";
+
+/** Installs and opencode runs take seconds each, several times that on a loaded 2-core machine. */
+const HEAVY = 120_000;
+
+let releases: PluginReleases;
+let world: World;
+let workflow: Workflow;
+/** One cache service for the file, as GitHub's is for a repository: later jobs restore what the first one saved. */
+let cache: ReturnType<typeof cacheStub>;
+/**
+ * One runner HOME for the file's jobs, as on a self-hosted runner: a later job finds the plugin the first one
+ * prepared, and the action keeps it after checking its version (each job still has its own workspace and temp).
+ */
+let runnerHome: string;
+const jobs: Job[] = [];
+
+beforeAll(async () => {
+  [releases, world, workflow] = await Promise.all([
+    publishPluginReleases(),
+    startWorld({ model: { models: ["mock-model", "your-model"] } }),
+    readWorkflow(WORKFLOW),
+  ]);
+  cache = cacheStub(await mkdtemp(join(tmpdir(), "opencode-ci-auth-cache-")));
+  runnerHome = await mkdtemp(join(tmpdir(), "opencode-ci-auth-runner-home-"));
+  // opencode itself, for the action's install-opencode step: the registry tarballs this repository installed.
+  const opencode = ["node_modules/opencode-ai", "node_modules/opencode-linux-x64", "node_modules/opencode-linux-x64-baseline"];
+  for (const tarball of await lockedTarballs(REPO_ROOT, opencode, join(tmpdir(), "opencode-ci-auth-opencode-tarballs"))) releases.registry.publish(tarball);
+}, 90_000);
+afterAll(async () => {
+  await Promise.all(jobs.map((j) => j.dispose()));
+  await Promise.all([releases?.close(), world?.close(), runnerHome && rm(runnerHome, { recursive: true, force: true })]);
+});
+
+interface Setup {
+  job: Job;
+  cache: ReturnType<typeof cacheStub>;
+  artifacts: ReturnType<typeof artifactStubs>;
+}
+
+/** A job whose repository holds `config` at `configPath` (none when undefined). */
+async function setupJob(config: unknown, configPath = ".opencode-ci/opencode.json"): Promise<Setup> {
+  const job = await createJob({ registry: releases.registry, env: { ...githubActionsEnv(world) }, home: runnerHome });
+  jobs.push(job);
+  if (config !== undefined) {
+    await writeJson(join(job.workspace, configPath), config);
+    // opencode installs its SDK into OPENCODE_CONFIG_DIR too; seed it (it is not the plugin under test).
+    if (configPath.endsWith("/opencode.json")) await seedOpencodeSdk(join(job.workspace, configPath, ".."));
+  }
+  return { job, cache, artifacts: artifactStubs(join(job.root, "artifacts")) };
+}
+
+/**
+ * The setup action as the workflow calls it, except that opencode comes from this repository (on PATH) instead of
+ * a second 180 MB install: the first test covers install-opencode.
+ */
+function setupWithRepoOpencode(s: Setup): { stub: Stub; calls: Strings[] } {
+  const inner = setupActionStub(s.job, s.cache, { "install-opencode": "false" });
+  return {
+    calls: inner.calls,
+    stub: async (call) => {
+      const result = await inner.stub(call);
+      return { ...result, path: [join(REPO_ROOT, "node_modules", ".bin"), ...(result.path ?? [])] };
+    },
+  };
+}
+
+function run(s: Setup, inputs: Record<string, unknown>, setup: Stub) {
+  return runWorkflowJob(workflow, "opencode-run", inputs, {
+    env: s.job.env,
+    workspace: s.job.workspace,
+    runnerTemp: s.job.runnerTemp,
+    stubs: {
+      "actions/checkout": checkoutStub().stub,
+      [SETUP_USES]: setup,
+      "actions/upload-artifact": s.artifacts.upload.stub,
+    },
+  });
+}
+
+const chatRequests = (from: number) => world.model.requests.slice(from).filter((r) => r.path === "/v1/chat/completions");
+
+describe("the reusable opencode-run workflow", () => {
+  it("runs as examples/github/on-push-main.yml calls it: opencode and the plugin installed, text uploaded and summarized", async () => {
+    const example = (await readWorkflow(join(REPO_ROOT, "examples", "github", "on-push-main.yml"))) as unknown as {
+      jobs: { opencode: { uses: string; with: Record<string, unknown>; permissions: Strings } };
+    };
+    expect(example.jobs.opencode.uses).toMatch(/^OWNER\/opencode-ci-auth\/\.github\/workflows\/opencode-run\.yml@/);
+    expect(example.jobs.opencode.permissions).toEqual({ contents: "read", "id-token": "write" });
+    const s = await setupJob(issueConfig(world));
+    const before = { registry: releases.registry.requests.length, model: world.model.requests.length, grants: world.idp.grants.length };
+
+    const result = await run(s, example.jobs.opencode.with, setupActionStub(s.job, s.cache).stub);
+    expect(result.ok, result.log).toBe(true);
+
+    const setup = result.step("setup").outputs;
+    expect(setup).toMatchObject({ version: String(example.jobs.opencode.with["plugin-version"]), "opencode-version": String(example.jobs.opencode.with["opencode-version"]) });
+    // opencode came from the action's install, the only `opencode` on the job's PATH.
+    expect(result.path).toEqual([join(s.job.runnerTemp, "opencode-ci-auth-setup", `opencode-ai-${setup["opencode-version"]}`, "node_modules", ".bin")]);
+    expect(result.env.OPENCODE_CONFIG_DIR).toBe(join(s.job.workspace, ".opencode-ci"));
+
+    // The answer: an artifact named by the workflow's output, and the job summary.
+    const name = result.workflowOutputs["artifact-name"] ?? "";
+    expect(name).toMatch(/^opencode-run-Linux-4242-1-\d+$/);
+    expect(await s.artifacts.files(name)).toEqual(["opencode-output.md"]);
+    const text = await readFile(join(s.artifacts.dir, name, "opencode-output.md"), "utf8");
+    expect(text).toContain("Hello from the mock model");
+    expect(result.summary).toContain("`miaou/your-model`");
+    expect(result.summary).toContain(`opencode-ci-auth ${setup.version} · exit code 0`);
+    expect(result.summary).toContain("Hello from the mock model");
+
+    // Through the plugin: a grant at the IdP, and the model saw the prompt verbatim with the IdP's token.
+    expect(world.idp.grants.slice(before.grants).filter((g) => g.ok)).toHaveLength(1);
+    const chats = chatRequests(before.model);
+    expect(chats.length).toBeGreaterThan(0);
+    expect(JSON.stringify(chats.map((c) => c.body))).toContain(String(example.jobs.opencode.with.prompt));
+
+    // One download of each package for the whole job: the action's. opencode fetched neither again.
+    const tarballs = releases.registry.requests.slice(before.registry).map((r) => r.path);
+    expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([`/-/tarballs/opencode-ci-auth-${setup.version}.tgz`]);
+    expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ai-"))).toEqual([`/-/tarballs/opencode-ai-${setup["opencode-version"]}.tgz`]);
+  }, HEAVY);
+
+  it("passes prompt and model through env: shell syntax in the prompt reaches the model as text", async () => {
+    const s = await setupJob(issueConfig(world), "ci/opencode-ci.json");
+    const prompt = `--help "$(touch pwned-1)" \`touch pwned-2\`; touch pwned-3 \${{ github.token }} 'quoted'\n::error::not-a-command %0A`;
+    const before = world.model.requests.length;
+    const result = await run(s, { model: "miaou/mock-model", prompt, "opencode-config-path": "ci/opencode-ci.json", "plugin-version": releases.packed }, setupWithRepoOpencode(s).stub);
+    expect(result.ok, result.log).toBe(true);
+    // Another file name than opencode.json: the workflow passes it as OPENCODE_CONFIG.
+    expect(result.env).toEqual({ OPENCODE_CONFIG: join(s.job.workspace, "ci/opencode-ci.json") });
+    // Byte for byte: the workflow hands it to opencode on stdin (as an argument, opencode would quote it).
+    const userMessages = chatRequests(before).flatMap((c) => (c.body as { messages: Array<{ role: string; content: unknown }> }).messages.filter((m) => m.role === "user").map((m) => m.content));
+    expect(userMessages).toContain(prompt);
+    expect((await readdir(s.job.workspace)).filter((f) => f.startsWith("pwned"))).toEqual([]);
+    expect(result.errors).toEqual([]);
+  }, HEAVY);
+
+  it("fails with the path when the config file is missing, before installing anything", async () => {
+    const s = await setupJob(undefined);
+    const setup = setupWithRepoOpencode(s);
+    const result = await run(s, { model: "miaou/mock-model", prompt: "hi" }, setup.stub);
+    expect(result.ok).toBe(false);
+    expect(result.step("config").outcome).toBe("failure");
+    expect(result.errors).toEqual([expect.stringContaining('opencode-config-path ".opencode-ci/opencode.json" does not exist')]);
+    expect(setup.calls).toEqual([]);
+    expect(result.step("run").outcome).toBe("skipped");
+  });
+
+  it("refuses a config whose plugin spec the setup step did not prepare, before opencode could download it", async () => {
+    const config = { ...issueConfig(world), plugin: [`opencode-ci-auth@${releases.older}`] };
+    const s = await setupJob(config);
+    const result = await run(s, { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed }, setupWithRepoOpencode(s).stub);
+    expect(result.ok).toBe(false);
+    expect(result.errors).toEqual([
+      expect.stringContaining(`asks for "opencode-ci-auth@${releases.older}", but plugin-version "${releases.packed}" installed opencode-ci-auth ${releases.packed}`),
+    ]);
+    // It stopped before opencode: the run step names its artifact and writes the summary only once the check passed.
+    expect(result.step("run").outcome).toBe("failure");
+    expect(result.step("run").outputs).toEqual({});
+    expect(result.summary).toBe("");
+  }, HEAVY);
+
+  it("release.yml's smoke job (run on each OS after publishing) passes here against the packed release", async () => {
+    const release = await readWorkflow(join(REPO_ROOT, ".github", "workflows", "release.yml"));
+    const s = await setupJob(undefined);
+    const setup = setupWithRepoOpencode(s);
+    const result = await runWorkflowJob(release, "smoke", {}, {
+      env: s.job.env,
+      workspace: s.job.workspace,
+      runnerTemp: s.job.runnerTemp,
+      contexts: { needs: { publish: { outputs: { version: releases.packed } } }, matrix: { os: "ubuntu-latest" } },
+      stubs: { "actions/checkout": checkoutStub().stub, "./.github/actions/setup": setup.stub },
+    });
+    expect(result.ok, result.log).toBe(true);
+    expect(setup.calls).toEqual([expect.objectContaining({ version: releases.packed, "install-opencode": "true", cache: "false" })]);
+    expect(result.log).toContain(`loaded opencode-ci-auth ${releases.packed} from the prepared directory`);
+  }, HEAVY);
+
+  it("the setup action resolves opencode too, whatever the case of install-opencode (as `if:` compares it)", async () => {
+    const s = await setupJob(undefined);
+    const run = await s.job.resolveOnly({ "install-opencode": "True", "opencode-version": "^1.18.0", version: releases.packed });
+    expect(run.ok, run.log).toBe(true);
+    const opencode = (JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")) as { version: string }).version;
+    expect(run.step("resolve").outputs).toMatchObject({ version: releases.packed, "opencode-version": opencode });
+  });
+
+  it("takes runs-on as one label or a JSON list of labels", () => {
+    const expression = String(workflow.jobs["opencode-run"]?.["runs-on"]).replace(/^\$\{\{\s*|\s*\}\}$/g, "");
+    expect(evaluate(expression, { inputs: { "runs-on": "ubuntu-latest" } }).coerceString()).toBe("ubuntu-latest");
+    const list = evaluate(expression, { inputs: { "runs-on": '["self-hosted", "linux"]' } });
+    expect(JSON.parse(JSON.stringify(list))).toBeTruthy();
+    expect(list.kind).toBe(1 /* Array */);
+  });
+});

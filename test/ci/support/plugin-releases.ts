@@ -1,0 +1,102 @@
+/**
+ * A local registry holding this repository's `npm pack` (at its own version) and a few more releases made from the
+ * same files under other versions, plus the runtime dependencies, so `npm view`, `npm install` and opencode's own
+ * installer all work on 127.0.0.1 with no public registry.
+ *
+ * The extra releases carry one added line at the top of dist/index.js: when OPENCODE_CI_AUTH_TEST_LOAD_MARKER names a
+ * file, loading the plugin appends its version there. That tells a test which release's code opencode really ran.
+ */
+import { execFile } from "node:child_process";
+import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+import { REPO_ROOT } from "../../support/opencode-cli.js";
+import { lockedTarballs, runtimeLockPaths, startLocalRegistry, type LocalRegistry } from "./local-registry.js";
+
+const run = promisify(execFile);
+
+export const LOAD_MARKER_ENV = "OPENCODE_CI_AUTH_TEST_LOAD_MARKER";
+
+export interface PluginReleases {
+  registry: LocalRegistry;
+  /** The version in package.json: the tarball `npm pack` made of this working tree, unchanged. */
+  packed: string;
+  /** Releases made from the same files: two patches of one minor, the `latest` tag, and a prerelease tagged `next`. */
+  older: string;
+  patched: string;
+  latest: string;
+  next: string;
+  close(): Promise<void>;
+}
+
+function marker(version: string): string {
+  return (
+    `import { appendFileSync as __testLoadMarker } from "node:fs";\n` +
+    `if (process.env.${LOAD_MARKER_ENV}) __testLoadMarker(process.env.${LOAD_MARKER_ENV}, "${version}\\n");\n`
+  );
+}
+
+export async function publishPluginReleases(): Promise<PluginReleases> {
+  if (!(await stat(join(REPO_ROOT, "dist", "index.js")).catch(() => undefined))) {
+    throw new Error("dist/ is missing: run `npm run build` (npm test does) before test/ci");
+  }
+  const scratch = await mkdtemp(join(tmpdir(), "opencode-ci-auth-releases-"));
+  const registry = await startLocalRegistry();
+  try {
+    for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps"))) registry.publish(tarball, { tag: null });
+
+    const manifest = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as Record<string, unknown> & { version: string };
+    const major = Number(manifest.version.split(".")[0]) + 7;
+    const versions = { older: `${major}.1.0`, patched: `${major}.1.3`, latest: `${major}.2.0`, next: `${major + 1}.0.0-rc.1` };
+    const dirs = [REPO_ROOT];
+    for (const version of Object.values(versions)) {
+      const dir = join(scratch, `v${version}`);
+      await mkdir(dir);
+      for (const file of ["dist", "README.md", "LICENSE"]) await cp(join(REPO_ROOT, file), join(dir, file), { recursive: true });
+      const { scripts: _scripts, ...rest } = manifest;
+      await writeFile(join(dir, "package.json"), JSON.stringify({ ...rest, version }, null, 2));
+      const entry = join(dir, "dist", "index.js");
+      await writeFile(entry, marker(version) + (await readFile(entry, "utf8")));
+      dirs.push(dir);
+    }
+    // One npm process packs them all: the working tree as it is (prepack skipped: npm test built dist/), then the rest.
+    const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, ...dirs], { cwd: scratch, maxBuffer: 16 << 20 });
+    const results = JSON.parse(packed.stdout) as Array<{ filename: string; version: string }>;
+    for (const result of results) registry.publish(await readFile(join(scratch, result.filename)), { tag: null });
+    registry.setTag("opencode-ci-auth", "latest", versions.latest);
+    registry.setTag("opencode-ci-auth", "next", versions.next);
+    return {
+      registry,
+      packed: manifest.version,
+      ...versions,
+      async close() {
+        await registry.close();
+        await rm(scratch, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await registry.close();
+    await rm(scratch, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * What opencode finds in a config dir whose plugin SDK it installed earlier: @opencode-ai/plugin (linked from this
+ * repository), declared in package.json and in the lockfile, so opencode's dependency check sees it in sync and
+ * installs nothing. It is opencode's own SDK, not the plugin under test.
+ */
+export async function seedOpencodeSdk(configDir: string): Promise<void> {
+  const sdk = join(REPO_ROOT, "node_modules", "@opencode-ai", "plugin");
+  const version = (JSON.parse(await readFile(join(sdk, "package.json"), "utf8")) as { version: string }).version;
+  if (await stat(join(configDir, "package-lock.json")).catch(() => undefined)) return;
+  await mkdir(join(configDir, "node_modules", "@opencode-ai"), { recursive: true });
+  await symlink(sdk, join(configDir, "node_modules", "@opencode-ai", "plugin"), process.platform === "win32" ? "junction" : "dir");
+  await writeFile(join(configDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": version } }, null, 2));
+  await writeFile(
+    join(configDir, "package-lock.json"),
+    JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": { dependencies: { "@opencode-ai/plugin": version } } } }, null, 2),
+  );
+}
