@@ -7,9 +7,12 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
 
 import { parseProviders } from "../src/config/parse.js";
+import { SOURCE_TYPES } from "../src/config/schema.js";
 import { insecureReason } from "../src/transport.js";
+import { LOCAL_COMPONENT, preview, TEMPLATE } from "./ci/support/gitlab-ci-local.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const EXAMPLES = join(ROOT, "examples");
@@ -50,15 +53,33 @@ function envFor(text: string): NodeJS.ProcessEnv {
 }
 
 describe("examples/opencode.*.json", () => {
-  it("includes the six documented configurations", () => {
+  it("includes the documented configurations: one per subject-token source, plus the client-authentication variants", () => {
     expect(configFiles).toEqual([
+      "opencode.auto.json",
+      "opencode.azure-pipelines.json",
+      "opencode.bitbucket.json",
+      "opencode.buildkite.json",
+      "opencode.circleci.json",
       "opencode.env-source.json",
+      "opencode.exec.json",
       "opencode.file-source.json",
+      "opencode.gcp-metadata.json",
       "opencode.github-actions.json",
       "opencode.gitlab.json",
+      "opencode.kubernetes.json",
       "opencode.private-key-jwt.json",
       "opencode.token-exchange.json",
+      "opencode.url.json",
     ]);
+  });
+
+  it("covers every subject-token source type", async () => {
+    const types = new Set<string>();
+    for (const file of configFiles) {
+      const text = await readFile(join(EXAMPLES, file), "utf8");
+      for (const result of parseProviders(JSON.parse(text) as OpencodeConfig, envFor(text))) if (result.ok) types.add(result.config.subjectTokenSource.type);
+    }
+    expect([...types].sort()).toEqual([...SOURCE_TYPES].sort());
   });
 
   it.each(configFiles)("%s loads the plugin and every oauth2 block is valid", async (file) => {
@@ -104,16 +125,33 @@ describe("examples of CI jobs", () => {
     expect(text).toMatch(/opencode run --model miaou\//);
   });
 
-  it("gitlab-ci.yml declares the id_tokens variable and audience that opencode.gitlab.json reads", async () => {
+  it("gitlab-ci.yml includes the opencode-run component with the id_tokens variable and audience opencode.gitlab.json reads", async () => {
     const text = await readFile(join(EXAMPLES, "gitlab-ci.yml"), "utf8");
     const config = JSON.parse(await readFile(join(EXAMPLES, "opencode.gitlab.json"), "utf8")) as OpencodeConfig;
     const [result] = parseProviders(config, {});
     if (!result?.ok) throw new Error("opencode.gitlab.json should be valid");
     const source = result.config.subjectTokenSource;
     if (source.type !== "gitlab") throw new Error("opencode.gitlab.json should use the gitlab source");
-    expect(text).toMatch(/^\s+id_tokens:/m);
-    expect(text).toMatch(new RegExp(`^\\s+${source.var}:`, "m"));
-    expect(text).toMatch(new RegExp(`^\\s+aud: ${(source.audience ?? "").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}(\\s|$)`, "m"));
-    expect(text).toMatch(/opencode run --model miaou\//);
+
+    const pipeline = parse(text) as { include: Array<{ component: string; inputs: Record<string, string> }> };
+    const [include] = pipeline.include;
+    if (!include) throw new Error("gitlab-ci.yml should include the component");
+    expect(include.component).toMatch(/^\$CI_SERVER_FQDN\/[\w.-]+\/opencode-ci-auth\/opencode-run@\d+\.\d+\.\d+$/);
+    // GitLab refuses an input the component does not declare, and requires those without a default.
+    const spec = (parseAllDocuments(await readFile(TEMPLATE, "utf8"))[0]?.toJS() as { spec: { inputs: Record<string, { default?: string } | null> } }).spec.inputs;
+    for (const name of Object.keys(include.inputs)) expect(Object.keys(spec), `input ${name}`).toContain(name);
+    for (const [name, input] of Object.entries(spec)) if (input?.default === undefined) expect(include.inputs, `required input ${name}`).toHaveProperty(name);
+    expect(include.inputs["id-token-var"] ?? spec["id-token-var"]?.default).toBe(source.var);
+    expect(include.inputs.audience).toBe(source.audience);
+    expect(include.inputs.model).toMatch(/^miaou\//);
+
+    // As GitLab would expand it (the component address pointed at this working tree): the job's id_tokens carry
+    // exactly the variable and aud the config reads, and the example's own keys merge into the component's job.
+    const expanded = await preview(text.replace(include.component, LOCAL_COMPONENT));
+    expect(expanded.code, expanded.output).toBe(0);
+    const job = expanded.expanded?.["opencode-run"] as { id_tokens?: unknown; rules?: unknown; variables?: Record<string, unknown> };
+    expect(job.id_tokens).toEqual({ [source.var]: { aud: source.audience } });
+    expect(job.rules).toEqual([{ if: "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" }]);
+    expect(Object.keys(job.variables ?? {})).toEqual(expect.arrayContaining(["OPENCODE_RUN_PROMPT", "OPENCODE_CI_AUTH_LOG_LEVEL"]));
   });
 });
