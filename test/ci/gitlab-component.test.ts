@@ -39,8 +39,14 @@ let registry: LocalRegistry;
 let scratch: string;
 const projects: ComponentProject[] = [];
 
+// gitlab-ci-local copies files with rsync, which a fresh developer machine may lack. There the job is skipped and
+// says why; under CI (.ci/run installs rsync) a missing rsync is a failure, so the job always runs in CI.
+const missing = missingPrerequisite();
+const skipHere = missing !== undefined && process.env.CI !== "true";
+if (skipHere) process.stderr.write(`test/ci/gitlab-component.test.ts: skipped: ${missing}\n`);
+
 beforeAll(async () => {
-  const missing = missingPrerequisite();
+  if (skipHere) return;
   if (missing) throw new Error(missing);
   await readFile(join(REPO_ROOT, "dist", "index.js")).catch(() => {
     throw new Error("dist/ is missing: run `npm run build` first (npm test does)");
@@ -122,7 +128,7 @@ function secrets(): Secret[] {
   return secrets;
 }
 
-describe("GitLab component opencode-run, run by gitlab-ci-local", () => {
+describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local", () => {
   it("installs the plugin where opencode loads it and runs opencode with an IdP-issued token, leaking no token", JOB_TIMEOUT, async () => {
     const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
     const grantsBefore = world.idp.grants.length;
