@@ -1,6 +1,6 @@
 /** An environment variable holding the JWT, for platforms that export one (or a previous step that did). */
 import { SubjectTokenUnavailableError } from "../errors.js";
-import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "env";
 
@@ -15,9 +15,8 @@ export class EnvSource implements SubjectTokenSource {
   }
 
   /** The settings plus a fingerprint of the token itself: the same token means the same job identity. */
-  async cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
-    const token = await this.getSubjectToken(context).catch(() => undefined);
-    return identityOf([SOURCE, this.variable, this.expectedAudience ?? "(none)", token ? fingerprint(token) : undefined]);
+  cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
+    return tokenBoundIdentity(this, context, [this.variable]);
   }
 
   async getSubjectToken({ providerId, env }: SubjectTokenContext): Promise<string> {

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { SubjectTokenUnavailableError } from "../errors.js";
-import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "file";
 
@@ -19,9 +19,8 @@ export class FileSource implements SubjectTokenSource {
   }
 
   /** The settings plus a fingerprint of the token itself: the same token means the same job identity. */
-  async cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
-    const token = await this.getSubjectToken(context).catch(() => undefined);
-    return identityOf([SOURCE, this.path, this.expectedAudience ?? "(none)", token ? fingerprint(token) : undefined]);
+  cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
+    return tokenBoundIdentity(this, context, [this.path]);
   }
 
   async getSubjectToken({ providerId }: SubjectTokenContext): Promise<string> {

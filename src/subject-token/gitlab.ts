@@ -3,7 +3,7 @@
  * @see https://docs.gitlab.com/ci/yaml/#id_tokens
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
-import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "gitlab";
 
@@ -18,9 +18,8 @@ export class GitLabSource implements SubjectTokenSource {
   }
 
   /** The settings plus a fingerprint of the token itself: the same token means the same job identity. */
-  async cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
-    const token = await this.getSubjectToken(context).catch(() => undefined);
-    return identityOf([SOURCE, this.variable, this.expectedAudience ?? "(none)", token ? fingerprint(token) : undefined]);
+  cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
+    return tokenBoundIdentity(this, context, [this.variable]);
   }
 
   async getSubjectToken({ providerId, env }: SubjectTokenContext): Promise<string> {
