@@ -117,6 +117,11 @@ export async function loadOpencodeConfig(options: LoadOptions = {}): Promise<Loa
     sources.push({ origin: "--config", path: found[0]?.path ?? options.explicitPath, error: "ENOENT" });
     return { sources, config: {} };
   }
+  // A variable that names a file which is not there is a mistake worth showing, not a silent skip.
+  if (!options.explicitPath && env.OPENCODE_CONFIG) {
+    const path = resolve(cwd, env.OPENCODE_CONFIG);
+    if (!(await exists(path))) sources.push({ origin: "OPENCODE_CONFIG", path, error: "ENOENT (OPENCODE_CONFIG names a file that does not exist)" });
+  }
   for (const candidate of found) {
     const { source, value } = await readSource(candidate.origin, candidate.path);
     sources.push(source);

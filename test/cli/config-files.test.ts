@@ -129,6 +129,14 @@ describe('loadOpencodeConfig: search order and precedence', () => {
     expect(config).toEqual({ model: 'from-jsonc', keep: 1 });
   });
 
+  it('an OPENCODE_CONFIG that names a missing file is reported, not silently skipped', async () => {
+    await rm(join(root, 'outside', 'opencode.json'), { force: true });
+    const missing = join(root, 'nowhere', 'custom.json');
+    const { sources, config } = await loadOpencodeConfig({ cwd, env: { XDG_CONFIG_HOME: xdg, OPENCODE_CONFIG: missing }, home });
+    expect(sources).toEqual([{ origin: 'OPENCODE_CONFIG', path: missing, error: expect.stringMatching(/^ENOENT/) }]);
+    expect(config).toEqual({});
+  });
+
   it('nothing found: no sources, an empty config', async () => {
     await rm(join(root, 'outside', 'opencode.json'));
     expect(await loadOpencodeConfig({ cwd, env: { XDG_CONFIG_HOME: xdg }, home })).toEqual({ sources: [], config: {} });
