@@ -181,7 +181,9 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
       }),
     );
   } catch (err) {
-    steps.push(step({ step: "discovery", status: "fail", title: "discovery failed", lines: [], fix: reasonOf(err) }));
+    // Building the grant client also reads the private_key_jwt key file: name that, not discovery, when it failed.
+    const title = err instanceof CiAuthError && err.step === "config" ? "grant client not built (configuration)" : "discovery failed";
+    steps.push(step({ step: "discovery", status: "fail", title, lines: [], fix: reasonOf(err) }));
   }
 
   // 4. The grant, once, without retries: doctor reports what happens now.

@@ -84,6 +84,18 @@ function parse(args: string[], options: OptionSpec): Record<string, string | boo
   }
 }
 
+/**
+ * A `--config` file that does not exist is a usage error (exit 2); one that exists but does not parse is a failed
+ * check of the user's config (exit 1), like any other config problem.
+ */
+function configFileProblem(explicit: string | boolean | undefined, source: { path: string; error?: string } | undefined): void {
+  if (!explicit || !source?.error) return;
+  if (source.error.startsWith("ENOENT")) throw new UsageError(`--config: cannot read ${source.path} (${source.error})`);
+  throw new ConfigFileError(`opencode-ci-auth: --config: ${source.path} is not a valid opencode config (${source.error})`);
+}
+
+class ConfigFileError extends Error {}
+
 async function version(): Promise<string> {
   const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
@@ -93,7 +105,7 @@ async function doctor(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const values = parse(args, { provider: { type: "string", short: "p" }, config: { type: "string", short: "c" }, json: { type: "boolean" } });
   if (values.help) return out(DOCTOR_HELP), 0;
   const loaded = await loadOpencodeConfig({ env, explicitPath: values.config as string | undefined });
-  if (values.config && loaded.sources[0]?.error) throw new UsageError(`--config: cannot read ${loaded.sources[0].path} (${loaded.sources[0].error})`);
+  configFileProblem(values.config, loaded.sources[0]);
   const report = await runDoctor({ config: loaded.config, sources: loaded.sources, providerId: values.provider as string | undefined, env });
   out(values.json ? renderJson(report) : renderText(report));
   if (env.GITHUB_ACTIONS === "true" && env.GITHUB_STEP_SUMMARY) {
@@ -112,7 +124,7 @@ async function token(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (values.help) return out(TOKEN_HELP), 0;
   if (!values.provider) throw new UsageError("token: --provider ID is required");
   const loaded = await loadOpencodeConfig({ env, explicitPath: values.config as string | undefined });
-  if (values.config && loaded.sources[0]?.error) throw new UsageError(`--config: cannot read ${loaded.sources[0].path} (${loaded.sources[0].error})`);
+  configFileProblem(values.config, loaded.sources[0]);
   const logger = createLogger({ level: resolveLogLevel(undefined, env), format: resolveLogFormat(undefined, env) });
   await runToken({
     config: loaded.config,
@@ -151,7 +163,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       err(`opencode-ci-auth: ${e.message}\nRun 'opencode-ci-auth --help' for usage.\n`);
       return 2;
     }
-    if (e instanceof CiAuthError || e instanceof TokenCommandError) {
+    if (e instanceof CiAuthError || e instanceof TokenCommandError || e instanceof ConfigFileError) {
       err(`${e instanceof TokenCommandError ? "opencode-ci-auth: " : ""}${e.message}\n`);
       return 1;
     }

@@ -620,6 +620,26 @@ describe.concurrent('doctor: the config', () => {
     expect(missing.stdout).toBe('');
     expect(missing.stderr).toBe(`opencode-ci-auth: --config: cannot read ${join(project.dir, 'missing.json')} (ENOENT)\nRun 'opencode-ci-auth --help' for usage.\n`);
   });
+
+  it('an unusable private_key_jwt key file is named as a configuration problem, not as a failed discovery', async () => {
+    const { project, doctor, config, githubJob } = await scene();
+    const keyPath = join(project.dir, 'no-such-key.pem');
+    await project.writeConfig(config({ clientId: IDP_CLIENTS.privateKeyJwt, tokenEndpointAuthMethod: 'private_key_jwt', privateKeyPath: keyPath }));
+    const run = await doctor([], githubJob());
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('✗ grant client not built (configuration)');
+    expect(run.stdout).toContain(`→ oauth2.privateKeyPath: cannot read ${keyPath} (ENOENT).`);
+    expect(run.stdout).not.toContain('discovery failed');
+  });
+
+  it('--config naming a file that does not parse is a failed check (exit 1), not a usage error', async () => {
+    const { project, doctor, githubJob } = await scene();
+    await writeFile(join(project.dir, 'broken.json'), '{ "provider": { ,, }');
+    const run = await doctor(['--config', 'broken.json'], githubJob());
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/^opencode-ci-auth: --config: .*broken\.json is not a valid opencode config \(\w+ at line 1\)\n$/);
+  });
 });
 
 describe.concurrent('doctor: other platforms', () => {
