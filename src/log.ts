@@ -7,6 +7,9 @@
  */
 import pino from "pino";
 import pretty from "pino-pretty";
+import { CENSOR, scrub } from "./scrub.js";
+
+export { scrub };
 
 export type Logger = pino.Logger;
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -15,7 +18,6 @@ export const LOG_LEVEL_ENV = "OPENCODE_CI_AUTH_LOG_LEVEL";
 /** `pretty` (default): one readable line per event, for CI logs. `json`: pino's JSON lines, for machines. */
 export const LOG_FORMAT_ENV = "OPENCODE_CI_AUTH_LOG_FORMAT";
 const LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-const CENSOR = "[redacted]";
 
 /** Field names that always hold secrets, wherever they appear in a log object. */
 const SECRET_KEYS = [
@@ -38,19 +40,6 @@ const SECRET_KEYS = [
 ];
 
 const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), ...SECRET_KEYS.map((k) => `*.*.${k}`)];
-
-// A JWT (header.payload[.signature]) or any long run of token alphabet: opaque access tokens, client
-// secrets and request tokens all look like this; URLs, ids and messages do not.
-const JWT_PATTERN = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?/g;
-// A long run counts as random when it mixes a digit and a letter, or upper and lower case: random tokens almost
-// always do (a 32-char base64url token lacks a digit 0.4% of the time), while long words and URL paths do not.
-const OPAQUE_PATTERN = /[A-Za-z0-9_\-~+=]{32,}/g;
-const looksRandom = (run: string): boolean => (/\d/.test(run) && /[A-Za-z]/.test(run)) || (/[A-Z]/.test(run) && /[a-z]/.test(run));
-
-/** Hide anything token-shaped in text that came from a server or the environment. */
-export function scrub(text: string): string {
-  return text.replace(JWT_PATTERN, CENSOR).replace(OPAQUE_PATTERN, (run) => (looksRandom(run) ? CENSOR : run));
-}
 
 const MAX_DEPTH = 6;
 

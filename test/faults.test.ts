@@ -233,7 +233,7 @@ describe("discovery and the CI token service", () => {
       const before = ciTokenRequests();
       ciProxy.inject("/_apis/token", { kind: "redirect", location: `${target.url}/_apis/token?api-version=2.0`, status: 302 });
       const err = await rejectionOf(provider.getToken());
-      expect(err.message).toContain("the GitHub token service answered a redirect (HTTP 302), which is not followed");
+      expect(err.message).toMatch(/the GitHub token service at http:\/\/127\.0\.0\.1:\d+ answered a redirect \(HTTP 302\), which is not followed: the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL\./);
       expect(err).toMatchObject({ code: "ERR_SUBJECT_TOKEN_REQUEST", transient: false });
       expect(ciTokenRequests() - before).toBe(1);
       expect(target.requests).toEqual([]);

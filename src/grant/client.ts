@@ -8,6 +8,7 @@ import * as client from "openid-client";
 import { importPKCS8 } from "jose";
 import type { OAuth2Config } from "../config/schema.js";
 import { CiAuthError, DiscoveryError, describeCause, hasTimeoutInChain, isTransientStatus, parseRetryAfter } from "../errors.js";
+import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes, limitedFetch } from "../http-body.js";
 import { scrub } from "../log.js";
 import { insecureReason, isLoopback } from "../transport.js";
 
@@ -79,6 +80,14 @@ function allowLoopbackHttp(url: URL): Array<(c: client.Configuration) => void> {
   return url.protocol === "http:" && isLoopback(url) ? [client.allowInsecureRequests] : [];
 }
 
+/**
+ * The fetch openid-client uses: bodies past MAX_BODY_BYTES fail instead of being buffered whole. globalThis.fetch
+ * is looked up per call, so a runtime that replaces it later is still honoured.
+ */
+function boundedFetch(fetchImpl: typeof globalThis.fetch | undefined): typeof globalThis.fetch {
+  return limitedFetch(fetchImpl ?? ((input, init) => globalThis.fetch(input, init)));
+}
+
 /** Discovery documents by issuer, shared by every provider of the process (per fetch, so tests stay isolated). */
 const discovered = new WeakMap<typeof globalThis.fetch, Map<string, Promise<client.ServerMetadata>>>();
 
@@ -95,7 +104,7 @@ function discoverServer(providerId: string, issuer: URL, timeoutSeconds: number,
     .discovery(issuer, "opencode-ci-auth", undefined, client.None(), {
       execute: allowLoopbackHttp(issuer),
       timeout: timeoutSeconds,
-      ...(fetchImpl ? { [client.customFetch]: fetchImpl } : {}),
+      [client.customFetch]: boundedFetch(fetchImpl),
     })
     .then(
       (configuration) => configuration.serverMetadata(),
@@ -137,7 +146,7 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
   }
   const configuration = new client.Configuration(server, config.clientId, {}, auth);
   for (const apply of allowLoopbackHttp(transportUrl)) apply(configuration);
-  if (options.fetch) configuration[client.customFetch] = options.fetch;
+  configuration[client.customFetch] = boundedFetch(options.fetch);
   configuration.timeout = timeoutSeconds;
   return configuration;
 }
@@ -147,6 +156,9 @@ function discoveryError(providerId: string, issuer: URL, err: unknown, timeoutSe
   const status = statusOf(err);
   const say = (hint: string, extra: { transient?: boolean; summary?: string; retryAfterMs?: number | undefined } = {}) =>
     new DiscoveryError(`discovery at ${issuer.href} did not succeed: ${hint}`, { providerId, cause: err, ...extra });
+  if (bodyTooLargeIn(err)) {
+    return say(`the answer is larger than ${formatBytes(MAX_BODY_BYTES)}, which is not a discovery document; the rest was not read. Check the issuer URL.`);
+  }
   switch (code) {
     case "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED":
       return say("the document's issuer differs from the configured issuer. They must match exactly (scheme, host, port, path, trailing slash).");

@@ -6,6 +6,7 @@ import * as client from "openid-client";
 import { decodeJwt } from "jose";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
 import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause, hasTimeoutInChain, isTransientStatus } from "../errors.js";
+import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes } from "../http-body.js";
 import { scrub } from "../log.js";
 import { DEFAULT_TIMEOUT_SECONDS, retryAfterOf, statusOf } from "./client.js";
 
@@ -84,6 +85,10 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   const where = tokenEndpoint ? ` at ${tokenEndpoint}` : "";
   const code = (err as { code?: unknown }).code;
   const status = statusOf(err);
+  if (bodyTooLargeIn(err)) {
+    const http = status === undefined ? "" : ` (HTTP ${status})`;
+    return new TokenResponseError(`the token endpoint${where} answered more than ${formatBytes(MAX_BODY_BYTES)}${http}, which is not a token response; the rest was not read. Check the token endpoint URL.`, { providerId });
+  }
   // openid-client reads only 4xx bodies as OAuth errors: a 5xx is NOT_CONFORM, a 429 without JSON is NOT_JSON.
   if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM" || (code === "OAUTH_RESPONSE_IS_NOT_JSON" && isTransientStatus(status))) {
     const transient = isTransientStatus(status);

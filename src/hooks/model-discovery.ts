@@ -3,11 +3,17 @@
  * that names no models still works. A failure is logged and the run goes on: opencode's own error stays readable.
  */
 import type { Logger } from "../log.js";
-import { scrub } from "../log.js";
 import { describeCause } from "../errors.js";
+import { formatBytes, readBodyLimited } from "../http-body.js";
+import { quote } from "../scrub.js";
 import { OPENCODE_ERROR_NAME } from "./opencode-error.js";
 
 export const MODEL_DISCOVERY_TIMEOUT_MS = 15_000;
+/**
+ * Model lists are larger than token answers (a catalogue of hundreds of models is a few hundred KB); a longer
+ * answer is cut and discovery is given up, rather than held in memory whole.
+ */
+export const MAX_MODEL_LIST_BYTES = 4 * 1024 * 1024;
 
 /** Model ids from an OpenAI-style `{ data: [{ id }] }` list (or a bare array of such objects). */
 export function parseModelList(body: unknown): string[] {
@@ -23,11 +29,19 @@ export async function discoverModels(providerId: string, baseURL: string, author
   try {
     const response = await authorizedFetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(MODEL_DISCOVERY_TIMEOUT_MS) });
     if (!response.ok) {
-      const body = scrub((await response.text()).slice(0, 200));
+      const body = quote((await readBodyLimited(response)).text, 200);
       log.error({ event: "model_discovery_failed", status: response.status, url }, `model discovery: GET ${url} answered HTTP ${response.status}: ${body}. List the models in provider.${providerId}.models to skip discovery.`);
       return [];
     }
-    const ids = parseModelList(await response.json());
+    const list = await readBodyLimited(response, MAX_MODEL_LIST_BYTES);
+    if (list.truncated) {
+      log.error(
+        { event: "model_discovery_failed", url },
+        `model discovery: GET ${url} answered more than ${formatBytes(MAX_MODEL_LIST_BYTES)}; the rest was not read. List the models in provider.${providerId}.models to skip discovery.`,
+      );
+      return [];
+    }
+    const ids = parseModelList(JSON.parse(list.text));
     if (ids.length === 0) log.error({ event: "model_discovery_empty", url }, `model discovery: GET ${url} listed no models. List them in provider.${providerId}.models.`);
     else log.info({ event: "models_discovered", count: ids.length }, `discovered ${ids.length} model(s)`);
     return ids;

@@ -4,7 +4,9 @@
  * A 401 from the provider forces one refresh and one retry of that request.
  */
 import { ProviderUnauthorizedError } from "../errors.js";
-import { scrub, type Logger } from "../log.js";
+import { readBodyLimited } from "../http-body.js";
+import type { Logger } from "../log.js";
+import { quote } from "../scrub.js";
 import type { ManagedProvider } from "./registry.js";
 import { toOpencodeError } from "./opencode-error.js";
 
@@ -60,7 +62,8 @@ export function createProviderFetch(managed: ManagedProvider, logger: Logger, ba
     tokens.invalidate(fresh);
     // Twice refused, once with a brand-new token: not a stale token but a trust problem. Say so, instead of
     // handing opencode a bare 401. The provider's words are kept (scrubbed, shortened): they often name the cause.
-    const said = scrub((await retried.text().catch(() => "")).slice(0, 300)).trim();
+    // At most MAX_BODY_BYTES of them are read.
+    const said = quote((await readBodyLimited(retried).catch(() => ({ text: "" }))).text, 300);
     const error = new ProviderUnauthorizedError(new URL(retried.url || requestUrl(input)).origin, retried.status, said, { providerId });
     log.error({ event: "provider_unauthorized_after_refresh", status: retried.status }, error.reason);
     throw toOpencodeError(error, providerId);

@@ -3,9 +3,9 @@
  * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect
  */
 import { readFile } from "node:fs/promises";
-import { SubjectTokenRequestError, SubjectTokenUnavailableError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
-import { scrub } from "../log.js";
+import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
 import { insecureReason } from "../transport.js";
+import { requestTokenOverHttp } from "./http-token-request.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 
 const SOURCE = "github_actions";
@@ -54,7 +54,7 @@ export class GitHubActionsSource implements SubjectTokenSource {
   }
 
   async getSubjectToken(context: SubjectTokenContext): Promise<string> {
-    const { providerId, env, fetch } = context;
+    const { providerId, env } = context;
     const requestUrl = env.ACTIONS_ID_TOKEN_REQUEST_URL;
     const requestToken = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
     if (!requestUrl || !requestToken) {
@@ -79,62 +79,21 @@ export class GitHubActionsSource implements SubjectTokenSource {
     // The URL already carries `api-version`; append to its query rather than replace it.
     if (this.expectedAudience !== undefined) url.searchParams.set("audience", this.expectedAudience);
 
-    const timeoutMs = context.timeoutMs ?? 10_000;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
-    // Headers and body both count against the timeout: a service that stalls mid-body is as dead as a silent one.
-    const unreachable = (err: unknown) =>
-      timeout.aborted
-        ? new SubjectTokenRequestError(SOURCE, `the GitHub token service at ${url.origin} did not answer within ${timeoutMs / 1000}s.`, {
-            providerId,
-            cause: err,
-            transient: true,
-            summary: `no answer within ${timeoutMs / 1000}s`,
-          })
-        : new SubjectTokenRequestError(SOURCE, `could not reach the GitHub token service at ${url.origin} (${describeCause(err)}).`, {
-            providerId,
-            cause: err,
-            transient: true,
-            summary: `could not connect (${describeCause(err)})`,
-          });
-    let response: Response;
-    let body: string;
-    try {
-      response = await fetch(url, {
-        headers: { authorization: `Bearer ${requestToken}`, accept: "application/json" },
-        // Never follow: the request token must only reach the URL GitHub gave the job.
-        redirect: "manual",
-        signal,
-      });
-      body = await response.text();
-    } catch (err) {
-      throw unreachable(err);
-    }
-    if (response.status >= 300 && response.status < 400) {
-      throw new SubjectTokenRequestError(SOURCE, `the GitHub token service answered a redirect (HTTP ${response.status}), which is not followed: the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL.`, {
-        providerId,
-        status: response.status,
-        summary: `HTTP ${response.status}`,
-      });
-    }
-    if (!response.ok) {
-      const transient = isTransientStatus(response.status);
-      throw new SubjectTokenRequestError(SOURCE, `the GitHub token service answered HTTP ${response.status}: ${scrub(body.slice(0, 200))}`, {
-        providerId,
-        status: response.status,
-        transient,
-        retryAfterMs: transient ? parseRetryAfter(response.headers.get("retry-after")) : undefined,
-        summary: `HTTP ${response.status}`,
-      });
-    }
+    const answer = await requestTokenOverHttp(context, {
+      source: SOURCE,
+      service: "the GitHub token service",
+      url,
+      headers: { authorization: `Bearer ${requestToken}`, accept: "application/json" },
+      redirectReason: "the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL",
+    });
     let value: unknown;
     try {
-      value = (JSON.parse(body) as { value?: unknown }).value;
+      value = (JSON.parse(answer.body) as { value?: unknown }).value;
     } catch {
       value = undefined;
     }
     if (typeof value !== "string" || value.length === 0) {
-      throw new SubjectTokenRequestError(SOURCE, 'the GitHub token service answered without a "value" field.', { providerId, status: response.status });
+      throw new SubjectTokenRequestError(SOURCE, 'the GitHub token service answered without a "value" field.', { providerId, status: answer.status });
     }
     return value;
   }

@@ -4,10 +4,12 @@
  * time limit covers headers and body (context.timeoutMs); redirects are never followed, so credentials in the
  * headers only reach the configured URL; network failures, timeouts, 408, 429 and 5xx are transient. Messages name
  * the service and the URL's origin only (a query may hold secrets) and quote at most 200 scrubbed characters of a
- * failed answer's body; a successful body is never quoted.
+ * failed answer's body; a successful body is never quoted. At most MAX_BODY_BYTES of a body is read: a token
+ * service that answers more is not answering a token.
  */
 import { SubjectTokenRequestError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
-import { scrub } from "../log.js";
+import { MAX_BODY_BYTES, formatBytes, readBodyLimited } from "../http-body.js";
+import { quote } from "../scrub.js";
 import type { SubjectTokenContext } from "./source.js";
 
 export interface HttpTokenRequest {
@@ -50,10 +52,11 @@ export async function requestTokenOverHttp(context: SubjectTokenContext, request
   const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
   let response: Response;
   let body: string;
+  let truncated: boolean;
   try {
     response = await context.fetch(url, { method: request.method ?? "GET", headers: request.headers, redirect: "manual", signal });
     // The body counts against the same limit: a service that stalls mid-body is as dead as a silent one.
-    body = await response.text();
+    ({ text: body, truncated } = await readBodyLimited(response, MAX_BODY_BYTES));
   } catch (err) {
     if (timeout.aborted) {
       throw new SubjectTokenRequestError(source, `${service} at ${url.origin} did not answer within ${timeoutMs / 1000}s.`, {
@@ -83,7 +86,7 @@ export async function requestTokenOverHttp(context: SubjectTokenContext, request
   }
   if (!response.ok) {
     const transient = isTransientStatus(status);
-    const said = body.trim() ? `: ${scrub(body).replace(/\s+/g, " ").trim().slice(0, 200)}` : "";
+    const said = body.trim() ? `: ${quote(body, 200)}` : "";
     const hint = transient ? undefined : (request.refusalHints?.[status] ?? request.refusalHints?.default);
     throw new SubjectTokenRequestError(source, `${service} at ${url.origin} answered HTTP ${status}${said}${hint ? `. ${hint}` : ""}`, {
       providerId,
@@ -91,6 +94,13 @@ export async function requestTokenOverHttp(context: SubjectTokenContext, request
       transient,
       retryAfterMs: transient ? parseRetryAfter(response.headers.get("retry-after")) : undefined,
       summary: `HTTP ${status}`,
+    });
+  }
+  if (truncated) {
+    throw new SubjectTokenRequestError(source, `${service} at ${url.origin} answered more than ${formatBytes(MAX_BODY_BYTES)}, which is not a token; the rest was not read.`, {
+      providerId,
+      status,
+      summary: `answer over ${formatBytes(MAX_BODY_BYTES)}`,
     });
   }
   return { status, headers: response.headers, body };

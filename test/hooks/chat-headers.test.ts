@@ -131,7 +131,7 @@ describe('chat.headers', () => {
     const err = await rejectionOf(s.call('miaou', headers));
     expect(err.name).toBe(OPENCODE_ERROR_NAME);
     expect(err.message).toContain('provider "miaou"');
-    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service answered HTTP 503: .* Gave up after 4 attempts in [\d.]+s \(retry.maxAttempts is 4\): 1\) HTTP 503; 2\) HTTP 503; 3\) HTTP 503; 4\) HTTP 503\./);
+    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service at http:\/\/127\.0\.0\.1:\d+ answered HTTP 503: .* Gave up after 4 attempts in [\d.]+s \(retry.maxAttempts is 4\): 1\) HTTP 503; 2\) HTTP 503; 3\) HTTP 503; 4\) HTTP 503\./);
     // "503" would make opencode retry a final failure: the visible text stays, the pattern no longer matches.
     expect(looksRetryable(err.message)).toBe(false);
     expect(headers).toEqual({});

@@ -254,7 +254,7 @@ describe('no token, no request', () => {
     const requests = world.model.requests.length;
     const err = await rejectionOf(s.fetch(`${world.model.baseURL}/models`));
     expect(err.name).toBe(OPENCODE_ERROR_NAME);
-    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service answered HTTP 403/);
+    expect(err.message.replaceAll('\u2060', '')).toMatch(/GitHub token service at http:\/\/127\.0\.0\.1:\d+ answered HTTP 403/);
     expect(world.model.requests.length - requests).toBe(1);
   });
 
