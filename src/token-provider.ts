@@ -4,7 +4,8 @@
  */
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
-import { RetriesExhaustedError, SubjectTokenClaimsError, reasonOf, type CiAuthError } from "./errors.js";
+import { checkTokenAudience, readAllowLists } from "./config/allow-lists.js";
+import { RetriesExhaustedError, SubjectTokenClaimsError, SubjectTokenInvalidError, reasonOf, type CiAuthError } from "./errors.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
 import { DEFAULT_TIMEOUT_SECONDS, createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
@@ -151,7 +152,7 @@ export class TokenProvider {
   /** The openid-client configuration, discovered once and shared; a failed discovery is retried next time. */
   client(): Promise<Configuration> {
     if (!this.#client) {
-      const pending = createGrantClient(this.providerId, this.config, { fetch: this.#fetch });
+      const pending = createGrantClient(this.providerId, this.config, { fetch: this.#fetch, allowLists: readAllowLists(this.#env) });
       this.#client = pending;
       pending.catch(() => {
         if (this.#client === pending) this.#client = undefined;
@@ -164,6 +165,11 @@ export class TokenProvider {
   async subjectToken(signal?: AbortSignal): Promise<CheckedSubject> {
     const token = await this.source.getSubjectToken(this.#context(signal));
     const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
+    // The job's audience allow-list, against the token itself: it also covers sources whose audience the config
+    // does not state (a platform default, GitLab's id_tokens), and it runs before the token is sent anywhere.
+    const aud = checked.payload.aud === undefined ? [] : Array.isArray(checked.payload.aud) ? checked.payload.aud : [checked.payload.aud];
+    const refused = checkTokenAudience(aud, readAllowLists(this.#env));
+    if (refused) throw new SubjectTokenInvalidError(this.source.type, `${refused}. Nothing was sent.`, { providerId: this.providerId });
     this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
     if (this.config.expectClaims) {
       const checks = checkExpectedClaims(checked.payload, this.config.expectClaims);

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 
+import { substituteEnvReferences } from "../src/config/env-references.js";
 import { parseProviders } from "../src/config/parse.js";
 import { SOURCE_TYPES } from "../src/config/schema.js";
 import { insecureReason } from "../src/transport.js";
@@ -48,8 +49,13 @@ const configFiles = (await readdir(EXAMPLES)).filter((f) => /^opencode\..+\.json
 /** An environment that defines every `{env:VAR}` the text references, as opencode would in a job that sets them. */
 function envFor(text: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const match of text.matchAll(/\{env:([^}]+)\}/g)) env[(match[1] ?? "").trim()] = `value-of-${match[1]}`;
+  for (const match of text.matchAll(/\{env:([^}]+)\}/g)) env[match[1] ?? ""] = `value-of-${match[1]}`;
   return env;
+}
+
+/** The config as opencode hands it to the plugin: `{env:VAR}` substituted once in the file's text. */
+function asRead(text: string, env: NodeJS.ProcessEnv): OpencodeConfig {
+  return JSON.parse(substituteEnvReferences(text, env)) as OpencodeConfig;
 }
 
 describe("examples/opencode.*.json", () => {
@@ -77,7 +83,7 @@ describe("examples/opencode.*.json", () => {
     const types = new Set<string>();
     for (const file of configFiles) {
       const text = await readFile(join(EXAMPLES, file), "utf8");
-      for (const result of parseProviders(JSON.parse(text) as OpencodeConfig, envFor(text))) if (result.ok) types.add(result.config.subjectTokenSource.type);
+      for (const result of parseProviders(asRead(text, envFor(text)), {})) if (result.ok) types.add(result.config.subjectTokenSource.type);
     }
     expect([...types].sort()).toEqual([...SOURCE_TYPES].sort());
   });
@@ -86,7 +92,7 @@ describe("examples/opencode.*.json", () => {
     const text = await readFile(join(EXAMPLES, file), "utf8");
     const config = JSON.parse(text) as OpencodeConfig;
     expect(config.plugin).toContain("opencode-ci-auth");
-    const parsed = parseProviders(config, envFor(text));
+    const parsed = parseProviders(asRead(text, envFor(text)), {});
     expect(parsed.length, "at least one provider with options.oauth2").toBeGreaterThan(0);
     for (const result of parsed) {
       expect(result.ok, result.ok ? "" : result.error.message).toBe(true);
@@ -107,8 +113,7 @@ describe("examples/opencode.*.json", () => {
 
   it("the {env:VAR} references are needed: without them the confidential examples are refused", async () => {
     for (const file of ["opencode.token-exchange.json", "opencode.private-key-jwt.json"]) {
-      const config = JSON.parse(await readFile(join(EXAMPLES, file), "utf8")) as OpencodeConfig;
-      const [result] = parseProviders(config, {});
+      const [result] = parseProviders(asRead(await readFile(join(EXAMPLES, file), "utf8"), {}), {});
       expect(result?.ok, file).toBe(false);
     }
   });

@@ -13,6 +13,7 @@ import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
+import { substituteEnvReferences } from "../config/env-references.js";
 
 export type ConfigOrigin = "--config" | "global" | "OPENCODE_CONFIG" | "project" | ".opencode" | "OPENCODE_CONFIG_DIR" | "OPENCODE_CONFIG_CONTENT";
 
@@ -66,9 +67,10 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function readSource(origin: ConfigOrigin, path: string): Promise<{ source: ConfigSource; value?: Record<string, unknown> }> {
+async function readSource(origin: ConfigOrigin, path: string, env: NodeJS.ProcessEnv): Promise<{ source: ConfigSource; value?: Record<string, unknown> }> {
   try {
-    const parsed = parseJsonc(await readFile(path, "utf8"));
+    // As opencode does: `{env:VAR}` in the file's text, once, before parsing.
+    const parsed = parseJsonc(substituteEnvReferences(await readFile(path, "utf8"), env));
     return parsed.value ? { source: { origin, path }, value: parsed.value } : { source: { origin, path, error: parsed.error ?? "unreadable" } };
   } catch (err) {
     return { source: { origin, path, error: (err as NodeJS.ErrnoException).code ?? "unreadable" } };
@@ -123,12 +125,12 @@ export async function loadOpencodeConfig(options: LoadOptions = {}): Promise<Loa
     if (!(await exists(path))) sources.push({ origin: "OPENCODE_CONFIG", path, error: "ENOENT (OPENCODE_CONFIG names a file that does not exist)" });
   }
   for (const candidate of found) {
-    const { source, value } = await readSource(candidate.origin, candidate.path);
+    const { source, value } = await readSource(candidate.origin, candidate.path, env);
     sources.push(source);
     if (value) merged = mergeConfig(merged, value);
   }
   if (!options.explicitPath && env.OPENCODE_CONFIG_CONTENT) {
-    const parsed = parseJsonc(env.OPENCODE_CONFIG_CONTENT);
+    const parsed = parseJsonc(substituteEnvReferences(env.OPENCODE_CONFIG_CONTENT, env));
     sources.push({ origin: "OPENCODE_CONFIG_CONTENT", path: "OPENCODE_CONFIG_CONTENT", ...(parsed.error ? { error: parsed.error } : {}) });
     if (parsed.value) merged = mergeConfig(merged, parsed.value);
   }

@@ -4,12 +4,14 @@
  * Nothing here keeps or returns a token: only claims, lifetimes, URLs and the IdP's words.
  */
 import { decodeJwt, type JWTPayload } from "jose";
-import { parseOAuth2Block } from "../config/parse.js";
+import { readAllowLists } from "../config/allow-lists.js";
+import { parseProvider, type ProviderEntry } from "../config/parse.js";
 import type { OAuth2Config } from "../config/schema.js";
 import { CiAuthError, GrantRefusedError, reasonOf } from "../errors.js";
 import { checkExpectedClaims, type ClaimCheck } from "../expect-claims.js";
 import { createGrantClient } from "../grant/client.js";
 import { GRANT_TYPES, REFUSAL_HINTS, requestAccessToken } from "../grant/grant.js";
+import { checkTokenAudience } from "../config/allow-lists.js";
 import { checkSubjectToken, pickSummaryClaims } from "../subject-token/claims.js";
 import { createSubjectTokenSource } from "../subject-token/create.js";
 import type { ConfigSource, OpencodeConfig } from "./config-files.js";
@@ -80,10 +82,10 @@ function likelyCause(err: GrantRefusedError, checks: readonly ClaimCheck[], adve
   }
 }
 
-async function checkProvider(providerId: string, raw: unknown, input: Required<Pick<DoctorInput, "env" | "now">> & DoctorInput, platform: Platform): Promise<ProviderReport> {
+async function checkProvider(providerId: string, entry: ProviderEntry, input: Required<Pick<DoctorInput, "env" | "now">> & DoctorInput, platform: Platform): Promise<ProviderReport> {
   const steps: DoctorStep[] = [];
   const report: ProviderReport = { providerId, ok: false, steps };
-  const parsed = parseOAuth2Block(providerId, raw, input.env);
+  const parsed = parseProvider(providerId, entry, input.env);
   if (!parsed.ok) {
     steps.push(step({ step: "config", status: "fail", title: "config invalid", lines: parsed.error.issues.map((i) => `${i.path}: ${i.message}`), fix: "correct the fields listed (docs/configuration.md)" }));
     return report;
@@ -137,6 +139,9 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
     const left = typeof payload?.exp === "number" ? payload.exp * 1000 - input.now() : undefined;
     try {
       checkSubjectToken(subjectToken, { source: source.type, providerId, expectedAudience: source.expectedAudience, now: input.now() });
+      const auds = payload?.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+      const refused = checkTokenAudience(auds, readAllowLists(input.env));
+      if (refused) throw new Error(refused);
       const mismatch = checks.filter((c) => !c.ok);
       steps.push(
         step({
@@ -149,7 +154,8 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
       );
       if (mismatch.length) subjectToken = undefined;
     } catch (err) {
-      steps.push(step({ step: "subject-token", status: "fail", title: `subject token from ${sourceName} fails the local checks`, lines, fix: reasonOf(err) }));
+      const fix = err instanceof CiAuthError ? err.reason : (err as Error).message;
+      steps.push(step({ step: "subject-token", status: "fail", title: `subject token from ${sourceName} fails the local checks`, lines, fix }));
       subjectToken = undefined;
     }
   } catch (err) {
@@ -160,7 +166,7 @@ async function checkProvider(providerId: string, raw: unknown, input: Required<P
   let configuration: Awaited<ReturnType<typeof createGrantClient>> | undefined;
   let advertised: boolean | undefined;
   try {
-    configuration = await createGrantClient(providerId, config, { fetch: input.fetch });
+    configuration = await createGrantClient(providerId, config, { fetch: input.fetch, allowLists: readAllowLists(input.env) });
     const meta = configuration.serverMetadata();
     const grantType = GRANT_TYPES[config.authFlow];
     const supported = Array.isArray(meta.grant_types_supported) ? meta.grant_types_supported : undefined;
@@ -237,6 +243,6 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
     };
   }
   const reports: ProviderReport[] = [];
-  for (const [id, entry] of selected) reports.push(await checkProvider(id, entry.options?.oauth2, { ...input, env, now }, platform));
+  for (const [id, entry] of selected) reports.push(await checkProvider(id, entry as ProviderEntry, { ...input, env, now }, platform));
   return { ...base, providers: reports, ok: reports.every((r) => r.ok) };
 }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFile } from "node:fs/promises";
-import { parseOAuth2Block } from "../config/parse.js";
+import { parseProvider } from "../config/parse.js";
 import type { Logger } from "../log.js";
 import { TokenProvider } from "../token-provider.js";
 import type { OpencodeConfig } from "./config-files.js";
@@ -24,9 +24,9 @@ export interface TokenInput {
 export class TokenCommandError extends Error {}
 
 export async function runToken(input: TokenInput): Promise<void> {
-  const raw = input.config.provider?.[input.providerId]?.options?.oauth2;
-  if (raw === undefined) throw new TokenCommandError(`provider "${input.providerId}" has no options.oauth2 in the opencode config (run \`opencode-ci-auth doctor\` to see what was found)`);
-  const parsed = parseOAuth2Block(input.providerId, raw, input.env);
+  const entry = input.config.provider?.[input.providerId];
+  if (entry?.options?.oauth2 === undefined) throw new TokenCommandError(`provider "${input.providerId}" has no options.oauth2 in the opencode config (run \`opencode-ci-auth doctor\` to see what was found)`);
+  const parsed = parseProvider(input.providerId, entry, input.env);
   if (!parsed.ok) throw parsed.error;
   const outputFile = input.githubOutput ? input.env.GITHUB_OUTPUT : undefined;
   if (input.githubOutput && !outputFile) throw new TokenCommandError("--github-output needs $GITHUB_OUTPUT, which GitHub Actions sets in every step; it is not set here");

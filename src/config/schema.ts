@@ -105,6 +105,12 @@ export const oauth2Schema = z
      * job through a 0600 file in a per-user cache dir (docs/configuration.md: its risk on shared runners).
      */
     cache: z.enum(["memory", "file"], { error: 'cache must be "memory" or "file"' }).default("memory"),
+    /**
+     * Whether the provider may go without `options.baseURL`. Off: the access token must not go to a host nobody
+     * wrote down. On: the provider's SDK chooses the URL (its default host, or one it builds from other options,
+     * such as the `azure` provider's `resourceName`), and the token goes there.
+     */
+    allowMissingBaseURL: z.boolean({ error: "allowMissingBaseURL must be true or false" }).default(false),
     /** Retries of transient failures (network, timeout, 5xx, 429) at the CI token service and the IdP. */
     retry: z
       .strictObject({

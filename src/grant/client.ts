@@ -6,6 +6,7 @@ import { createPrivateKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as client from "openid-client";
 import { importPKCS8 } from "jose";
+import { checkDiscoveredTokenEndpoint, type AllowLists } from "../config/allow-lists.js";
 import type { OAuth2Config } from "../config/schema.js";
 import { CiAuthError, DiscoveryError, describeCause, hasTimeoutInChain, isTransientStatus, parseRetryAfter } from "../errors.js";
 import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes, limitedFetch } from "../http-body.js";
@@ -74,6 +75,8 @@ async function clientAuth(providerId: string, config: OAuth2Config): Promise<cli
 
 export interface ClientOptions {
   fetch?: typeof globalThis.fetch | undefined;
+  /** The job's allow-lists: a discovered token endpoint outside them is refused before any grant. */
+  allowLists?: AllowLists | undefined;
 }
 
 function allowLoopbackHttp(url: URL): Array<(c: client.Configuration) => void> {
@@ -143,6 +146,8 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
     transportUrl = new URL(server.token_endpoint);
     const insecure = insecureReason(transportUrl);
     if (insecure) throw new DiscoveryError(`the discovered token endpoint ${insecure}.`, { providerId });
+    const refused = options.allowLists && checkDiscoveredTokenEndpoint(server.token_endpoint, options.allowLists);
+    if (refused) throw new DiscoveryError(`discovery at ${issuer.href}: ${refused}.`, { providerId });
   }
   const configuration = new client.Configuration(server, config.clientId, {}, auth);
   for (const apply of allowLoopbackHttp(transportUrl)) apply(configuration);

@@ -5,8 +5,6 @@
  */
 import type { Config } from "@opencode-ai/plugin";
 import { parseProviders } from "../config/parse.js";
-import { ConfigError, type ConfigIssue } from "../errors.js";
-import { insecureReason } from "../transport.js";
 import type { Logger } from "../log.js";
 import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
 import { discoverModels, requestedModelIds } from "./model-discovery.js";
@@ -24,17 +22,6 @@ export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" |
   providerFetch?: typeof globalThis.fetch;
   /** The command line, to find `--model`; defaults to process.argv. */
   argv?: readonly string[];
-}
-
-/** The problem with options.baseURL, if any: the access token rides on every request to it, so no clear text. */
-function checkBaseURL(baseURL: unknown): ConfigIssue | undefined {
-  if (baseURL === undefined) return undefined;
-  const path = "options.baseURL";
-  if (typeof baseURL !== "string" || !URL.canParse(baseURL) || !/^https?:$/.test(new URL(baseURL).protocol)) {
-    return { path, message: "must be an absolute http(s) URL, e.g. https://api.example.com/v1" };
-  }
-  const reason = insecureReason(new URL(baseURL));
-  return reason ? { path, message: `${reason}; the access token would travel in clear text` } : undefined;
 }
 
 export function createConfigHook(registry: ProviderRegistry, options: ConfigHookOptions) {
@@ -55,16 +42,12 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         const entry = (config.provider as Record<string, ProviderEntry>)[result.providerId] as ProviderEntry;
         const entryOptions = (entry.options ??= {});
         let managed: ManagedProvider;
-        // One error listing every problem of this provider, the block's and the baseURL's, so one pass fixes all.
-        const baseUrlIssue = checkBaseURL(entryOptions.baseURL);
-        const issues = [...(result.ok ? [] : result.error.issues), ...(baseUrlIssue ? [baseUrlIssue] : [])];
-        if (result.ok && issues.length === 0) {
+        if (result.ok) {
           managed = { providerId: result.providerId, tokenProvider: new TokenProvider(result.providerId, result.config, { ...options, logger }) };
         } else {
           // Not silently ignored: logged now, and every request of this provider fails with the same message.
-          const error = new ConfigError(result.providerId, issues);
-          logger.error({ event: "config_invalid", provider: result.providerId, issues: error.issues }, error.reason);
-          managed = { providerId: result.providerId, error };
+          logger.error({ event: "config_invalid", provider: result.providerId, issues: result.error.issues }, result.error.reason);
+          managed = { providerId: result.providerId, error: result.error };
         }
         registry.set(managed);
         const authorizedFetch = createProviderFetch(managed, logger, options.providerFetch);

@@ -264,9 +264,10 @@ describe("the validators catch mistakes (fed broken copies)", () => {
 describe("examples/github configs", () => {
   it.each(["opencode.review.json", "opencode.audience-per-workflow.json"])("%s is a valid plugin config", async (file) => {
     const { parseProviders } = await import("../../src/config/parse.js");
+    const { substituteEnvReferences } = await import("../../src/config/env-references.js");
     const text = await read(`examples/github/${file}`);
     const env = Object.fromEntries([...text.matchAll(/\{env:([^}]+)\}/g)].map((m) => [m[1], "https://auth.example.com/realms/acme#workflow"]));
-    const results = parseProviders(JSON.parse(text) as Parameters<typeof parseProviders>[0], env);
+    const results = parseProviders(JSON.parse(substituteEnvReferences(text, env)) as Parameters<typeof parseProviders>[0], {});
     expect(results.length).toBeGreaterThan(0);
     for (const result of results) expect(result.ok, result.ok ? "" : result.error.message).toBe(true);
   });

@@ -198,7 +198,7 @@ describe('loadOpencodeConfig: file contents', () => {
     });
     await put(join(cwd, 'opencode.json'), { provider: { miaou: { options: { oauth2: { subjectTokenSource: { audience: 'https://auth.example.com' } } } } } });
 
-    const { config } = await loadOpencodeConfig({ cwd, env: { XDG_CONFIG_HOME: xdg }, home });
+    const { config } = await loadOpencodeConfig({ cwd, env: { XDG_CONFIG_HOME: xdg, OTHER_KEY: 'other-key' }, home });
 
     expect(config).toEqual({
       model: 'miaou/small',
@@ -215,9 +215,33 @@ describe('loadOpencodeConfig: file contents', () => {
             },
           },
         },
-        other: { options: { apiKey: '{env:OTHER_KEY}' } },
+        other: { options: { apiKey: 'other-key' } },
       },
     });
+  });
+});
+
+describe('loadOpencodeConfig: {env:VAR}, as opencode substitutes it', () => {
+  it('in every file and in OPENCODE_CONFIG_CONTENT, once: a value holding a reference stays literal', async () => {
+    await put(join(repo, 'opencode.json'), { provider: { miaou: { options: { baseURL: '{env:MODEL_URL}', oauth2: { clientSecret: '{env:HOLDS_A_REFERENCE}' } } } } });
+    const env = {
+      MODEL_URL: 'https://api.example.com/v1',
+      HOLDS_A_REFERENCE: '{env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}',
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'request-token-secret',
+      OPENCODE_CONFIG_CONTENT: '{ "model": "miaou/{env:MODEL}" }',
+      MODEL: 'big',
+    };
+    const { config } = await loadOpencodeConfig({ cwd, env, home });
+    expect(config).toEqual({
+      model: 'miaou/big',
+      provider: { miaou: { options: { baseURL: 'https://api.example.com/v1', oauth2: { clientSecret: '{env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}' } } } },
+    });
+  });
+
+  it('an unset variable becomes empty, and the name is taken as written (no trimming), like opencode 1.18.33', async () => {
+    await put(join(repo, 'opencode.json'), { a: '<{env:UNSET_HERE}>', b: '<{env: SPACED }>' });
+    const { config } = await loadOpencodeConfig({ cwd, env: { SPACED: 'x', ' SPACED ': undefined }, home });
+    expect(config).toEqual({ a: '<>', b: '<>' });
   });
 });
 

@@ -590,7 +590,7 @@ describe.concurrent('doctor: the config', () => {
     const miaou = base.provider.miaou;
     await project.writeConfig({
       ...base,
-      provider: { miaou, second: { options: { oauth2: { ...miaou.options.oauth2, scopes: ['openid'] } } }, plain: { options: { apiKey: 'not-ours' } } },
+      provider: { miaou, second: { options: { baseURL: miaou.options.baseURL, oauth2: { ...miaou.options.oauth2, scopes: ['openid'] } } }, plain: { options: { apiKey: 'not-ours' } } },
     });
 
     const one = await doctor(['--provider', 'second'], githubJob());

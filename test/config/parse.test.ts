@@ -1,6 +1,7 @@
 /**
- * parseOAuth2Block / parseProviders: `{env:VAR}` substitution, one ConfigIssue per problem with an
- * `oauth2.<field>` path, a ConfigError naming the provider, and providers without `oauth2` left alone.
+ * parseOAuth2Block / parseProviders: one ConfigIssue per problem with an `oauth2.<field>` path (or
+ * `options.baseURL`), a ConfigError naming the provider, the job's allow-lists, values taken as they are (no second
+ * `{env:VAR}` substitution), and providers without `oauth2` left alone.
  */
 import { describe, expect, it } from "vitest";
 
@@ -51,7 +52,7 @@ function expectWellFormed(error: ConfigError, providerId: string): void {
   const n = error.issues.length;
   expect(error.message).toContain(`(${n} problem${n === 1 ? "" : "s"})`);
   for (const issue of error.issues) {
-    expect(issue.path === "oauth2" || issue.path.startsWith("oauth2.")).toBe(true);
+    expect(issue.path === "oauth2" || issue.path.startsWith("oauth2.") || issue.path === "options.baseURL").toBe(true);
     expect(error.message).toContain(`  - ${issue.path}: ${issue.message}`);
   }
   // One line per issue, nothing more.
@@ -59,13 +60,6 @@ function expectWellFormed(error: ConfigError, providerId: string): void {
 }
 
 const paths = (issues: readonly ConfigIssue[]) => issues.map((i) => i.path);
-
-/** An env var name that is certainly not set in this process, so a test cannot pass by reading process.env. */
-function unsetName(base: string): string {
-  const name = `${base}_${process.pid}_${Math.random().toString(36).slice(2, 8).toUpperCase()}`;
-  expect(process.env[name]).toBeUndefined();
-  return name;
-}
 
 describe("parseOAuth2Block", () => {
   it("accepts the issue's block under provider miaou", () => {
@@ -166,46 +160,20 @@ describe("parseOAuth2Block", () => {
   });
 });
 
-describe("parseOAuth2Block: {env:VAR} substitution", () => {
-  it("substitutes a set variable, from the env object given (not process.env)", () => {
-    const secretVar = unsetName("CI_AUTH_TEST_SECRET");
+describe("parseOAuth2Block: values are taken as they are", () => {
+  // opencode substitutes {env:VAR} once, when it reads the file (env-references.ts). A value that came from the
+  // environment and contains another reference must stay literal: expanding it again would leak that variable.
+  it("does not expand an {env:…} reference that a substituted value contains", () => {
     const config = expectOk(
-      parseOAuth2Block(PROVIDER, block({ clientSecret: `{env:${secretVar}}`, tokenEndpointAuthMethod: "client_secret_post" }), { [secretVar]: "from-env-secret" }),
+      parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "url", url: "https://tokens.example.com/t", headers: { Authorization: "Bearer {env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}" } } }), {
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-secret",
+      }),
     );
-    expect(config.clientSecret).toBe("from-env-secret");
+    expect(config.subjectTokenSource).toMatchObject({ headers: { Authorization: "Bearer {env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}" } });
   });
 
-  it("substitutes inside a string, in nested objects and in arrays, and trims the name", () => {
-    const host = unsetName("CI_AUTH_TEST_HOST");
-    const aud = unsetName("CI_AUTH_TEST_AUD");
-    const scope = unsetName("CI_AUTH_TEST_SCOPE");
-    const env = { [host]: "auth.example.org", [aud]: "api://acme", [scope]: "models.read" };
-    const config = expectOk(
-      parseOAuth2Block(
-        PROVIDER,
-        block({
-          issuer: `https://{env:${host}}/realms/acme`,
-          scopes: ["openid", `{env: ${scope} }`],
-          subjectTokenSource: { type: "github_actions", audience: `{env:${aud}}` },
-        }),
-        env,
-      ),
-    );
-    expect(config.issuer).toBe("https://auth.example.org/realms/acme");
-    expect(config.scopes).toEqual(["openid", "models.read"]);
-    expect(config.subjectTokenSource).toEqual({ type: "github_actions", audience: "api://acme" });
-  });
-
-  it("substitutes several references in one value", () => {
-    const a = unsetName("CI_AUTH_TEST_A");
-    const b = unsetName("CI_AUTH_TEST_B");
-    const config = expectOk(parseOAuth2Block(PROVIDER, block({ clientId: `{env:${a}}-{env:${b}}` }), { [a]: "opencode", [b]: "ci" }));
-    expect(config.clientId).toBe("opencode-ci");
-  });
-
-  it("an unset variable becomes empty, and the issue names the field and hints at {env:VAR}", () => {
-    const secretVar = unsetName("CI_AUTH_TEST_SECRET");
-    const error = expectError(parseOAuth2Block(PROVIDER, block({ clientSecret: `{env:${secretVar}}` }), {}));
+  it("an empty value (what opencode makes of an unset variable) names the field and hints at {env:VAR}", () => {
+    const error = expectError(parseOAuth2Block(PROVIDER, block({ clientSecret: "" }), {}));
     expect(error.issues).toHaveLength(1);
     expect(error.issues[0]?.path).toBe("oauth2.clientSecret");
     expect(error.issues[0]?.message).toMatch(/must not be empty/);
@@ -213,32 +181,77 @@ describe("parseOAuth2Block: {env:VAR} substitution", () => {
     expectWellFormed(error, PROVIDER);
   });
 
-  it("an unset variable in a required nested field is reported at its path", () => {
-    const audVar = unsetName("CI_AUTH_TEST_AUD");
-    const error = expectError(parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "github_actions", audience: `{env:${audVar}}` } }), {}));
+  it("an empty value in a required nested field is reported at its path", () => {
+    const error = expectError(parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "github_actions", audience: "" } }), {}));
     expect(paths(error.issues)).toEqual(["oauth2.subjectTokenSource.audience"]);
   });
 
-  it("never echoes a substituted secret in the error", () => {
-    const secretVar = unsetName("CI_AUTH_TEST_SECRET");
+  it("never echoes a secret value in the error", () => {
     const secret = "sup3r-s3cret-value";
-    const error = expectError(parseOAuth2Block(PROVIDER, block({ clientSecret: `{env:${secretVar}}`, tokenEndpointAuthMethod: "none", clientID: "typo" }), { [secretVar]: secret }));
+    const error = expectError(parseOAuth2Block(PROVIDER, block({ clientSecret: secret, tokenEndpointAuthMethod: "none", clientID: "typo" }), {}));
     expect(paths(error.issues)).toContain("oauth2.clientID");
     expect(error.message.includes(secret)).toBe(false);
     expect(JSON.stringify(error.issues).includes(secret)).toBe(false);
   });
+});
 
-  it("does not modify the raw block (the {env:…} reference stays for the next parse)", () => {
-    const v = unsetName("CI_AUTH_TEST_ID");
-    const raw = block({ clientId: `{env:${v}}` });
-    expect(expectOk(parseOAuth2Block(PROVIDER, raw, { [v]: "first" })).clientId).toBe("first");
-    expect(raw.clientId).toBe(`{env:${v}}`);
-    expect(expectOk(parseOAuth2Block(PROVIDER, raw, { [v]: "second" })).clientId).toBe("second");
+describe("parseOAuth2Block: the job's allow-lists", () => {
+  const ISSUER = ISSUE_BLOCK.issuer;
+  const AUD = ISSUE_BLOCK.subjectTokenSource.audience;
+
+  it("a block inside every list is valid", () => {
+    const env = { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: `https://other.example.com, ${ISSUER}`, OPENCODE_CI_AUTH_ALLOWED_AUDIENCES: AUD };
+    expectOk(parseOAuth2Block(PROVIDER, block(), env));
   });
 
-  it("leaves text without a reference alone", () => {
-    const config = expectOk(parseOAuth2Block(PROVIDER, block({ clientId: "env:NOT_A_REF {env" }), {}));
-    expect(config.clientId).toBe("env:NOT_A_REF {env");
+  it("an issuer outside OPENCODE_CI_AUTH_ALLOWED_ISSUERS is refused, naming the field, the variable and the list", () => {
+    const error = expectError(parseOAuth2Block(PROVIDER, block({ issuer: "https://evil.example.com" }), { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
+    expect(error.issues).toEqual([
+      {
+        path: "oauth2.issuer",
+        message: `the issuer "https://evil.example.com" is not in OPENCODE_CI_AUTH_ALLOWED_ISSUERS (${ISSUER}), which this job sets: use one of those, or add it to OPENCODE_CI_AUTH_ALLOWED_ISSUERS in the job's environment (the config file cannot allow it)`,
+      },
+    ]);
+    expectWellFormed(error, PROVIDER);
+  });
+
+  it("matches exactly: a trailing slash is another issuer", () => {
+    expectError(parseOAuth2Block(PROVIDER, block({ issuer: `${ISSUER}/` }), { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
+  });
+
+  it("a source audience outside OPENCODE_CI_AUTH_ALLOWED_AUDIENCES is refused", () => {
+    const error = expectError(
+      parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "github_actions", audience: "https://cloud.example.com" } }), { OPENCODE_CI_AUTH_ALLOWED_AUDIENCES: AUD }),
+    );
+    expect(paths(error.issues)).toEqual(["oauth2.subjectTokenSource.audience"]);
+    expect(error.issues[0]?.message).toContain(`is not in OPENCODE_CI_AUTH_ALLOWED_AUDIENCES (${AUD})`);
+  });
+
+  it("tokenEndpoint: outside OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS, or set while only issuers are allowed, is refused", () => {
+    const withEndpoint = block({ tokenEndpoint: "https://evil.example.com/token" });
+    const outside = expectError(parseOAuth2Block(PROVIDER, withEndpoint, { OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://auth.example.com/token" }));
+    expect(paths(outside.issues)).toEqual(["oauth2.tokenEndpoint"]);
+    const onlyIssuers = expectError(parseOAuth2Block(PROVIDER, withEndpoint, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
+    expect(onlyIssuers.issues).toEqual([{ path: "oauth2.tokenEndpoint", message: expect.stringContaining("this job allows only token endpoints discovered from OPENCODE_CI_AUTH_ALLOWED_ISSUERS") }]);
+    const allowed = { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER, OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://evil.example.com/token" };
+    expectOk(parseOAuth2Block(PROVIDER, withEndpoint, allowed));
+  });
+
+  it("no issuer while issuers are restricted: refused unless the token endpoint is allowed by its own list", () => {
+    const raw = block({ issuer: undefined, tokenEndpoint: "https://auth.example.com/token" });
+    const error = expectError(parseOAuth2Block(PROVIDER, raw, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
+    expect(paths(error.issues)).toEqual(["oauth2.issuer", "oauth2.tokenEndpoint"]);
+    expectOk(parseOAuth2Block(PROVIDER, raw, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER, OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://auth.example.com/token" }));
+  });
+
+  it("a url source outside OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS is refused", () => {
+    const raw = block({ subjectTokenSource: { type: "url", url: "https://evil.example.com/mint" } });
+    const error = expectError(parseOAuth2Block(PROVIDER, raw, { OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS: "https://tokens.example.com/mint" }));
+    expect(paths(error.issues)).toEqual(["oauth2.subjectTokenSource.url"]);
+  });
+
+  it("empty or blank lists restrict nothing", () => {
+    expectOk(parseOAuth2Block(PROVIDER, block({ issuer: "https://anything.example.com" }), { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: " , " }));
   });
 });
 
@@ -251,7 +264,7 @@ describe("parseProviders", () => {
           anthropic: {},
           empty: undefined,
           [PROVIDER]: { options: { baseURL: "https://models.example.com/v1", oauth2: block() } },
-          broken: { options: { oauth2: block({ clientId: undefined }) } },
+          broken: { options: { baseURL: "https://models.example.com/v1", oauth2: block({ clientId: undefined }) } },
         },
       },
       {},
@@ -278,9 +291,25 @@ describe("parseProviders", () => {
     expect(results[0]?.ok).toBe(false);
   });
 
-  it("passes its env to every block", () => {
-    const v = unsetName("CI_AUTH_TEST_CLIENT");
-    const results = parseProviders({ provider: { a: { options: { oauth2: block({ clientId: `{env:${v}}` }) } }, b: { options: { oauth2: block({ clientId: `{env:${v}}` }) } } } }, { [v]: "cid" });
-    expect(results.map((r) => (r.ok ? r.config.clientId : "<error>"))).toEqual(["cid", "cid"]);
+  it("passes its env (the allow-lists) to every block", () => {
+    const entry = { options: { baseURL: "https://models.example.com/v1", oauth2: block() } };
+    const results = parseProviders({ provider: { a: entry, b: entry } }, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: "https://other.example.com" });
+    expect(results.map((r) => (r.ok ? "ok" : paths(r.error.issues).join()))).toEqual(["oauth2.issuer", "oauth2.issuer"]);
+  });
+
+  it("options.baseURL is required, unless oauth2.allowMissingBaseURL says the SDK's own URL is intended", () => {
+    const [missing] = parseProviders({ provider: { [PROVIDER]: { options: { oauth2: block() } } } }, {});
+    const error = expectError(missing as ParsedProvider);
+    expect(error.issues).toEqual([{ path: "options.baseURL", message: expect.stringContaining("is required: the access token is sent to it.") }]);
+    expect(error.issues[0]?.message).toContain("set oauth2.allowMissingBaseURL to true");
+    const [allowed] = parseProviders({ provider: { [PROVIDER]: { options: { oauth2: block({ allowMissingBaseURL: true }) } } } }, {});
+    expect(expectOk(allowed as ParsedProvider).allowMissingBaseURL).toBe(true);
+  });
+
+  it("reports the baseURL's problem together with the block's, in one error", () => {
+    const [result] = parseProviders({ provider: { [PROVIDER]: { options: { baseURL: "http://models.example.com/v1", oauth2: block({ clientId: undefined }) } } } }, {});
+    const error = expectError(result as ParsedProvider);
+    expect(paths(error.issues)).toEqual(["oauth2.clientId", "options.baseURL"]);
+    expect(error.issues[1]?.message).toContain("the access token would travel in clear text");
   });
 });

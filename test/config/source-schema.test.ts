@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { parseOAuth2Block } from '../../src/config/parse.js';
+import { asOpencodeReadsIt } from '../support/harness.js';
 import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH, subjectTokenSourceSchema } from '../../src/config/source-schema.js';
 
 const parse = (source: unknown) => subjectTokenSourceSchema.safeParse(source);
@@ -79,7 +80,8 @@ describe('url', () => {
       { path: 'headers', message: 'headers must be an object such as { "Authorization": "Bearer {env:TOKEN_SERVICE_TOKEN}" }' },
     ]);
     expect(issues({ type: 'url', url: 'https://t.example/x', headers: { 'Bad Header': 'x' } })).toEqual([{ path: 'headers.Bad Header', message: "headers keys must be HTTP header names (letters, digits and !#$%&'*+.^_`|~-)" }]);
-    const parsed = parseOAuth2Block('miaou', { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'url', url: 'https://t.example/x', headers: { 'X-Token': '{env:UNSET}' } } }, {});
+    const block = { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'url', url: 'https://t.example/x', headers: { 'X-Token': '{env:UNSET}' } } };
+    const parsed = parseOAuth2Block('miaou', asOpencodeReadsIt(block, {}), {});
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) {
       expect(parsed.error.issues).toEqual([
@@ -108,10 +110,11 @@ describe('auto', () => {
 
 describe('auto: serviceConnectionId from {env:VAR}', () => {
   it('an empty value (the variable is only set on Azure) counts as not set', () => {
-    const parsed = parseOAuth2Block('miaou', { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'auto', serviceConnectionId: '{env:AZURE_SC}' } }, {});
+    const block = { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'auto', serviceConnectionId: '{env:AZURE_SC}' } };
+    const parsed = parseOAuth2Block('miaou', asOpencodeReadsIt(block, {}), {});
     expect(parsed.ok).toBe(true);
     if (parsed.ok) expect(parsed.config.subjectTokenSource).toEqual({ type: 'auto', var: DEFAULT_ID_TOKEN_VAR, path: DEFAULT_KUBERNETES_TOKEN_PATH });
-    const onAzure = parseOAuth2Block('miaou', { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'auto', serviceConnectionId: '{env:AZURE_SC}' } }, { AZURE_SC: 'sc-1' });
+    const onAzure = parseOAuth2Block('miaou', asOpencodeReadsIt(block, { AZURE_SC: 'sc-1' }), {});
     expect(onAzure.ok && onAzure.config.subjectTokenSource).toMatchObject({ serviceConnectionId: 'sc-1' });
   });
 });

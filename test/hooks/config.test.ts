@@ -153,10 +153,22 @@ describe('a managed provider', () => {
     expect(config.provider['miaou']?.options?.['apiKey']).toBe(PLACEHOLDER_API_KEY);
   });
 
-  it('{env:VAR} in the block is resolved from the hook\'s env (a confidential client)', async () => {
+  it('takes the block as opencode substituted it: a value holding an {env:…} reference is not expanded again', async () => {
+    // opencode substituted the file once; a value that came from the environment is literal text from here on.
+    // Expanding it again would hand the secret named inside it to whoever wrote the value.
     const env = { ACTIONS_ID_TOKEN_REQUEST_URL: world.ci.requestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: world.ci.requestToken, MIAOU_SECRET: world.idp.secrets.post };
     const r = setup({ env });
     const config = opencodeConfig({ oauth2: oauth2({ clientId: IDP_CLIENTS.post, clientSecret: '{env:MIAOU_SECRET}' }) });
+    await run(r, config);
+    // The IdP saw the literal text as the secret, and refused it: the real secret never left the environment.
+    expect(world.idp.grants.at(-1)).toMatchObject({ clientId: IDP_CLIENTS.post, ok: false });
+    expect(r.log.text()).toContain('invalid_client');
+  });
+
+  it('a confidential client with the secret opencode substituted gets its token', async () => {
+    const env = { ACTIONS_ID_TOKEN_REQUEST_URL: world.ci.requestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: world.ci.requestToken };
+    const r = setup({ env });
+    const config = opencodeConfig({ oauth2: oauth2({ clientId: IDP_CLIENTS.post, clientSecret: world.idp.secrets.post }) });
     await run(r, config);
     expect(world.idp.grants.at(-1)).toMatchObject({ clientId: IDP_CLIENTS.post, ok: true });
     expect(config.provider['miaou']?.models).toEqual({ 'mock-model': { name: 'mock-model' } });
@@ -297,11 +309,23 @@ describe('model discovery failures are logged and the hook resolves', () => {
     expect(r.providerCalls).toEqual([]);
   });
 
-  it('no baseURL: discovery is skipped and logged', async () => {
+  it('no baseURL: the provider is refused, naming options.baseURL and the opt-in', async () => {
     const r = setup();
     const config = opencodeConfig();
     delete config.provider['miaou']?.options?.['baseURL'];
     await run(r, config);
+    expect(events(r.log, 'config_invalid')).toMatchObject([{ level: 50, provider: 'miaou' }]);
+    expect(r.log.text()).toContain('options.baseURL: is required: the access token is sent to it.');
+    expect(r.registry.get('miaou')?.error?.code).toBe('ERR_CONFIG_INVALID');
+    expect(r.providerCalls).toEqual([]);
+  });
+
+  it('no baseURL with allowMissingBaseURL: managed, and discovery is skipped and logged', async () => {
+    const r = setup();
+    const config = opencodeConfig({ oauth2: oauth2({ allowMissingBaseURL: true }) });
+    delete config.provider['miaou']?.options?.['baseURL'];
+    await run(r, config);
+    expect(r.registry.get('miaou')?.tokenProvider).toBeDefined();
     expect(events(r.log, 'model_discovery_skipped')).toMatchObject([{ level: 50, provider: 'miaou' }]);
     expect(config.provider['miaou']?.models).toBeUndefined();
     expect(r.providerCalls).toEqual([]);

@@ -1,6 +1,6 @@
 /**
- * UrlSource against a scripted endpoint on loopback, built through the schema and parseOAuth2Block so that
- * `{env:VAR}` in headers is substituted as in a real config.
+ * UrlSource against a scripted endpoint on loopback, built through the schema and parseOAuth2Block from a block
+ * whose `{env:VAR}` in headers was substituted as opencode does when it reads the file.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
@@ -10,7 +10,7 @@ import { createSubjectTokenSource } from '../../src/subject-token/create.js';
 import type { SubjectTokenContext, SubjectTokenSource } from '../../src/subject-token/source.js';
 import { readField } from '../../src/subject-token/url.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
-import { fp, rejectionOf } from '../support/harness.js';
+import { asOpencodeReadsIt, fp, rejectionOf } from '../support/harness.js';
 import { startTokenEndpoint, type TokenEndpoint } from '../support/token-endpoint.js';
 
 const SERVICE_TOKEN = 'token-service-credential-0123456789ABCDEFabcdef';
@@ -36,7 +36,8 @@ beforeEach(() => {
 
 /** A url source from a config block, with `{env:…}` substituted from `env`. */
 function urlSource(source: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): SubjectTokenSource {
-  const parsed = parseOAuth2Block('miaou', { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'url', url: `${endpoint.origin}/token`, ...source } }, env);
+  const block = { issuer: 'https://auth.example.com', clientId: 'c', subjectTokenSource: { type: 'url', url: `${endpoint.origin}/token`, ...source } };
+  const parsed = parseOAuth2Block('miaou', asOpencodeReadsIt(block, env), {});
   if (!parsed.ok) throw new Error(parsed.error.message);
   return createSubjectTokenSource(parsed.config.subjectTokenSource);
 }

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 
 import { expect } from 'vitest';
 
+import { substituteEnvReferences } from '../../src/config/env-references.js';
 import { createLogger } from '../../src/log.js';
 import type { Logger, LogLevel } from '../../src/log.js';
 
@@ -96,4 +97,12 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
   if (outcome.ok) throw new Error('expected a rejection, but the promise resolved');
   expect(outcome.err).toBeInstanceOf(Error);
   return outcome.err as Error;
+}
+
+/**
+ * `value` as opencode hands it to the plugin: written to a config file and read back, with `{env:VAR}` substituted
+ * once in the file's text (src/config/env-references.ts, as opencode does).
+ */
+export function asOpencodeReadsIt<T>(value: T, env: NodeJS.ProcessEnv): T {
+  return JSON.parse(substituteEnvReferences(JSON.stringify(value), env)) as T;
 }
