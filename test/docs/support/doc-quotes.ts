@@ -2,6 +2,7 @@
  * Finds the messages a Markdown page quotes, by the convention stated in test/docs/quoted-messages.test.ts, and cuts
  * each into the stretches of literal text between its placeholders.
  */
+import { cells, codeSpans } from "./markdown.js";
 
 export interface Quote {
   /** 1-based line of the page. */
@@ -45,23 +46,6 @@ function blockLine(raw: string, line: number): Quote[] {
   // Columns aligned with runs of spaces are data (claims, a claim table, a report header), not a message.
   if (text.trim() === "" || /\S {2,}\S/.test(text)) return quotes;
   return [...quotes, { line, text, kind: "message" }];
-}
-
-/** The cells of a table row; `\|` is a pipe inside a cell. */
-function cells(row: string): string[] {
-  return row
-    .trim()
-    .replace(/^\||\|$/g, "")
-    .split(/(?<!\\)\|/)
-    .map((c) => c.trim().replace(/\\\|/g, "|"));
-}
-
-/** The code spans of a cell: `x`, or ``x`` when x holds a backtick. */
-function codeSpans(cell: string): string[] {
-  return [...cell.matchAll(/(`+)(.+?)\1(?!`)/g)].map((m) => {
-    const body = m[2] ?? "";
-    return m[1] === "``" ? body.replace(/^ (.*) $/, "$1") : body;
-  });
 }
 
 /** Every quoted message and identifier of a page. */
