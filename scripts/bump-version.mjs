@@ -110,20 +110,20 @@ async function main(args) {
   if (args[0] === "--check") {
     const version = await packageVersion(root);
     const stale = await stalePins(version, root);
-    for (const pin of stale) console.error(`${pin.file}:${pin.line}: pins ${pin.version}, package.json is ${version}`);
+    for (const pin of stale) process.stderr.write(`${pin.file}:${pin.line}: pins ${pin.version}, package.json is ${version}\n`);
     return stale.length ? 1 : 0;
   }
   const [version] = args;
   if (!version || args.length !== 1 || !new RegExp(`^${SEMVER}$`).test(version)) {
-    console.error("usage: npm run bump-version -- <exact version, e.g. 0.2.0> | --check");
+    process.stderr.write("usage: npm run bump-version -- <exact version, e.g. 0.2.0> | --check\n");
     return 2;
   }
   if ((await packageVersion(root)) !== version) {
     execFileSync("npm", ["version", version, "--no-git-tag-version", "--ignore-scripts"], { cwd: root, stdio: "inherit" });
   }
   const changed = await bumpPins(version, root);
-  for (const { file, pins } of changed) console.log(`${relative(root, join(root, file))}: ${pins} pin(s) set to ${version}`);
-  if (changed.length === 0) console.log(`every pin is already ${version}`);
+  for (const { file, pins } of changed) process.stdout.write(`${relative(root, join(root, file))}: ${pins} pin(s) set to ${version}\n`);
+  if (changed.length === 0) process.stdout.write(`every pin is already ${version}\n`);
   return 0;
 }
 
@@ -131,7 +131,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {
-      console.error(err instanceof Error ? err.message : err);
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(1);
     },
   );
