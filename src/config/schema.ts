@@ -60,7 +60,7 @@ export const oauth2Schema = z
     privateKeyPath: text("privateKeyPath").optional(),
     /** `kid` to put in the client assertion header for `private_key_jwt`. */
     privateKeyId: text("privateKeyId").optional(),
-    /** Signing algorithm of the private key. Default from the key: RS256 (RSA), PS256 (RSA-PSS), ES256/ES384/ES512 (EC P-256/P-384/P-521), EdDSA (Ed25519). */
+    /** Signing algorithm of the private key. Default from the key: RS256 (RSA), ES256/ES384/ES512 (EC P-256/P-384/P-521), EdDSA (Ed25519); an RSA-PSS-typed key is refused (use an RSA key with PS256). */
     privateKeyAlg: z
       .enum(PRIVATE_KEY_ALGS, { error: `privateKeyAlg must be one of ${PRIVATE_KEY_ALGS.join(", ")}` })
       .optional(),

@@ -626,6 +626,7 @@ describe.concurrent('doctor: the config', () => {
     const keyPath = join(project.dir, 'no-such-key.pem');
     await project.writeConfig(config({ clientId: IDP_CLIENTS.privateKeyJwt, tokenEndpointAuthMethod: 'private_key_jwt', privateKeyPath: keyPath }));
     const run = await doctor([], githubJob());
+    await capture('key-file', run);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain('✗ grant client not built (configuration)');
     expect(run.stdout).toContain(`→ oauth2.privateKeyPath: cannot read ${keyPath} (ENOENT).`);
