@@ -55,7 +55,7 @@ const looksRandom = (run: string): boolean => (/\d/.test(run) && /[A-Za-z]/.test
  * The JWTs inside one dotted run, as the segments between dots: a JWT starts at an `eyJ` inside a segment, takes
  * the rest of that segment, a non-empty next segment, and the one after it when there is one.
  */
-function censorJwtsInRun(run: string): string {
+function replaceJwtsInRun(run: string, replace: (jwt: string) => string): string {
   if (!run.includes("eyJ")) return run;
   const segments = run.split(".");
   const out: string[] = [];
@@ -70,16 +70,22 @@ function censorJwtsInRun(run: string): string {
       continue;
     }
     // The signature segment is optional ("alg": "none" tokens end with a dot or with the payload).
-    const hasSignature = i + 2 < segments.length;
-    out.push(segment.slice(0, at) + CENSOR);
-    i += hasSignature ? 3 : 2;
+    const parts = i + 2 < segments.length ? 3 : 2;
+    const jwt = [segment.slice(at), ...segments.slice(i + 1, i + parts)].join(".");
+    out.push(segment.slice(0, at) + replace(jwt));
+    i += parts;
   }
   return out.join(".");
 }
 
+/** `text` with every JWT-shaped string passed through `replace`. Linear in the length of `text`. */
+export function replaceJwts(text: string, replace: (jwt: string) => string): string {
+  return replaceRuns(text, isDottedRunChar, (run) => replaceJwtsInRun(run, replace));
+}
+
 /** Hide anything token-shaped in `text`. Linear in the length of `text`. */
 export function scrub(text: string): string {
-  const withoutJwts = replaceRuns(text, isDottedRunChar, censorJwtsInRun);
+  const withoutJwts = replaceJwts(text, () => CENSOR);
   return replaceRuns(withoutJwts, isOpaqueChar, (run) => (run.length >= OPAQUE_MIN_LENGTH && looksRandom(run) ? CENSOR : run));
 }
 

@@ -26,8 +26,18 @@ export interface TokenProviderOptions {
   source?: SubjectTokenSource;
   /** Directory of the `"cache": "file"` store; defaults to defaultCacheDir(env). */
   cacheDir?: string;
+  /** Told of the tokens this provider obtains, so that they can be kept out of the agent's tool output. */
+  witness?: TokenWitness;
   /** Backoff tuning and clock for retries (tests); attempts and budget come from the config's `retry`. */
   retry?: Partial<Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs">> & Omit<RetryDeps, "onRetry" | "now">;
+}
+
+/** Told of what a TokenProvider obtains; src/agent/agent-secrets.ts implements it. */
+export interface TokenWitness {
+  /** An access token, from a grant or from the file cache. */
+  accessToken(value: string): void;
+  /** The `iss` of a subject token that passed the local checks. */
+  subjectTokenIssuer(iss: string): void;
 }
 
 /** A subject token with less validity left than this is replaced before a retry, so the IdP never sees it expire. */
@@ -56,6 +66,7 @@ export class TokenProvider {
   #rejected: string | undefined;
   readonly #retryPolicy: RetryPolicy;
   readonly #retryDeps: RetryDeps;
+  readonly #witness: TokenWitness | undefined;
   /** Number of grants attempted by this provider; the benchmark and tests read it. */
   grants = 0;
 
@@ -66,6 +77,7 @@ export class TokenProvider {
     this.#env = options.env ?? process.env;
     this.#fetch = options.fetch;
     this.#now = options.now ?? Date.now;
+    this.#witness = options.witness;
     this.#log = (options.logger ?? createLogger()).child({ provider: providerId });
     this.#fileCache =
       config.cache === "file" ? new FileTokenCache({ dir: options.cacheDir ?? defaultCacheDir(this.#env), now: this.#now, logger: this.#log }) : undefined;
@@ -170,6 +182,7 @@ export class TokenProvider {
     const aud = checked.payload.aud === undefined ? [] : Array.isArray(checked.payload.aud) ? checked.payload.aud : [checked.payload.aud];
     const refused = checkTokenAudience(aud, readAllowLists(this.#env));
     if (refused) throw new SubjectTokenInvalidError(this.source.type, `${refused}. Nothing was sent.`, { providerId: this.providerId });
+    if (typeof checked.payload.iss === "string") this.#witness?.subjectTokenIssuer(checked.payload.iss);
     this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
     if (this.config.expectClaims) {
       const checks = checkExpectedClaims(checked.payload, this.config.expectClaims);
@@ -191,6 +204,7 @@ export class TokenProvider {
       const shared = fileKey ? await this.#fileCache?.read(fileKey) : undefined;
       if (shared && shared.value !== this.#rejected) {
         this.#issued += 1;
+        this.#witness?.accessToken(shared.value);
         this.#log.info({ event: "token_from_file_cache", expiresAt: new Date(shared.expiresAt).toISOString() }, "access token reused from the file cache");
         return shared;
       }
@@ -209,6 +223,7 @@ export class TokenProvider {
         return requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
       });
       this.#issued += 1;
+      this.#witness?.accessToken(accessToken.value);
       this.#lastFailure = undefined;
       if (fileKey) await this.#fileCache?.write(fileKey, accessToken);
       this.#log.info(

@@ -1,8 +1,15 @@
 /** Renders a DoctorReport: plain text for the terminal, Markdown for $GITHUB_STEP_SUMMARY, JSON for machines. */
 import { formatClaimTable } from "../expect-claims.js";
+import type { AllowLists } from "../config/allow-lists.js";
 import type { DoctorReport, StepStatus } from "./doctor.js";
 
 const MARK: Record<StepStatus, string> = { ok: "✓", warn: "!", fail: "✗", skip: "-" };
+
+/** The job's allow-lists on one line, or what their absence means. */
+function allowListsLine(lists: AllowLists): string {
+  const parts = Object.values(lists).map((list) => `${list.variable}=${list.values.join(",")}`);
+  return parts.length ? parts.join(" · ") : "no OPENCODE_CI_AUTH_ALLOWED_* list set: the config alone decides where tokens go";
+}
 
 export function renderText(report: DoctorReport): string {
   const out: string[] = ["opencode-ci-auth doctor", ""];
@@ -10,6 +17,8 @@ export function renderText(report: DoctorReport): string {
   report.sources.forEach((s, i) => out.push(`${i === 0 ? "config   " : "         "} ${s.path} (${s.origin})${s.error ? `  ✗ ${s.error}` : ""}`));
   const details = Object.entries(report.platform.details).map(([k, v]) => `${k} ${v}`);
   out.push(`platform  ${[report.platform.name, ...details].join(" · ")}`);
+  out.push(`allowed   ${allowListsLine(report.allowLists)}`);
+  for (const warning of report.warnings) out.push(`! ${warning}`);
   if (report.problem) out.push("", `✗ ${report.problem}`);
   for (const p of report.providers) {
     out.push("", `provider ${p.providerId}`);
@@ -29,6 +38,7 @@ const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, "<br>")
 
 export function renderMarkdown(report: DoctorReport): string {
   const out = [`### opencode-ci-auth doctor: ${report.ok ? "✅ ready" : "❌ failing"}`, ""];
+  for (const warning of report.warnings) out.push(`⚠️ ${cell(warning)}`, "");
   if (report.problem) out.push(`❌ ${cell(report.problem)}`, "");
   for (const p of report.providers) {
     out.push(`#### provider \`${p.providerId}\``, "", "| step | | detail |", "|---|---|---|");

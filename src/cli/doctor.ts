@@ -4,7 +4,7 @@
  * Nothing here keeps or returns a token: only claims, lifetimes, URLs and the IdP's words.
  */
 import { decodeJwt, type JWTPayload } from "jose";
-import { readAllowLists } from "../config/allow-lists.js";
+import { readAllowLists, type AllowLists } from "../config/allow-lists.js";
 import { parseProvider, type ProviderEntry } from "../config/parse.js";
 import type { OAuth2Config } from "../config/schema.js";
 import { CiAuthError, GrantRefusedError, reasonOf } from "../errors.js";
@@ -15,6 +15,7 @@ import { checkTokenAudience } from "../config/allow-lists.js";
 import { checkSubjectToken, pickSummaryClaims } from "../subject-token/claims.js";
 import { createSubjectTokenSource } from "../subject-token/create.js";
 import type { ConfigSource, OpencodeConfig } from "./config-files.js";
+import { agentExposureWarning } from "./agent-exposure.js";
 import { detectPlatform, sourceFitsPlatform, type Platform } from "./platform.js";
 
 export type StepStatus = "ok" | "warn" | "fail" | "skip";
@@ -48,6 +49,10 @@ export interface DoctorReport {
   providers: ProviderReport[];
   /** Set when nothing could be checked (no config, no managed provider, unknown --provider). */
   problem?: string;
+  /** The job's allow-lists (docs/security.md): where tokens may go, as the job decides. */
+  allowLists: AllowLists;
+  /** One line each: things that do not fail a provider but deserve attention (the agent's shell). */
+  warnings: string[];
 }
 
 export interface DoctorInput {
@@ -231,7 +236,12 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
   const now = input.now ?? Date.now;
   const platform = detectPlatform(env);
   const providers = Object.entries(input.config.provider ?? {}).filter(([, entry]) => entry?.options?.oauth2 !== undefined);
-  const base = { platform, sources: input.sources, providers: [] as ProviderReport[] };
+  const credentialEnv = providers.flatMap(([, entry]) => {
+    const parsed = parseProvider("", entry as ProviderEntry, {});
+    return parsed.ok ? createSubjectTokenSource(parsed.config.subjectTokenSource).credentialEnv : [];
+  });
+  const exposure = agentExposureWarning(input.config, env, credentialEnv);
+  const base = { platform, sources: input.sources, providers: [] as ProviderReport[], allowLists: readAllowLists(env), warnings: exposure ? [exposure] : [] };
   if (input.sources.length === 0) return { ...base, ok: false, problem: "no opencode config found (looked for OPENCODE_CONFIG, opencode.json(c) from the cwd up, OPENCODE_CONFIG_DIR and the global config)" };
   const selected = input.providerId ? providers.filter(([id]) => id === input.providerId) : providers;
   if (selected.length === 0) {

@@ -61,7 +61,8 @@ Options:
       --github-output NAME  Write the token to $GITHUB_OUTPUT as output NAME, not stdout
   -h, --help                Show this help
 
-On GitHub Actions the token is masked with ::add-mask:: before it is printed.
+On GitHub Actions the token is masked first, with ::add-mask:: on stderr: stdout holds only
+the token, so TOKEN=$(opencode-ci-auth token -p ID) works.
 
 Exit codes: 0 the token was printed (or written), 1 it could not be obtained, 2 usage error.
 `;
@@ -134,6 +135,7 @@ async function token(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     env,
     logger,
     write: out,
+    writeError: err,
   });
   return 0;
 }

@@ -1,6 +1,6 @@
 /**
  * `token`: a fresh access token for one provider, for scripts that need the job's identity (curl, other tools).
- * On GitHub Actions the token is masked (`::add-mask::`) before anything else is printed, and `--github-output`
+ * On GitHub Actions the token is masked (`::add-mask::`, on stderr) before it is printed, and `--github-output`
  * writes it to $GITHUB_OUTPUT instead of stdout.
  */
 import { randomBytes } from "node:crypto";
@@ -17,7 +17,10 @@ export interface TokenInput {
   githubOutput?: string | undefined;
   env: NodeJS.ProcessEnv;
   logger: Logger;
+  /** stdout: the token (or its JSON) and nothing else. */
   write: (text: string) => void;
+  /** stderr: the `::add-mask::` command on GitHub Actions. */
+  writeError: (text: string) => void;
   fetch?: typeof globalThis.fetch;
 }
 
@@ -33,8 +36,9 @@ export async function runToken(input: TokenInput): Promise<void> {
   if (input.githubOutput && !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(input.githubOutput)) throw new TokenCommandError(`--github-output: "${input.githubOutput}" is not a valid output name`);
 
   const token = await new TokenProvider(input.providerId, parsed.config, { env: input.env, logger: input.logger, fetch: input.fetch }).getToken();
-  // Mask first: from here on GitHub hides the value in every log line of the job.
-  if (input.env.GITHUB_ACTIONS === "true") input.write(`::add-mask::${token.value}\n`);
+  // Mask first: from here on GitHub hides the value in every log line of the job. On stderr, which the runner
+  // reads for workflow commands as it reads stdout, so that `TOKEN=$(opencode-ci-auth token …)` holds only the token.
+  if (input.env.GITHUB_ACTIONS === "true") input.writeError(`::add-mask::${token.value}\n`);
   if (outputFile && input.githubOutput) {
     const delimiter = `ghadelimiter_${randomBytes(16).toString("hex")}`;
     await appendFile(outputFile, `${input.githubOutput}<<${delimiter}\n${token.value}\n${delimiter}\n`, { mode: 0o600 });

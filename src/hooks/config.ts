@@ -5,6 +5,7 @@
  */
 import type { Config } from "@opencode-ai/plugin";
 import { parseProviders } from "../config/parse.js";
+import type { AgentSecrets } from "../agent/agent-secrets.js";
 import type { Logger } from "../log.js";
 import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
 import { discoverModels, requestedModelIds } from "./model-discovery.js";
@@ -16,8 +17,10 @@ export const PLACEHOLDER_API_KEY = "opencode-ci-auth-managed";
 
 type ProviderEntry = NonNullable<Config["provider"]>[string] & { options?: Record<string, unknown>; models?: Record<string, unknown> };
 
-export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" | "source"> {
+export interface ConfigHookOptions extends Omit<TokenProviderOptions, "logger" | "source" | "witness"> {
   logger: Logger;
+  /** What the agent must not see: each managed provider is registered there, and reports its tokens to it. */
+  agentSecrets?: AgentSecrets;
   /** The fetch the provider requests go through (tests inject one); defaults to globalThis.fetch. */
   providerFetch?: typeof globalThis.fetch;
   /** The command line, to find `--model`; defaults to process.argv. */
@@ -43,7 +46,10 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         const entryOptions = (entry.options ??= {});
         let managed: ManagedProvider;
         if (result.ok) {
-          managed = { providerId: result.providerId, tokenProvider: new TokenProvider(result.providerId, result.config, { ...options, logger }) };
+          const { agentSecrets, ...tokenOptions } = options;
+          const tokenProvider = new TokenProvider(result.providerId, result.config, { ...tokenOptions, logger, ...(agentSecrets ? { witness: agentSecrets } : {}) });
+          agentSecrets?.addProvider(result.config, tokenProvider.source);
+          managed = { providerId: result.providerId, tokenProvider };
         } else {
           // Not silently ignored: logged now, and every request of this provider fails with the same message.
           logger.error({ event: "config_invalid", provider: result.providerId, issues: result.error.issues }, result.error.reason);

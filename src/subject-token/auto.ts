@@ -33,11 +33,21 @@ export interface AutoSourceOptions {
 export class AutoSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** Every platform's: whichever is detected, its credentials are kept from the agent. */
+  readonly credentialEnv: readonly string[];
   readonly #options: AutoSourceOptions;
 
   constructor(options: AutoSourceOptions) {
     this.#options = options;
     this.expectedAudience = options.audience;
+    this.credentialEnv = [
+      ...new GitHubActionsSource(undefined).credentialEnv,
+      ...new GitLabSource(options.var, undefined).credentialEnv,
+      ...new CircleCiSource(undefined).credentialEnv,
+      ...new BuildkiteSource(undefined, undefined).credentialEnv,
+      ...new AzurePipelinesSource("", undefined).credentialEnv,
+      ...new BitbucketSource(undefined).credentialEnv,
+    ];
   }
 
   /** The detected platform's source, or a SubjectTokenUnavailableError that says what was looked for. */

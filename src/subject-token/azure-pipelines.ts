@@ -17,6 +17,7 @@ const MAP_ACCESS_TOKEN =
 export class AzurePipelinesSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  readonly credentialEnv = ["SYSTEM_ACCESSTOKEN", "SYSTEM_OIDCREQUESTURI"] as const;
   readonly serviceConnectionId: string;
 
   constructor(serviceConnectionId: string, audience: string | undefined) {

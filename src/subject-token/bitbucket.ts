@@ -10,6 +10,7 @@ const SOURCE = "bitbucket";
 export class BitbucketSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  readonly credentialEnv = ["BITBUCKET_STEP_OIDC_TOKEN"] as const;
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;

@@ -13,6 +13,8 @@ const CONTAINER_FIX = "In a container step, mount the agent into it (docker plug
 export class BuildkiteSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** The agent's job token: `buildkite-agent oidc request-token` mints tokens with it. */
+  readonly credentialEnv = ["BUILDKITE_AGENT_ACCESS_TOKEN"] as const;
   readonly lifetimeSeconds: number | undefined;
 
   constructor(audience: string | undefined, lifetimeSeconds: number | undefined) {

@@ -16,6 +16,7 @@ const NO_TOKEN =
 export class CircleCiSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  readonly credentialEnv = ["CIRCLE_OIDC_TOKEN", "CIRCLE_OIDC_TOKEN_V2"] as const;
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;

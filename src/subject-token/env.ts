@@ -8,9 +8,11 @@ export class EnvSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
   readonly variable: string;
+  readonly credentialEnv: readonly string[];
 
   constructor(variable: string, audience: string | undefined) {
     this.variable = variable;
+    this.credentialEnv = [variable];
     this.expectedAudience = audience;
   }
 

@@ -24,6 +24,8 @@ export function allowedPrograms(env: NodeJS.ProcessEnv): string[] {
 export class ExecSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** None in the environment: this source reads a file, a server or a program. */
+  readonly credentialEnv: readonly string[] = [];
   readonly command: readonly [string, ...string[]];
   readonly timeoutMs: number;
 

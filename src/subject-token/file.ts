@@ -11,6 +11,8 @@ const SOURCE = "file";
 export class FileSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** None in the environment: this source reads a file, a server or a program. */
+  readonly credentialEnv: readonly string[] = [];
   readonly path: string;
 
   constructor(path: string, audience: string | undefined) {

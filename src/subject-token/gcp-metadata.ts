@@ -17,6 +17,8 @@ const IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/ide
 export class GcpMetadataSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string;
+  /** None in the environment: this source reads a file, a server or a program. */
+  readonly credentialEnv: readonly string[] = [];
   readonly #baseUrl: string | undefined;
   readonly #defaultBaseUrl: string;
 

@@ -30,6 +30,8 @@ async function isForkPullRequest(env: NodeJS.ProcessEnv): Promise<boolean> {
 export class GitHubActionsSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** Together they mint this job's OIDC token for any audience until the job ends. */
+  readonly credentialEnv = ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"] as const;
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;

@@ -32,6 +32,8 @@ function podUidOf(token: string): { iss?: string; sub?: string; podUid?: string 
 export class KubernetesSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** None in the environment: this source reads a file, a server or a program. */
+  readonly credentialEnv: readonly string[] = [];
   readonly path: string;
 
   constructor(path: string, audience: string | undefined) {

@@ -19,6 +19,11 @@ export interface SubjectTokenSource {
   readonly type: string;
   /** The `aud` the token must carry, when the config states it; checked locally before any grant. */
   readonly expectedAudience: string | undefined;
+  /**
+   * The environment variables that hold this source's credentials (a token, or what mints one). The plugin blanks
+   * them in the agent's shell and redacts their values in tool output (src/agent/).
+   */
+  readonly credentialEnv: readonly string[];
   /** Mint or read a fresh token. Throws a SubjectToken*Error that says how to fix the job. */
   getSubjectToken(context: SubjectTokenContext): Promise<string>;
   /**

@@ -34,6 +34,8 @@ export function readField(value: unknown, field: string): unknown {
 export class UrlSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
+  /** None in the environment: this source reads a file, a server or a program. */
+  readonly credentialEnv: readonly string[] = [];
   readonly #options: UrlSourceOptions;
 
   constructor(options: UrlSourceOptions) {

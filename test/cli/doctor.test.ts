@@ -714,3 +714,47 @@ describe.concurrent('doctor: other platforms', () => {
     expect(run.stdout).not.toContain('u-2');
   });
 });
+
+describe.concurrent("doctor: where tokens may go, and the agent's shell", () => {
+  it('shows the allow-lists the job set, and fails a provider outside them with the plugin\'s own message', async () => {
+    const { project, doctor, config, githubJob } = await scene();
+    await project.writeConfig(config());
+    const run = await doctor([], githubJob({ OPENCODE_CI_AUTH_ALLOWED_ISSUERS: 'https://auth.example.com/realms/acme,https://login.example.com' }));
+    expect(run.code).toBe(1);
+    expect(lines(run.stdout)).toContain('allowed   OPENCODE_CI_AUTH_ALLOWED_ISSUERS=https://auth.example.com/realms/acme,https://login.example.com');
+    expect(run.stdout).toContain('  ✗ config invalid\n');
+    expect(run.stdout).toContain('is not in OPENCODE_CI_AUTH_ALLOWED_ISSUERS (https://auth.example.com/realms/acme, https://login.example.com), which this job sets');
+  });
+
+  it('says when no list is set', async () => {
+    const { project, doctor, config } = await scene();
+    await project.writeConfig(config());
+    const run = await doctor([], {});
+    expect(lines(run.stdout)).toContain('allowed   no OPENCODE_CI_AUTH_ALLOWED_* list set: the config alone decides where tokens go');
+  });
+
+  it('a provider without options.baseURL fails, as the plugin would refuse it', async () => {
+    const { project, doctor, config, githubJob } = await scene();
+    const base = config();
+    await project.writeConfig({ ...base, provider: { miaou: { ...base.provider.miaou, options: { oauth2: base.provider.miaou.options.oauth2 } } } });
+    const run = await doctor([], githubJob());
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('      options.baseURL: is required: the access token is sent to it.');
+  });
+
+  it("warns, on one line, when the agent's bash tool is on in a job that can mint tokens; not when it is off", async () => {
+    const { project, doctor, config, githubJob } = await scene();
+    await project.writeConfig(config());
+    const on = await doctor([], githubJob());
+    expect(on.code).toBe(0);
+    const warning = lines(on.stdout).filter((l) => l.startsWith('! '));
+    expect(warning).toEqual([
+      "! the agent's bash tool is on in a job that can mint tokens (ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL set): the plugin blanks them in the agent's shell and redacts them from tool output, but a command can still read them from another process's environment. Run no untrusted code here, and pin job_workflow_ref in the IdP's policy (docs/security.md#the-agents-shell-and-tool-output).",
+    ]);
+    const inherit = await doctor([], githubJob({ OPENCODE_CI_AUTH_SHELL_ENV: 'inherit' }));
+    expect(inherit.stdout).toContain("OPENCODE_CI_AUTH_SHELL_ENV=inherit keeps them in the agent's shell");
+    await project.writeConfig({ ...config(), permission: { bash: 'deny' } });
+    const off = await doctor([], githubJob());
+    expect(lines(off.stdout).filter((l) => l.startsWith('! '))).toEqual([]);
+  });
+});

@@ -71,7 +71,7 @@ describe('--help and --version', () => {
     expect(lines[0]).toBe('Usage: opencode-ci-auth token --provider ID [--json] [--github-output NAME]');
     expect(lines.some((l) => /^ {2}-p, --provider ID +The provider \(required\)$/.test(l))).toBe(true);
     expect(lines.some((l) => /^ {6}--github-output NAME +Write the token to \$GITHUB_OUTPUT/.test(l))).toBe(true);
-    expect(run.stdout).toContain('::add-mask::');
+    expect(run.stdout).toContain('::add-mask:: on stderr');
     expect(lines).toContain('Exit codes: 0 the token was printed (or written), 1 it could not be obtained, 2 usage error.');
   });
 
