@@ -3,7 +3,7 @@
  * Every export is named here on purpose (no `export *`), so the public surface is visible at a glance.
  */
 export { createTokenProvider, TokenProvider, type TokenProviderOptions } from "./token-provider.js";
-export { TokenCache, refreshAt, MAX_REFRESH_MARGIN_MS, type TokenCacheOptions } from "./token-cache.js";
+export { TokenCache, refreshAt, MAX_REFRESH_MARGIN_MS, type TokenCacheOptions } from "./cache/token-cache.js";
 export { requestAccessToken, resolveExpiry, GRANT_TYPES, DEFAULT_LIFETIME_SECONDS, type AccessToken } from "./grant/grant.js";
 export { createGrantClient, resolveAuthMethod, DEFAULT_TIMEOUT_SECONDS } from "./grant/client.js";
 export { withRetry, backoffDelay, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";

@@ -13,9 +13,11 @@ import { createLogger, type Logger } from "./log.js";
 import { checkSubjectToken } from "./subject-token/claims.js";
 import { createSubjectTokenSource } from "./subject-token/create.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./subject-token/source.js";
-import { FileTokenCache, defaultCacheDir, tokenCacheKey } from "./file-token-cache.js";
+import { defaultCacheDir } from "./cache/cache-dir.js";
+import { tokenCacheKey } from "./cache/file-key.js";
+import { FileTokenCache } from "./cache/file-store.js";
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryDeps, type RetryPolicy } from "./retry.js";
-import { TokenCache } from "./token-cache.js";
+import { TokenCache } from "./cache/token-cache.js";
 
 export interface TokenProviderOptions {
   env?: NodeJS.ProcessEnv;

@@ -12,7 +12,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { substituteEnvReferences } from "../src/config/env-references.js";
 import { parseProviders } from "../src/config/parse.js";
 import { SOURCE_TYPES } from "../src/config/schema.js";
-import { insecureReason } from "../src/transport.js";
+import { insecureReason } from "../src/http/transport.js";
 import { LOCAL_COMPONENT, preview, TEMPLATE } from "./ci/support/gitlab-ci-local.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");

@@ -8,7 +8,7 @@ import { inspect } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { oauth2Schema, type OAuth2Input } from "../src/config/schema.js";
 import { GrantRefusedError, GrantRequestError, RetriesExhaustedError, TokenResponseError } from "../src/errors.js";
-import { refreshAt } from "../src/token-cache.js";
+import { refreshAt } from "../src/cache/token-cache.js";
 import { TokenProvider } from "../src/token-provider.js";
 import { startCiIssuer, type CiIssuer } from "./support/ci-issuer.js";
 import { startFaultProxy, startProxiedIdp, type FaultProxy, type ProxiedIdp } from "./support/fault-proxy.js";

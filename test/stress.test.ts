@@ -35,7 +35,7 @@ import { PLACEHOLDER_API_KEY, createConfigHook } from '../src/hooks/config.js';
 import { ProviderRegistry } from '../src/hooks/registry.js';
 import { oauth2Schema } from '../src/config/schema.js';
 import { DEFAULT_RETRY_POLICY } from '../src/retry.js';
-import { refreshAt } from '../src/token-cache.js';
+import { refreshAt } from '../src/cache/token-cache.js';
 import { TokenProvider } from '../src/token-provider.js';
 import { startCiIssuer } from './support/ci-issuer.js';
 import type { CiIssuer } from './support/ci-issuer.js';

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { oauth2Schema } from '../src/config/schema.js';
 import type { OAuth2Config, OAuth2Input } from '../src/config/schema.js';
 import { GrantRefusedError, SubjectTokenInvalidError, SubjectTokenRequestError, SubjectTokenUnavailableError } from '../src/errors.js';
-import { refreshAt } from '../src/token-cache.js';
+import { refreshAt } from '../src/cache/token-cache.js';
 import { TokenProvider } from '../src/token-provider.js';
 import { captureLogger, expectNoLeak, fp, recordingFetch, rejectionOf } from './support/harness.js';
 import type { CapturedLog, RecordedCall } from './support/harness.js';

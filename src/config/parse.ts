@@ -8,7 +8,7 @@
  */
 import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../errors.js";
-import { insecureReason } from "../transport.js";
+import { insecureReason } from "../http/transport.js";
 import { allowListIssues, readAllowLists } from "./allow-lists.js";
 import { oauth2Schema, type OAuth2Config } from "./schema.js";
 

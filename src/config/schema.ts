@@ -3,7 +3,7 @@
  * Every field has a doc comment; docs/configuration.md mirrors them. Messages say how to fix, not only what is wrong.
  */
 import { z } from "zod";
-import { insecureReason } from "../transport.js";
+import { insecureReason } from "../http/transport.js";
 import { subjectTokenSourceSchema, text } from "./source-schema.js";
 
 // The source schemas live in source-schema.ts; these names are re-exported for existing importers.

@@ -3,7 +3,7 @@
  * Defaults live here and nowhere else; the sources receive the validated values. docs/configuration.md mirrors it.
  */
 import { z } from "zod";
-import { insecureMetadataReason, insecureReason } from "../transport.js";
+import { insecureMetadataReason, insecureReason } from "../http/transport.js";
 
 export const text = (field: string) =>
   z

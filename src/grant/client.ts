@@ -9,9 +9,9 @@ import { importPKCS8 } from "jose";
 import { checkDiscoveredTokenEndpoint, type AllowLists } from "../config/allow-lists.js";
 import type { OAuth2Config } from "../config/schema.js";
 import { CiAuthError, DiscoveryError, describeCause, hasTimeoutInChain, isTransientStatus, parseRetryAfter } from "../errors.js";
-import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes, limitedFetch } from "../http-body.js";
+import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes, limitedFetch } from "../http/body.js";
 import { scrub } from "../log.js";
-import { insecureReason, isLoopback } from "../transport.js";
+import { insecureReason, isLoopback } from "../http/transport.js";
 
 /** Seconds to wait for each IdP answer (headers and body) when the config does not say (`timeoutSeconds`). */
 export const DEFAULT_TIMEOUT_SECONDS = 10;

@@ -6,7 +6,7 @@ import * as client from "openid-client";
 import { decodeJwt } from "jose";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
 import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause, hasTimeoutInChain, isTransientStatus } from "../errors.js";
-import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes } from "../http-body.js";
+import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes } from "../http/body.js";
 import { scrub } from "../log.js";
 import { DEFAULT_TIMEOUT_SECONDS, retryAfterOf, statusOf } from "./client.js";
 

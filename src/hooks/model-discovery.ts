@@ -4,7 +4,7 @@
  */
 import type { Logger } from "../log.js";
 import { describeCause } from "../errors.js";
-import { formatBytes, readBodyLimited } from "../http-body.js";
+import { formatBytes, readBodyLimited } from "../http/body.js";
 import { quote } from "../scrub.js";
 import { OPENCODE_ERROR_NAME } from "./opencode-error.js";
 

@@ -4,7 +4,7 @@
  * A 401 from the provider forces one refresh and one retry of that request.
  */
 import { ProviderUnauthorizedError } from "../errors.js";
-import { readBodyLimited } from "../http-body.js";
+import { readBodyLimited } from "../http/body.js";
 import type { Logger } from "../log.js";
 import { quote } from "../scrub.js";
 import type { ManagedProvider } from "./registry.js";

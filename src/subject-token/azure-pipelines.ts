@@ -5,7 +5,7 @@
  * @see https://learn.microsoft.com/azure/devops/pipelines/build/variables#systemaccesstoken
  */
 import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
-import { insecureReason } from "../transport.js";
+import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 

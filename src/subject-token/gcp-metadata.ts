@@ -7,7 +7,7 @@
  * @see https://cloud.google.com/compute/docs/instances/verifying-instance-identity#request_signature
  */
 import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
-import { insecureMetadataReason } from "../transport.js";
+import { insecureMetadataReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
 

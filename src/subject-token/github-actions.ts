@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
-import { insecureReason } from "../transport.js";
+import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 

@@ -8,7 +8,7 @@
  * service that answers more is not answering a token.
  */
 import { SubjectTokenRequestError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
-import { MAX_BODY_BYTES, formatBytes, readBodyLimited } from "../http-body.js";
+import { MAX_BODY_BYTES, formatBytes, readBodyLimited } from "../http/body.js";
 import { quote } from "../scrub.js";
 import type { SubjectTokenContext } from "./source.js";
 

@@ -28,7 +28,7 @@ export interface SubjectTokenSource {
   getSubjectToken(context: SubjectTokenContext): Promise<string>;
   /**
    * A non-secret string equal for two processes only if they act for the same job with the same settings, so a
-   * token cached on disk never crosses jobs (see TokenCacheKeyInput in file-token-cache.ts); undefined when this
+   * token cached on disk never crosses jobs (see TokenCacheKeyInput in cache/file-key.ts); undefined when this
    * environment cannot tell jobs apart, which disables the file cache.
    */
   cacheIdentity(context: SubjectTokenContext): Promise<string | undefined>;

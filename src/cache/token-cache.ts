@@ -10,7 +10,7 @@
  *   call. An expired token is never served.
  * - Only the access token is kept; subject tokens never reach this module.
  */
-import type { AccessToken } from "./grant/grant.js";
+import type { AccessToken } from "../grant/grant.js";
 
 export const MAX_REFRESH_MARGIN_MS = 30_000;
 

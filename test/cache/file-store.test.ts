@@ -1,7 +1,8 @@
 /**
- * src/file-token-cache.ts on real temporary directories (no fs mocks): round trip, permissions under any umask,
+ * src/cache/file-store.ts on real temporary directories (no fs mocks): round trip, permissions under any umask,
  * atomic replacement under concurrent readers (in this process and in another one), every kind of bad file as a
- * miss that does not throw, ownership and symlink refusals, what the file holds, the key and the default dir.
+ * miss that does not throw, ownership and symlink refusals, and what the file holds. The key and the directory
+ * have their own tests (file-key.test.ts, cache-dir.test.ts).
  *
  * Ownership cases need a file owned by someone else: they run when the tests run as root (chown to 65534, nobody).
  */
@@ -12,16 +13,10 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import {
-  CACHE_DIR_ENV,
-  DEFAULT_MIN_VALIDITY_MS,
-  FileTokenCache,
-  defaultCacheDir,
-  tokenCacheKey,
-  type TokenCacheKeyInput,
-} from "../src/file-token-cache.js";
-import type { AccessToken } from "../src/grant/grant.js";
-import { createLogger } from "../src/log.js";
+import { tokenCacheKey, type TokenCacheKeyInput } from "../../src/cache/file-key.js";
+import { DEFAULT_MIN_VALIDITY_MS, FileTokenCache } from "../../src/cache/file-store.js";
+import type { AccessToken } from "../../src/grant/grant.js";
+import { createLogger } from "../../src/log.js";
 
 const T0 = 1_750_000_000_000;
 const POSIX = process.platform !== "win32";
@@ -486,112 +481,5 @@ describe("what is stored", () => {
     await cache.write("bad key", token);
     expect(log.events().length).toBeGreaterThanOrEqual(5);
     expect(log.raw().includes(token.value)).toBe(false);
-  });
-});
-
-describe("tokenCacheKey", () => {
-  it("is 64 hex digits and deterministic", () => {
-    expect(KEY).toMatch(/^[0-9a-f]{64}$/);
-    expect(tokenCacheKey({ ...BASE, scopes: [...(BASE.scopes ?? [])] })).toBe(KEY);
-  });
-
-  const variants: [string, Partial<TokenCacheKeyInput>][] = [
-    ["issuer", { issuer: "https://auth.example.com/realms/other" }],
-    ["issuer trailing slash", { issuer: "https://auth.example.com/realms/acme/" }],
-    ["no issuer", { issuer: undefined }],
-    ["tokenEndpoint", { tokenEndpoint: "https://auth.example.com/token" }],
-    ["clientId", { clientId: "opencode-ci-2" }],
-    ["authFlow", { authFlow: "token_exchange" }],
-    ["a scope added", { scopes: ["openid", "models.read", "models.write"] }],
-    ["a scope removed", { scopes: ["openid"] }],
-    ["no scopes", { scopes: undefined }],
-    ["tokenExchangeAudience", { tokenExchangeAudience: ["api"] }],
-    ["tokenExchangeResource", { tokenExchangeResource: ["https://api.example.com"] }],
-    ["requestedTokenType", { requestedTokenType: "urn:ietf:params:oauth:token-type:access_token" }],
-    ["subjectTokenType", { subjectTokenType: "urn:ietf:params:oauth:token-type:jwt" }],
-    ["source type", { source: { type: "gitlab", identity: BASE.source.identity } }],
-    ["source identity", { source: { type: "github_actions", identity: BASE.source.identity.replace('"987"', '"988"') } }],
-  ];
-  it.each(variants)("changes with %s", (_name, change) => {
-    expect(tokenCacheKey({ ...BASE, ...change })).not.toBe(KEY);
-  });
-
-  it("all variants are distinct from each other", () => {
-    const keys = variants.map(([, change]) => tokenCacheKey({ ...BASE, ...change }));
-    expect(new Set(keys).size).toBe(keys.length);
-  });
-
-  it("audience and resource lists are distinct from each other even with the same values", () => {
-    const te = { ...BASE, authFlow: "token_exchange" };
-    expect(tokenCacheKey({ ...te, tokenExchangeAudience: ["x"] })).not.toBe(tokenCacheKey({ ...te, tokenExchangeResource: ["x"] }));
-  });
-
-  it("is stable under reordering and duplicates of scopes, audiences and resources", () => {
-    const te: TokenCacheKeyInput = { ...BASE, authFlow: "token_exchange", tokenExchangeAudience: ["a", "b"], tokenExchangeResource: ["https://r1", "https://r2"] };
-    const reordered: TokenCacheKeyInput = {
-      ...te,
-      scopes: ["models.read", "openid", "openid"],
-      tokenExchangeAudience: ["b", "a"],
-      tokenExchangeResource: ["https://r2", "https://r1", "https://r2"],
-    };
-    expect(tokenCacheKey(reordered)).toBe(tokenCacheKey(te));
-    expect(tokenCacheKey({ ...BASE, scopes: ["models.read", "openid"] })).toBe(KEY);
-  });
-
-  it("an empty list is the same as none (the same request is sent)", () => {
-    const none = { ...BASE, scopes: undefined };
-    expect(tokenCacheKey({ ...BASE, scopes: [] })).toBe(tokenCacheKey(none));
-    expect(tokenCacheKey({ ...none, tokenExchangeAudience: [] })).toBe(tokenCacheKey(none));
-  });
-
-  it("is independent of the input's key order and ignores fields it does not know (a secret is not hashed in)", () => {
-    const shuffled = { source: BASE.source, scopes: BASE.scopes, authFlow: BASE.authFlow, clientId: BASE.clientId, issuer: BASE.issuer };
-    expect(tokenCacheKey(shuffled)).toBe(KEY);
-    const withSecret = { ...BASE, clientSecret: "s3cret", providerId: "miaou" } as TokenCacheKeyInput;
-    expect(tokenCacheKey(withSecret)).toBe(KEY);
-  });
-
-  it("refuses an empty identity or clientId", () => {
-    expect(() => tokenCacheKey({ ...BASE, source: { type: "env", identity: " " } })).toThrow(TypeError);
-    expect(() => tokenCacheKey({ ...BASE, clientId: "" })).toThrow(TypeError);
-  });
-});
-
-describe("defaultCacheDir", () => {
-  const HOME = "/home/runner";
-
-  it("OPENCODE_CI_AUTH_CACHE_DIR wins over everything", () => {
-    expect(defaultCacheDir({ [CACHE_DIR_ENV]: "/tmp/job-42/cache", XDG_CACHE_HOME: "/xdg" }, HOME, "linux")).toBe("/tmp/job-42/cache");
-  });
-
-  it("a relative override is resolved from the current directory", () => {
-    expect(defaultCacheDir({ [CACHE_DIR_ENV]: "rel/cache" }, HOME, "linux")).toBe(path.resolve("rel/cache"));
-  });
-
-  it("a blank override is ignored", () => {
-    expect(defaultCacheDir({ [CACHE_DIR_ENV]: "  ", XDG_CACHE_HOME: "/xdg" }, HOME, "linux")).toBe("/xdg/opencode-ci-auth");
-  });
-
-  it("then $XDG_CACHE_HOME/opencode-ci-auth", () => {
-    expect(defaultCacheDir({ XDG_CACHE_HOME: "/xdg" }, HOME, "linux")).toBe("/xdg/opencode-ci-auth");
-  });
-
-  it("a relative XDG_CACHE_HOME is ignored, as the XDG spec requires", () => {
-    expect(defaultCacheDir({ XDG_CACHE_HOME: "xdg" }, HOME, "linux")).toBe("/home/runner/.cache/opencode-ci-auth");
-  });
-
-  it("then ~/.cache/opencode-ci-auth (Linux, macOS)", () => {
-    expect(defaultCacheDir({}, HOME, "linux")).toBe("/home/runner/.cache/opencode-ci-auth");
-    expect(defaultCacheDir({}, "/Users/me", "darwin")).toBe("/Users/me/.cache/opencode-ci-auth");
-  });
-
-  it("on Windows: %LOCALAPPDATA%\\opencode-ci-auth, else <home>\\AppData\\Local\\opencode-ci-auth", () => {
-    expect(defaultCacheDir({ LOCALAPPDATA: "C:\\Users\\me\\AppData\\Local" }, "C:\\Users\\me", "win32")).toBe("C:\\Users\\me\\AppData\\Local\\opencode-ci-auth");
-    expect(defaultCacheDir({}, "C:\\Users\\me", "win32")).toBe("C:\\Users\\me\\AppData\\Local\\opencode-ci-auth");
-    expect(defaultCacheDir({ [CACHE_DIR_ENV]: "D:\\cache" }, "C:\\Users\\me", "win32")).toBe("D:\\cache");
-  });
-
-  it("defaults to process.env and the real home", () => {
-    expect(path.isAbsolute(defaultCacheDir())).toBe(true);
   });
 });

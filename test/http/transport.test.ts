@@ -1,7 +1,7 @@
 /** isLoopback / insecureReason: https everywhere, plain http only to loopback. */
 import { describe, expect, it } from "vitest";
 
-import { insecureMetadataReason, insecureReason, isLoopback } from "../src/transport.js";
+import { insecureMetadataReason, insecureReason, isLoopback } from "../../src/http/transport.js";
 
 describe("isLoopback", () => {
   it.each([

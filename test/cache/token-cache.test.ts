@@ -1,18 +1,18 @@
 /**
- * src/token-cache.ts with a fake clock (a mutable `now`, no timers) and a counting fetchToken whose tokens are
+ * src/cache/token-cache.ts with a fake clock (a mutable `now`, no timers) and a counting fetchToken whose tokens are
  * built like requestAccessToken builds them (resolveExpiry from an expires_in). Deferred promises decide when a
  * grant settles, so every interleaving below is exact, not timing-dependent.
  *
- * Semantics under test (src/token-cache.ts as of this writing): before refreshAt the cached token is served and
+ * Semantics under test (src/cache/token-cache.ts as of this writing): before refreshAt the cached token is served and
  * nothing is fetched; from refreshAt until expiry the cached token is still served at once while ONE background
  * grant replaces it (a failure there is reported through onStaleServed); at or after expiry callers wait for the
  * shared grant and see its error.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 
-import { resolveExpiry } from '../src/grant/grant.js';
-import type { AccessToken } from '../src/grant/grant.js';
-import { EXPIRY_GUARD_MS, MAX_REFRESH_MARGIN_MS, TokenCache, refreshAt } from '../src/token-cache.js';
+import { resolveExpiry } from '../../src/grant/grant.js';
+import type { AccessToken } from '../../src/grant/grant.js';
+import { EXPIRY_GUARD_MS, MAX_REFRESH_MARGIN_MS, TokenCache, refreshAt } from '../../src/cache/token-cache.js';
 
 const T0 = 1_750_000_000_000;
 let now: number;

@@ -1,12 +1,13 @@
 /**
- * An optional cache of access tokens on disk, so that several `opencode run` calls of one CI job share one grant.
+ * An optional store of access tokens on disk, so that several `opencode run` calls of one CI job share one grant.
+ * The key comes from file-key.ts, the directory from cache-dir.ts.
  *
  * The in-memory TokenCache (token-cache.ts) still decides when to refresh; this module only stores and finds a
  * token across processes. It is an optimisation, never a dependency: every problem is a miss (read) or a logged
  * no-op (write), and nothing here throws to the caller.
  *
  * - One file per key: `<dir>/<key>.json`, where the key (tokenCacheKey) is a hash of everything that shapes the
- *   token, the job's identity included. Only the access token and its expiry data are stored: never a subject
+ *   token, the job's identity included (file-key.ts). Only the access token and its expiry data are stored: never a subject
  *   token, a client secret or a private key.
  * - Written atomically: a temp file in the same directory (O_EXCL, mode 0600, random name), fsync, then rename
  *   over the final name. A reader sees the old file or the new one, never a partial one.
@@ -20,23 +21,19 @@
  *   see docs for shared self-hosted runners. On Windows, permissions come from the per-user %LOCALAPPDATA% ACL;
  *   the mode and owner checks are skipped and only the symlink and content checks apply.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { chmod, lstat, mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { homedir } from "node:os";
 import path from "node:path";
-import { describeCause } from "./errors.js";
-import type { AccessToken } from "./grant/grant.js";
-import { createLogger, type Logger } from "./log.js";
+import { describeCause } from "../errors.js";
+import type { AccessToken } from "../grant/grant.js";
+import { createLogger, type Logger } from "../log.js";
 
-/** Overrides the cache directory, e.g. a per-job directory on a persistent runner. */
-export const CACHE_DIR_ENV = "OPENCODE_CI_AUTH_CACHE_DIR";
 /** A cached token is used only if it stays valid at least this long (ms) after it is read. */
 export const DEFAULT_MIN_VALIDITY_MS = 60_000;
 /** The `v` of the file format; any other value is a miss. */
 export const FILE_FORMAT_VERSION = 1;
 
-const APP_DIR = "opencode-ci-auth";
 const KEY_PATTERN = /^[0-9a-f]{64}$/;
 /** A token file is a few KB at most; anything much larger is not ours. */
 const MAX_FILE_BYTES = 64 * 1024;
@@ -46,106 +43,6 @@ const POSIX = process.platform !== "win32";
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const O_NONBLOCK = constants.O_NONBLOCK ?? 0;
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
-
-/**
- * Everything that shapes the access token an IdP issues. Two processes get the same key, and so share a token,
- * only if all of it is equal.
- */
-export interface TokenCacheKeyInput {
-  issuer?: string;
-  tokenEndpoint?: string;
-  clientId: string;
-  authFlow: string;
-  /** A set: order and duplicates do not matter, and empty is the same as absent (no `scope` parameter is sent). */
-  scopes?: string[];
-  /** A set, like scopes. */
-  tokenExchangeAudience?: string[];
-  /** A set, like scopes. */
-  tokenExchangeResource?: string[];
-  requestedTokenType?: string;
-  subjectTokenType?: string;
-  /**
-   * Where the subject token comes from. `type` is the source type (`github_actions`, `gitlab`, `file`, `env`).
-   * `identity` is a string that is equal for two processes only if they act for the same job run with the same
-   * subject-token configuration: a cached token must never cross from one job, run attempt, environment or
-   * repository to another. Build it from the source's settings (audience, variable name, path) plus the CI
-   * platform's per-job values (e.g. GitHub: server URL, repository id, run id, run attempt, job; GitLab: server
-   * URL, project id, job id), as an unambiguous encoding such as a JSON array. When a per-job value alone cannot
-   * tell two jobs apart (GitHub matrix legs share run id and job name), add a SHA-256 of the job's own credential
-   * (ACTIONS_ID_TOKEN_REQUEST_TOKEN, or the subject token for `gitlab`/`env`/`file`): only a process that holds
-   * that credential could obtain the token anyway. Never put a secret itself here. Must not be empty.
-   */
-  source: { type: string; identity: string };
-}
-
-/** Code-unit order: the same on every machine and locale (localeCompare is not). */
-const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Sorted and de-duplicated; undefined when empty, because an empty list sends the same request as none. */
-function asSet(values: readonly string[] | undefined): string[] | undefined {
-  if (values === undefined || values.length === 0) return undefined;
-  return [...new Set(values)].sort(byCodeUnit);
-}
-
-/** JSON with object keys in code-unit order and undefined members left out, so equal inputs give equal text. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => byCodeUnit(a, b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/**
- * sha256 over a canonical JSON of everything that shapes the token (stable key order, arrays sorted where order
- * is meaningless e.g. scopes), hex. Only the named fields are read, so passing an object that also holds a
- * `clientSecret` neither changes the key nor hashes the secret. Throws a TypeError on an empty
- * `source.identity` or `clientId`: a blank identity would let different jobs share a token.
- */
-export function tokenCacheKey(input: TokenCacheKeyInput): string {
-  if (typeof input.source?.identity !== "string" || input.source.identity.trim() === "") {
-    throw new TypeError("tokenCacheKey: source.identity must be a non-empty string that identifies the job");
-  }
-  if (typeof input.clientId !== "string" || input.clientId === "") throw new TypeError("tokenCacheKey: clientId must be a non-empty string");
-  const material = {
-    // Domain separation: a change of what the key means changes every key.
-    kind: "opencode-ci-auth/access-token",
-    v: FILE_FORMAT_VERSION,
-    issuer: input.issuer,
-    tokenEndpoint: input.tokenEndpoint,
-    clientId: input.clientId,
-    authFlow: input.authFlow,
-    scopes: asSet(input.scopes),
-    tokenExchangeAudience: asSet(input.tokenExchangeAudience),
-    tokenExchangeResource: asSet(input.tokenExchangeResource),
-    requestedTokenType: input.requestedTokenType,
-    subjectTokenType: input.subjectTokenType,
-    source: { type: input.source.type, identity: input.source.identity },
-  };
-  return createHash("sha256").update(canonicalJson(material), "utf8").digest("hex");
-}
-
-/**
- * The per-user cache dir: $OPENCODE_CI_AUTH_CACHE_DIR, else $XDG_CACHE_HOME/opencode-ci-auth, else
- * ~/.cache/opencode-ci-auth (on Windows %LOCALAPPDATA%\opencode-ci-auth). A relative OPENCODE_CI_AUTH_CACHE_DIR
- * is resolved from the current directory; a relative XDG_CACHE_HOME or LOCALAPPDATA is ignored (the XDG spec
- * says so). `platform` exists for tests.
- */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, home: string = homedir(), platform: NodeJS.Platform = process.platform): string {
-  const p = platform === "win32" ? path.win32 : path.posix;
-  const override = env[CACHE_DIR_ENV]?.trim();
-  if (override) return p.isAbsolute(override) ? p.normalize(override) : path.resolve(override);
-  const xdg = env.XDG_CACHE_HOME?.trim();
-  if (xdg && p.isAbsolute(xdg)) return p.join(xdg, APP_DIR);
-  if (platform === "win32") {
-    const local = env.LOCALAPPDATA?.trim();
-    return p.join(local && p.isAbsolute(local) ? local : p.join(home, "AppData", "Local"), APP_DIR);
-  }
-  return p.join(home, ".cache", APP_DIR);
-}
 
 /** The file's JSON. `scope` is null when the IdP stated none (JSON has no undefined). */
 interface CacheFile {
