@@ -1,5 +1,7 @@
 /**
- * One module for every error the plugin raises.
+ * One module for every error class the plugin raises. How a failure is described in words lives in
+ * describe-failure.ts; how library and HTTP failures map to these classes lives in grant/errors.ts and
+ * subject-token/http-token-request.ts.
  *
  * Each error has a stable `code` callers can switch on, the provider id and the step that failed, and a
  * message that is safe to print: it never holds a token, a secret or a request body. The original failure
@@ -170,11 +172,6 @@ export function isCiAuthError(value: unknown): value is CiAuthError {
   return value instanceof CiAuthError;
 }
 
-/** The text to log for a failure: a CiAuthError's reason, or a safe description of anything else. */
-export function reasonOf(err: unknown): string {
-  return err instanceof CiAuthError ? err.reason : `unexpected failure (${describeCause(err)})`;
-}
-
 /** The model provider refused a freshly issued access token, after one refresh and one retry. */
 export class ProviderUnauthorizedError extends CiAuthError {
   readonly status: number;
@@ -206,43 +203,4 @@ export class RetriesExhaustedError extends CiAuthError {
     });
     this.attempts = attempts;
   }
-}
-
-/** Milliseconds from a Retry-After header (delta-seconds or HTTP-date), or undefined. */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  // delta-seconds is digits only; anything numeric-looking but negative is garbage, not a date.
-  if (/^[-+]?\d+(\.\d+)?$/.test(trimmed)) {
-    const seconds = Number(trimmed);
-    return seconds >= 0 ? seconds * 1000 : undefined;
-  }
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-/** A timeout anywhere in the cause chain: openid-client reports a body that stalls past its timeout as a parse error. */
-export function hasTimeoutInChain(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e.name === "TimeoutError") return true;
-  }
-  return false;
-}
-
-/** Whether an HTTP status is worth retrying: 408, 429 and 5xx. */
-export function isTransientStatus(status: number | undefined): boolean {
-  return status !== undefined && (status === 408 || status === 429 || status >= 500);
-}
-
-/** A short, secret-free description of an unknown failure: its class and code, never its payload. */
-export function describeCause(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    const causeCode = (err.cause as { code?: unknown } | undefined)?.code;
-    const parts = [err.name];
-    if (typeof code === "string") parts.push(code);
-    if (typeof causeCode === "string" && causeCode !== code) parts.push(causeCode);
-    return parts.join(" ");
-  }
-  return typeof err;
 }

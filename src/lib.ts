@@ -5,7 +5,8 @@
 export { createTokenProvider, TokenProvider, type TokenProviderOptions } from "./token-provider.js";
 export { TokenCache, refreshAt, MAX_REFRESH_MARGIN_MS, type TokenCacheOptions } from "./cache/token-cache.js";
 export { requestAccessToken, resolveExpiry, GRANT_TYPES, DEFAULT_LIFETIME_SECONDS, type AccessToken } from "./grant/grant.js";
-export { createGrantClient, resolveAuthMethod, DEFAULT_TIMEOUT_SECONDS } from "./grant/client.js";
+export { createGrantClient, resolveAuthMethod } from "./grant/client.js";
+export { DEFAULT_TIMEOUT_SECONDS } from "./config/defaults.js";
 export { withRetry, backoffDelay, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry.js";
 export { parseOAuth2Block, parseProviders, type ParsedProvider } from "./config/parse.js";
 export { oauth2Schema, SOURCE_TYPES, type OAuth2Config, type OAuth2Input, type SubjectTokenSourceConfig, type AuthFlow } from "./config/schema.js";

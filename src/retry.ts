@@ -7,6 +7,7 @@
  * attempt may then run its own timeout, so the worst case is the budget plus one timeout. When the budget runs
  * out, the final error lists every attempt.
  */
+import { DEFAULT_RETRY } from "./config/defaults.js";
 import { CiAuthError, RetriesExhaustedError } from "./errors.js";
 
 export interface RetryPolicy {
@@ -20,7 +21,13 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 4, maxElapsedMs: 30_000, baseDelayMs: 500, maxDelayMs: 8_000 };
+/** The config's defaults (config/defaults.ts), plus the backoff tuning, which is not configurable. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: DEFAULT_RETRY.maxAttempts,
+  maxElapsedMs: DEFAULT_RETRY.maxElapsedSeconds * 1000,
+  baseDelayMs: 500,
+  maxDelayMs: 8_000,
+};
 
 export interface RetryDeps {
   now?: () => number;

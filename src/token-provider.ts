@@ -5,9 +5,10 @@
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
 import { checkTokenAudience, readAllowLists } from "./config/allow-lists.js";
-import { RetriesExhaustedError, SubjectTokenClaimsError, SubjectTokenInvalidError, reasonOf, type CiAuthError } from "./errors.js";
+import { RetriesExhaustedError, SubjectTokenClaimsError, SubjectTokenInvalidError, type CiAuthError } from "./errors.js";
+import { reasonOf } from "./describe-failure.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
-import { DEFAULT_TIMEOUT_SECONDS, createGrantClient } from "./grant/client.js";
+import { createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
 import { checkSubjectToken } from "./subject-token/claims.js";
@@ -88,8 +89,8 @@ export class TokenProvider {
       ...DEFAULT_RETRY_POLICY,
       ...(baseDelayMs === undefined ? {} : { baseDelayMs }),
       ...(maxDelayMs === undefined ? {} : { maxDelayMs }),
-      maxAttempts: config.retry?.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts,
-      maxElapsedMs: (config.retry?.maxElapsedSeconds ?? DEFAULT_RETRY_POLICY.maxElapsedMs / 1000) * 1000,
+      maxAttempts: config.retry.maxAttempts,
+      maxElapsedMs: config.retry.maxElapsedSeconds * 1000,
     };
     this.#retryDeps = {
       ...retryDeps,
@@ -136,7 +137,7 @@ export class TokenProvider {
       env: this.#env,
       fetch: this.#fetch ?? globalThis.fetch,
       signal,
-      timeoutMs: (this.config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+      timeoutMs: this.config.timeoutSeconds * 1000,
     };
   }
 

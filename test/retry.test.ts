@@ -3,7 +3,8 @@
  * A fake clock and sleep make every wait observable without real time passing.
  */
 import { describe, expect, it } from "vitest";
-import { CiAuthError, GrantRefusedError, RetriesExhaustedError, SubjectTokenRequestError, parseRetryAfter, isTransientStatus } from "../src/errors.js";
+import { CiAuthError, GrantRefusedError, RetriesExhaustedError, SubjectTokenRequestError } from "../src/errors.js";
+import { parseRetryAfter, isTransientStatus } from "../src/http/status.js";
 import { DEFAULT_RETRY_POLICY, backoffDelay, withRetry, type RetryPolicy } from "../src/retry.js";
 
 const policy: RetryPolicy = { maxAttempts: 4, maxElapsedMs: 30_000, baseDelayMs: 500, maxDelayMs: 8_000 };

@@ -25,7 +25,7 @@ import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { chmod, lstat, mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { describeCause } from "../errors.js";
+import { describeCause } from "../describe-failure.js";
 import type { AccessToken } from "../grant/grant.js";
 import { createLogger, type Logger } from "../log.js";
 

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { insecureReason } from "../http/transport.js";
+import { DEFAULT_AUTH_FLOW, DEFAULT_CACHE, DEFAULT_RETRY, DEFAULT_SUBJECT_TOKEN_TYPE, DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
 import { subjectTokenSourceSchema, text } from "./source-schema.js";
 
 // The source schemas live in source-schema.ts; these names are re-exported for existing importers.
@@ -40,7 +41,7 @@ const stringList = (field: string) =>
 export const AUTH_FLOWS = ["jwt_bearer", "token_exchange"] as const;
 export const AUTH_METHODS = ["client_secret_post", "client_secret_basic", "none", "private_key_jwt"] as const;
 export const PRIVATE_KEY_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
-export const DEFAULT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+export { DEFAULT_SUBJECT_TOKEN_TYPE };
 
 export const oauth2Schema = z
   .strictObject({
@@ -67,7 +68,7 @@ export const oauth2Schema = z
     /** Scopes to request; an array or a space/comma-separated string. */
     scopes: stringList("scopes").optional(),
     /** `jwt_bearer` (RFC 7523) or `token_exchange` (RFC 8693). */
-    authFlow: z.enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer" or "token_exchange"' }).default("jwt_bearer"),
+    authFlow: z.enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer" or "token_exchange"' }).default(DEFAULT_AUTH_FLOW),
     /** token_exchange: the `audience` parameter(s), i.e. the target service's name at the IdP. */
     tokenExchangeAudience: stringList("tokenExchangeAudience").optional(),
     /** token_exchange: the `resource` parameter(s), absolute URIs of the target service. */
@@ -83,7 +84,7 @@ export const oauth2Schema = z
       .number({ error: "timeoutSeconds must be a number of seconds" })
       .positive({ error: "timeoutSeconds must be more than 0" })
       .max(120, { error: "timeoutSeconds must be at most 120" })
-      .default(10),
+      .default(DEFAULT_TIMEOUT_SECONDS),
     /**
      * The claims the IdP's trust policy requires, as globs (`*` any run, `?` one character), e.g.
      * `{ "repository": "acme/*", "ref": "refs/heads/main" }`. Checked before every grant: a mismatch fails with a
@@ -104,7 +105,7 @@ export const oauth2Schema = z
      * `memory` (default): one token per process. `file`: also share it between the `opencode run` calls of one
      * job through a 0600 file in a per-user cache dir (docs/configuration.md: its risk on shared runners).
      */
-    cache: z.enum(["memory", "file"], { error: 'cache must be "memory" or "file"' }).default("memory"),
+    cache: z.enum(["memory", "file"], { error: 'cache must be "memory" or "file"' }).default(DEFAULT_CACHE),
     /**
      * Whether the provider may go without `options.baseURL`. Off: the access token must not go to a host nobody
      * wrote down. On: the provider's SDK chooses the URL (its default host, or one it builds from other options,
@@ -115,13 +116,13 @@ export const oauth2Schema = z
     retry: z
       .strictObject({
         /** Attempts in all, the first included; 1 disables retries. */
-        maxAttempts: z.int({ error: "retry.maxAttempts must be a whole number" }).min(1, { error: "retry.maxAttempts must be at least 1" }).max(10, { error: "retry.maxAttempts must be at most 10" }).default(4),
+        maxAttempts: z.int({ error: "retry.maxAttempts must be a whole number" }).min(1, { error: "retry.maxAttempts must be at least 1" }).max(10, { error: "retry.maxAttempts must be at most 10" }).default(DEFAULT_RETRY.maxAttempts),
         /** Budget for all attempts and waits of one token request together. */
         maxElapsedSeconds: z
           .number({ error: "retry.maxElapsedSeconds must be a number of seconds" })
           .min(0, { error: "retry.maxElapsedSeconds must be 0 or more" })
           .max(600, { error: "retry.maxElapsedSeconds must be at most 600" })
-          .default(30),
+          .default(DEFAULT_RETRY.maxElapsedSeconds),
       }, { error: 'retry must be an object such as { "maxAttempts": 4, "maxElapsedSeconds": 30 }' })
       .prefault({}),
   })

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { insecureMetadataReason, insecureReason } from "../http/transport.js";
+import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH, DEFAULT_METADATA_BASE_URL, DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
 
 export const text = (field: string) =>
   z
@@ -24,15 +25,8 @@ const tokenUrl = (field: string, rule: (url: URL) => string | undefined) =>
 
 const audience = text("audience").optional();
 
-/** The `id_tokens` variable the GitLab source reads unless `var` says otherwise. */
-export const DEFAULT_ID_TOKEN_VAR = "OPENCODE_ID_TOKEN";
-/**
- * Where the kubernetes source reads its token unless `path` says otherwise: a projected volume mounted at
- * `/var/run/secrets/tokens` with the projection's `path: oidc-token` (the layout of the Kubernetes docs' examples).
- */
-export const DEFAULT_KUBERNETES_TOKEN_PATH = "/var/run/secrets/tokens/oidc-token";
-/** The Google Cloud metadata server. Plain http on purpose: see METADATA_SERVER_HOSTS in transport.ts. */
-export const DEFAULT_METADATA_BASE_URL = "http://metadata.google.internal";
+// The defaults live in defaults.ts; re-exported for existing importers.
+export { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH, DEFAULT_METADATA_BASE_URL };
 
 /** GitHub Actions: asks `ACTIONS_ID_TOKEN_REQUEST_URL` for a token with this audience. */
 export const githubActionsSource = z.strictObject({
@@ -141,7 +135,7 @@ export const execSource = z.strictObject({
     .number({ error: "timeoutSeconds must be a number of seconds" })
     .positive({ error: "timeoutSeconds must be more than 0" })
     .max(120, { error: "timeoutSeconds must be at most 120" })
-    .default(10),
+    .default(DEFAULT_TIMEOUT_SECONDS),
   audience,
 });
 

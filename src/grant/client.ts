@@ -8,13 +8,12 @@ import * as client from "openid-client";
 import { importPKCS8 } from "jose";
 import { checkDiscoveredTokenEndpoint, type AllowLists } from "../config/allow-lists.js";
 import type { OAuth2Config } from "../config/schema.js";
-import { CiAuthError, DiscoveryError, describeCause, hasTimeoutInChain, isTransientStatus, parseRetryAfter } from "../errors.js";
-import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes, limitedFetch } from "../http/body.js";
-import { scrub } from "../log.js";
+import { describeCause } from "../describe-failure.js";
+import { CiAuthError, DiscoveryError } from "../errors.js";
+import { limitedFetch } from "../http/body.js";
 import { insecureReason, isLoopback } from "../http/transport.js";
-
-/** Seconds to wait for each IdP answer (headers and body) when the config does not say (`timeoutSeconds`). */
-export const DEFAULT_TIMEOUT_SECONDS = 10;
+import { scrub } from "../log.js";
+import { discoveryError } from "./errors.js";
 
 export type AuthMethod = "client_secret_post" | "client_secret_basic" | "none" | "private_key_jwt";
 
@@ -128,7 +127,7 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
     const insecure = value === undefined ? undefined : insecureReason(new URL(value));
     if (insecure) throw new CiAuthError("ERR_CONFIG_INVALID", `oauth2.${field}: ${insecure}.`, { providerId, step: "config" });
   }
-  const timeoutSeconds = config.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  const timeoutSeconds = config.timeoutSeconds;
   const auth = await clientAuth(providerId, config);
   let server: client.ServerMetadata;
   let transportUrl: URL;
@@ -154,49 +153,4 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
   configuration[client.customFetch] = boundedFetch(options.fetch);
   configuration.timeout = timeoutSeconds;
   return configuration;
-}
-
-function discoveryError(providerId: string, issuer: URL, err: unknown, timeoutSeconds: number): DiscoveryError {
-  const code = (err as { code?: unknown }).code;
-  const status = statusOf(err);
-  const say = (hint: string, extra: { transient?: boolean; summary?: string; retryAfterMs?: number | undefined } = {}) =>
-    new DiscoveryError(`discovery at ${issuer.href} did not succeed: ${hint}`, { providerId, cause: err, ...extra });
-  if (bodyTooLargeIn(err)) {
-    return say(`the answer is larger than ${formatBytes(MAX_BODY_BYTES)}, which is not a discovery document; the rest was not read. Check the issuer URL.`);
-  }
-  switch (code) {
-    case "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED":
-      return say("the document's issuer differs from the configured issuer. They must match exactly (scheme, host, port, path, trailing slash).");
-    case "OAUTH_RESPONSE_IS_NOT_JSON":
-      return say("the answer is not JSON. Check that issuer is the IdP's issuer URL (e.g. Keycloak: https://HOST/realms/REALM).");
-    case "OAUTH_RESPONSE_IS_NOT_CONFORM": {
-      const transient = isTransientStatus(status);
-      return say(`the IdP answered HTTP ${status ?? "error"} for /.well-known/openid-configuration. Check the issuer URL, or set oauth2.tokenEndpoint to skip discovery.`, {
-        transient,
-        summary: `HTTP ${status ?? "error"}`,
-        retryAfterMs: transient ? retryAfterOf(err) : undefined,
-      });
-    }
-    case "OAUTH_TIMEOUT":
-      return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
-    default:
-      if (hasTimeoutInChain(err)) return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
-      return say(`could not reach it (${describeCause(err)}). Check the issuer URL and that the job can reach the IdP.`, {
-        transient: true,
-        summary: `could not connect (${describeCause(err)})`,
-      });
-  }
-}
-
-/** Retry-After of the HTTP answer behind an openid-client error, when there is one. */
-export function retryAfterOf(err: unknown): number | undefined {
-  const response = (err as { cause?: unknown; response?: unknown }).response ?? (err as { cause?: unknown }).cause;
-  return response instanceof Response ? parseRetryAfter(response.headers.get("retry-after")) : undefined;
-}
-
-export function statusOf(err: unknown): number | undefined {
-  const e = err as { status?: unknown; cause?: { status?: unknown } };
-  if (typeof e.status === "number") return e.status;
-  if (typeof e.cause?.status === "number") return e.cause.status;
-  return undefined;
 }

@@ -5,10 +5,9 @@
 import * as client from "openid-client";
 import { decodeJwt } from "jose";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
-import { GrantRefusedError, GrantRequestError, TokenResponseError, describeCause, hasTimeoutInChain, isTransientStatus } from "../errors.js";
-import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes } from "../http/body.js";
+import { TokenResponseError } from "../errors.js";
 import { scrub } from "../log.js";
-import { DEFAULT_TIMEOUT_SECONDS, retryAfterOf, statusOf } from "./client.js";
+import { toGrantError } from "./errors.js";
 
 export const GRANT_TYPES: Record<AuthFlow, string> = {
   jwt_bearer: "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -47,96 +46,6 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
   return params;
 }
 
-export const REFUSAL_HINTS: Record<string, string> = {
-  invalid_grant: "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims, which the plugin logs with this error.",
-  invalid_client: "Client authentication failed: check clientId, clientSecret and tokenEndpointAuthMethod against the IdP's client settings.",
-  unauthorized_client: "This client may not use this grant type: enable it for the client at the IdP.",
-  unsupported_grant_type: "The IdP does not support this grant type: enable it, or switch authFlow.",
-  invalid_scope: "Check oauth2.scopes against the scopes the client may request.",
-  invalid_target: "Check tokenExchangeAudience / tokenExchangeResource against what the IdP knows.",
-  invalid_request: "The IdP rejected the request's shape: check authFlow and subjectTokenType.",
-};
-
-/** Map any openid-client failure to one of our errors, keeping the IdP's `error` and `error_description`. */
-/** OAuth error codes that mean "the server is in trouble", not "you are refused" (RFC 6749 §5.2, §4.1.2.1). */
-const TRANSIENT_OAUTH_ERRORS = new Set(["server_error", "temporarily_unavailable"]);
-
-export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined, timeoutSeconds = DEFAULT_TIMEOUT_SECONDS): Error {
-  if (err instanceof client.ResponseBodyError) {
-    const description = err.error_description === undefined ? undefined : scrub(err.error_description);
-    // A refusal is final; an OAuth error body on a 5xx/429, or server_error / temporarily_unavailable, is the IdP in trouble.
-    const transient = TRANSIENT_OAUTH_ERRORS.has(err.error) || isTransientStatus(err.status);
-    return new GrantRefusedError(flow, err.error, description, {
-      providerId,
-      status: err.status,
-      hint: REFUSAL_HINTS[err.error],
-      cause: err,
-      transient,
-      retryAfterMs: transient ? retryAfterOf(err) : undefined,
-      summary: `HTTP ${err.status} ${err.error}`,
-    });
-  }
-  if (err instanceof client.WWWAuthenticateChallengeError) {
-    const params = err.cause[0]?.parameters;
-    const error = params?.error ?? "invalid_client";
-    const description = params?.error_description === undefined ? undefined : scrub(params.error_description);
-    return new GrantRefusedError(flow, error, description, { providerId, status: err.status, hint: REFUSAL_HINTS[error], cause: err });
-  }
-  const where = tokenEndpoint ? ` at ${tokenEndpoint}` : "";
-  const code = (err as { code?: unknown }).code;
-  const status = statusOf(err);
-  if (bodyTooLargeIn(err)) {
-    const http = status === undefined ? "" : ` (HTTP ${status})`;
-    return new TokenResponseError(`the token endpoint${where} answered more than ${formatBytes(MAX_BODY_BYTES)}${http}, which is not a token response; the rest was not read. Check the token endpoint URL.`, { providerId });
-  }
-  // openid-client reads only 4xx bodies as OAuth errors: a 5xx is NOT_CONFORM, a 429 without JSON is NOT_JSON.
-  if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM" || (code === "OAUTH_RESPONSE_IS_NOT_JSON" && isTransientStatus(status))) {
-    const transient = isTransientStatus(status);
-    // Redirects are never followed (openid-client uses redirect: "manual"): the subject token goes only where configured.
-    const redirect = status !== undefined && status >= 300 && status < 400 ? " It is a redirect, which is not followed: the subject token is only sent to the configured endpoint. Configure the final URL." : "";
-    const what = transient ? " (the IdP is failing or overloaded)" : redirect ? "" : " without an OAuth error";
-    return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"}${what}.${redirect}`, {
-      providerId,
-      cause: err,
-      transient,
-      retryAfterMs: transient ? retryAfterOf(err) : undefined,
-      summary: `HTTP ${status ?? "error"}`,
-    });
-  }
-  if (code === "OAUTH_RESPONSE_IS_NOT_JSON") {
-    const http = status === undefined ? "" : ` (HTTP ${status})`;
-    return new TokenResponseError(`the token endpoint${where} answered something that is not JSON${http}. Check the token endpoint URL: a login page or a proxy answered instead of the IdP.`, { providerId });
-  }
-  // A body that stalls past the timeout surfaces as a parse error whose cause chain ends in a TimeoutError.
-  if (code === "OAUTH_TIMEOUT" || hasTimeoutInChain(err)) {
-    return new GrantRequestError(flow, `the token endpoint${where} did not answer within ${timeoutSeconds}s.`, {
-      providerId,
-      cause: err,
-      transient: true,
-      summary: `no answer within ${timeoutSeconds}s`,
-    });
-  }
-  // openid-client wraps oauth4webapi's specific reason ("...access_token property must be a string") in a generic
-  // "invalid response encountered"; the cause holds it. Neither holds a token; scrubbed regardless.
-  const detail = scrub(((err as Error).cause as Error | undefined)?.message ?? (err as Error).message ?? "");
-  // No `cause` on these: openid-client's cause holds the response body, access_token included.
-  if (code === "OAUTH_UNSUPPORTED_OPERATION" && /token_type/.test(`${detail} ${(err as Error).message}`)) {
-    return new TokenResponseError(
-      `the token endpoint${where} issued a token_type this plugin cannot send (only Bearer, and N_A for token_exchange). Check the client's token settings at the IdP.`,
-      { providerId },
-    );
-  }
-  if (typeof code === "string" && code.startsWith("OAUTH_")) {
-    return new TokenResponseError(`the token endpoint${where} answered an invalid token response: ${detail} (${code}).`, { providerId });
-  }
-  return new GrantRequestError(flow, `could not reach the token endpoint${where} (${describeCause(err)}).`, {
-    providerId,
-    cause: err,
-    transient: true,
-    summary: `could not connect (${describeCause(err)})`,
-  });
-}
-
 /**
  * Expiry from `expires_in`, else the access token's own JWT `exp`, else the documented default. `requestedAt` is
  * when the grant request was sent: counting from then (not from the answer) keeps the expiry at or before the
@@ -173,7 +82,7 @@ export async function requestAccessToken(configuration: client.Configuration, co
   try {
     response = await client.genericGrantRequest(configuration, GRANT_TYPES[flow], grantParameters(config, subjectToken));
   } catch (err) {
-    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint, configuration.timeout);
+    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint, config.timeoutSeconds);
   }
   // openid-client already refused a missing access_token, and any token_type but bearer, dpop and (token
   // exchange only) n_a. RFC 8693 §2.2.1: N_A means "not an OAuth access token"; it is still presented as a bearer.

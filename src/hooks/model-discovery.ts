@@ -3,7 +3,7 @@
  * that names no models still works. A failure is logged and the run goes on: opencode's own error stays readable.
  */
 import type { Logger } from "../log.js";
-import { describeCause } from "../errors.js";
+import { describeCause } from "../describe-failure.js";
 import { formatBytes, readBodyLimited } from "../http/body.js";
 import { quote } from "../scrub.js";
 import { OPENCODE_ERROR_NAME } from "./opencode-error.js";

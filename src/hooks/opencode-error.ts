@@ -6,7 +6,8 @@
  * decided. So the message is rewritten to match none of them, by putting an invisible WORD JOINER (U+2060)
  * inside each match. Terminals render the text unchanged; the regexes no longer match.
  */
-import { CiAuthError, describeCause } from "../errors.js";
+import { CiAuthError } from "../errors.js";
+import { describeCause } from "../describe-failure.js";
 
 /** opencode 1.18.33 `SessionRetry` patterns, plus the two substrings it checks on unknown errors. */
 export const OPENCODE_RETRY_PATTERNS: readonly RegExp[] = [

@@ -52,7 +52,7 @@ export class BuildkiteSource implements SubjectTokenSource {
       program: "buildkite-agent",
       args,
       label: "`buildkite-agent oidc request-token`",
-      timeoutMs: context.timeoutMs ?? 10_000,
+      timeoutMs: context.timeoutMs,
       env,
       signal: context.signal,
       notFound: `buildkite-agent is not on PATH. The agent provides it to every job. ${CONTAINER_FIX}`,

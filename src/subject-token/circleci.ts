@@ -41,7 +41,7 @@ export class CircleCiSource implements SubjectTokenSource {
       program: "circleci",
       args: ["run", "oidc", "get", "--claims", JSON.stringify({ aud: this.expectedAudience })],
       label: "`circleci run oidc get`",
-      timeoutMs: context.timeoutMs ?? 10_000,
+      timeoutMs: context.timeoutMs,
       env,
       signal: context.signal,
       notFound:

@@ -7,7 +7,9 @@
  * failed answer's body; a successful body is never quoted. At most MAX_BODY_BYTES of a body is read: a token
  * service that answers more is not answering a token.
  */
-import { SubjectTokenRequestError, describeCause, isTransientStatus, parseRetryAfter } from "../errors.js";
+import { SubjectTokenRequestError } from "../errors.js";
+import { describeCause } from "../describe-failure.js";
+import { isTransientStatus, parseRetryAfter } from "../http/status.js";
 import { MAX_BODY_BYTES, formatBytes, readBodyLimited } from "../http/body.js";
 import { quote } from "../scrub.js";
 import type { SubjectTokenContext } from "./source.js";
@@ -33,8 +35,6 @@ export interface HttpTokenAnswer {
   body: string;
 }
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-
 const causeCode = (err: unknown): string | undefined => {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
@@ -47,7 +47,7 @@ const causeCode = (err: unknown): string | undefined => {
 export async function requestTokenOverHttp(context: SubjectTokenContext, request: HttpTokenRequest): Promise<HttpTokenAnswer> {
   const { providerId } = context;
   const { source, service, url } = request;
-  const timeoutMs = context.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { timeoutMs } = context;
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
   let response: Response;

@@ -10,8 +10,8 @@ export interface SubjectTokenContext {
   env: NodeJS.ProcessEnv;
   fetch: typeof globalThis.fetch;
   signal?: AbortSignal | undefined;
-  /** Per-request limit for sources that call a service, covering headers and body. */
-  timeoutMs?: number | undefined;
+  /** Per-request limit for sources that call a service or run a program (oauth2.timeoutSeconds), headers and body. */
+  timeoutMs: number;
 }
 
 export interface SubjectTokenSource {

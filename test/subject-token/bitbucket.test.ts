@@ -27,7 +27,7 @@ const step = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
   BITBUCKET_STEP_OIDC_TOKEN: token,
   ...extra,
 });
-const context = (env: NodeJS.ProcessEnv): SubjectTokenContext => ({ providerId: 'miaou', env, fetch: () => Promise.reject(new Error('no requests')) });
+const context = (env: NodeJS.ProcessEnv): SubjectTokenContext => ({ providerId: 'miaou', env, fetch: () => Promise.reject(new Error('no requests')), timeoutMs: 10_000 });
 
 describe('BitbucketSource', () => {
   it('reads BITBUCKET_STEP_OIDC_TOKEN', async () => {

@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function context(env: NodeJS.ProcessEnv): SubjectTokenContext {
-  return { providerId: PROVIDER, env, fetch: () => Promise.reject(new Error("the env source must not make requests")) };
+  return { providerId: PROVIDER, env, fetch: () => Promise.reject(new Error("the env source must not make requests")), timeoutMs: 10_000 };
 }
 
 async function rejectionOf(promise: Promise<unknown>): Promise<CiAuthError> {

@@ -34,7 +34,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const context = (env: NodeJS.ProcessEnv): SubjectTokenContext => ({ providerId: 'miaou', env: { PATH: pathWith(dir), ...env }, fetch: globalThis.fetch });
+const context = (env: NodeJS.ProcessEnv): SubjectTokenContext => ({ providerId: 'miaou', env: { PATH: pathWith(dir), ...env }, fetch: globalThis.fetch, timeoutMs: 10_000 });
 const source = (command: [string, ...string[]] = ['mint-token', '--audience', 'api://x'], timeoutSeconds = 5) => new ExecSource(command, timeoutSeconds, 'api://x');
 
 describe('ExecSource: the switch', () => {

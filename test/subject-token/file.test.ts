@@ -35,7 +35,7 @@ afterAll(async () => {
 const context: SubjectTokenContext = {
   providerId: PROVIDER,
   env: {},
-  fetch: () => Promise.reject(new Error("the file source must not make requests")),
+  fetch: () => Promise.reject(new Error("the file source must not make requests")), timeoutMs: 10_000,
 };
 
 /** A fresh path in the temp dir. */

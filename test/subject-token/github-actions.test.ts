@@ -59,7 +59,7 @@ function countingFetch(): { fetch: typeof globalThis.fetch; calls: () => number 
 }
 
 function context(env: NodeJS.ProcessEnv, extra: Partial<SubjectTokenContext> = {}): SubjectTokenContext {
-  return { providerId: PROVIDER, env, fetch: globalThis.fetch, ...extra };
+  return { providerId: PROVIDER, env, fetch: globalThis.fetch, timeoutMs: 10_000, ...extra };
 }
 
 async function rejectionOf(promise: Promise<unknown>): Promise<CiAuthError> {
@@ -419,7 +419,7 @@ describe("GitHubActionsSource: token service failures", () => {
 
 describe("GitHubActionsSource.cacheIdentity (the file cache's job identity)", () => {
   const job = { GITHUB_SERVER_URL: "https://github.com", GITHUB_REPOSITORY_ID: "1", GITHUB_RUN_ID: "2", GITHUB_RUN_ATTEMPT: "1", GITHUB_JOB: "ai", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-a" };
-  const identity = (env: NodeJS.ProcessEnv, audience = "https://idp.example") => new GitHubActionsSource(audience).cacheIdentity({ providerId: "miaou", env, fetch });
+  const identity = (env: NodeJS.ProcessEnv, audience = "https://idp.example") => new GitHubActionsSource(audience).cacheIdentity({ providerId: "miaou", env, fetch, timeoutMs: 10_000 });
 
   it("is stable for one job, never contains the request token, and changes with the matrix leg's credential", async () => {
     const a = await identity(job);

@@ -32,7 +32,7 @@ function context(env: NodeJS.ProcessEnv): SubjectTokenContext {
   return {
     providerId: PROVIDER,
     env,
-    fetch: () => Promise.reject(new Error("the gitlab source must not make requests")),
+    fetch: () => Promise.reject(new Error("the gitlab source must not make requests")), timeoutMs: 10_000,
   };
 }
 

@@ -36,7 +36,7 @@ afterAll(async () => {
 const context = (env: NodeJS.ProcessEnv = { KUBERNETES_SERVICE_HOST: '10.0.0.1' }): SubjectTokenContext => ({
   providerId: 'miaou',
   env,
-  fetch: () => Promise.reject(new Error('the kubernetes source must not make requests')),
+  fetch: () => Promise.reject(new Error('the kubernetes source must not make requests')), timeoutMs: 10_000,
 });
 
 /** A pod-bound token as the API server issues it. */

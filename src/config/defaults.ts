@@ -1,0 +1,31 @@
+/**
+ * Every default of the `oauth2` block, in one place. The schema applies them (schema.ts, source-schema.ts), so
+ * code that receives a validated block never needs a fallback of its own; the docs quote these values.
+ */
+
+/** `timeoutSeconds`: each request to the CI token service and the IdP, headers and body; also `exec`'s limit. */
+export const DEFAULT_TIMEOUT_SECONDS = 10;
+
+/** `retry`: attempts in all (the first included), and the time budget of one token request. */
+export const DEFAULT_RETRY = { maxAttempts: 4, maxElapsedSeconds: 30 } as const;
+
+/** `authFlow`. */
+export const DEFAULT_AUTH_FLOW = "jwt_bearer";
+
+/** `cache`. */
+export const DEFAULT_CACHE = "memory";
+
+/** `subjectTokenType` (token_exchange): RFC 8693's type for a JWT. */
+export const DEFAULT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+
+/** `subjectTokenSource.var` of `gitlab` and `auto`: the `id_tokens` variable. */
+export const DEFAULT_ID_TOKEN_VAR = "OPENCODE_ID_TOKEN";
+
+/**
+ * `subjectTokenSource.path` of `kubernetes` and `auto`: a projected volume mounted at `/var/run/secrets/tokens`
+ * with the projection's `path: oidc-token`. The file name is this project's choice (docs/configuration.md#kubernetes).
+ */
+export const DEFAULT_KUBERNETES_TOKEN_PATH = "/var/run/secrets/tokens/oidc-token";
+
+/** The Google Cloud metadata server. Plain http on purpose: see METADATA_SERVER_HOSTS in http/transport.ts. */
+export const DEFAULT_METADATA_BASE_URL = "http://metadata.google.internal";
