@@ -11,6 +11,7 @@
  * plugin checks locally with the same clock.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { refreshAt } from "../src/cache/token-cache.js";
 import type { World } from "../test/support/world.js";
 import type { LibModule } from "./built-package.js";
 import { PROVIDER_ID, parsedOAuth2Config } from "./provider-config.js";
@@ -37,20 +38,26 @@ export interface BurstResult {
 }
 
 /** Waits (in real time) until the cache holds a fresh token and every grant attempted so far has reached the IdP. */
-async function settle(tokens: TokenProvider, world: World, attemptsBefore: number, idpBefore: number): Promise<void> {
+async function settle(tokens: TokenProvider, world: World, attempts: () => number, idpBefore: number): Promise<void> {
   const deadline = Date.now() + SETTLE_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    const attempts = tokens.grants - attemptsBefore;
     const recorded = world.idp.grants.length - idpBefore;
-    if (tokens.peek() !== undefined && recorded >= attempts) return;
+    if (tokens.peek() !== undefined && recorded >= attempts()) return;
     await sleep(5);
   }
 }
 
 export async function measureSingleFlight(lib: LibModule, world: World, callers: number, restoreTtlSeconds: number): Promise<BurstResult[]> {
   let clock = Date.now();
+  // Grant attempts, counted where they leave the TokenProvider: the POSTs to the token endpoint.
+  let posts = 0;
+  const counting = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    if ((init?.method ?? "GET").toUpperCase() === "POST") posts += 1;
+    return fetch(input, init);
+  }) as typeof fetch;
   const tokens = lib.createTokenProvider(PROVIDER_ID, parsedOAuth2Config(lib, world), {
     now: () => clock,
+    fetch: counting,
     logger: lib.createLogger({ level: "silent" }),
   });
   world.idp.setAccessTokenTtl(TOKEN_TTL_SECONDS);
@@ -59,16 +66,16 @@ export async function measureSingleFlight(lib: LibModule, world: World, callers:
     const results: BurstResult[] = [];
     const moments = [
       { moment: "past_expiry", at: (t: typeof cached) => t.expiresAt + 1 },
-      { moment: "refresh_window", at: (t: typeof cached) => lib.refreshAt(t) + 1 },
+      { moment: "refresh_window", at: (t: typeof cached) => refreshAt(t) + 1 },
     ] as const;
     for (const { moment, at } of moments) {
       clock = at(cached);
       if (tokens.peek() !== undefined) throw new Error(`the token is still served from cache at ${moment}`);
-      const attemptsBefore = tokens.grants;
+      const attemptsBefore = posts;
       const idpBefore = world.idp.grants.length;
       const got = await Promise.all(Array.from({ length: callers }, () => tokens.getToken()));
-      await settle(tokens, world, attemptsBefore, idpBefore);
-      const grantAttempts = tokens.grants - attemptsBefore;
+      await settle(tokens, world, () => posts - attemptsBefore, idpBefore);
+      const grantAttempts = posts - attemptsBefore;
       const idpGrants = world.idp.grants.length - idpBefore;
 
       const next = tokens.peek();

@@ -12,7 +12,7 @@ import { createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
 import { checkSubjectToken } from "./subject-token/claims.js";
-import { createSubjectTokenSource } from "./subject-token/create.js";
+import { createSubjectTokenSource } from "./subject-token/sources.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./subject-token/source.js";
 import { defaultCacheDir } from "./cache/cache-dir.js";
 import { tokenCacheKey } from "./cache/file-key.js";
@@ -70,8 +70,6 @@ export class TokenProvider {
   readonly #retryPolicy: RetryPolicy;
   readonly #retryDeps: RetryDeps;
   readonly #witness: TokenWitness | undefined;
-  /** Number of grants attempted by this provider; the benchmark and tests read it. */
-  grants = 0;
 
   constructor(providerId: string, config: OAuth2Config, options: TokenProviderOptions = {}) {
     this.providerId = providerId;
@@ -131,12 +129,11 @@ export class TokenProvider {
     this.#cache.invalidate(rejectedValue);
   }
 
-  #context(signal?: AbortSignal): SubjectTokenContext {
+  #context(): SubjectTokenContext {
     return {
       providerId: this.providerId,
       env: this.#env,
       fetch: this.#fetch ?? globalThis.fetch,
-      signal,
       timeoutMs: this.config.timeoutSeconds * 1000,
     };
   }
@@ -177,8 +174,8 @@ export class TokenProvider {
   }
 
   /** Mint a subject token and check it, without a grant. Exposed for diagnostics. */
-  async subjectToken(signal?: AbortSignal): Promise<CheckedSubject> {
-    const token = await this.source.getSubjectToken(this.#context(signal));
+  async subjectToken(): Promise<CheckedSubject> {
+    const token = await this.source.getSubjectToken(this.#context());
     const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
     // The job's audience allow-list, against the token itself: it also covers sources whose audience the config
     // does not state (a platform default, GitLab's id_tokens), and it runs before the token is sent anywhere.
@@ -195,7 +192,6 @@ export class TokenProvider {
   }
 
   async #grant(): Promise<AccessToken> {
-    this.grants += 1;
     const refreshing = this.#issued > 0;
     let claims: Record<string, unknown> | undefined;
     // One retry budget for the whole chain: subject token, discovery and grant together.

@@ -16,7 +16,7 @@ import { requestAccessToken } from '../src/grant/grant.js';
 import { discoverModels } from '../src/hooks/model-discovery.js';
 import { createProviderFetch } from '../src/hooks/provider-fetch.js';
 import { TokenProvider } from '../src/token-provider.js';
-import { createSubjectTokenSource } from '../src/subject-token/create.js';
+import { createSubjectTokenSource } from '../src/subject-token/sources.js';
 import { startCiIssuer, type CiIssuer } from './support/ci-issuer.js';
 import { captureLogger, rejectionOf } from './support/harness.js';
 import { IDP_CLIENTS } from './support/idp.js';

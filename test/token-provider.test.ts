@@ -135,7 +135,7 @@ describe('getToken against the world (github_actions source)', () => {
       scope: 'models.read',
     });
     expect(world.idp.grants.at(-1)).toMatchObject({ clientId: IDP_CLIENTS.none, ok: true, repository: 'acme/app', scope: 'models.read' });
-    expect(provider.grants).toBe(1);
+    expect(calls.filter((c) => c.method === 'POST').length).toBe(1);
     // The GitHub token was requested with the IdP as audience, and with the job's request token.
     const ciCall = world.ci.requests.filter((r) => r.path === '/_apis/token').at(-1);
     expect(ciCall?.query).toEqual({ 'api-version': '2.0', audience: world.idp.issuer });
@@ -160,7 +160,6 @@ describe('getToken against the world (github_actions source)', () => {
     expect(provider.peek()).toBe(first);
     expect(world.idp.grants.length).toBe(grants);
     expect(ciTokenRequests()).toBe(ci);
-    expect(provider.grants).toBe(1);
   });
 
   it('mints a fresh subject token for every grant (2 grants -> 2 CI requests, 2 distinct CI tokens, discovery once)', async () => {
@@ -215,7 +214,6 @@ describe('getToken against the world (github_actions source)', () => {
     expect(second && world.idp.issuedTokens.has(second.value)).toBe(true);
     expect(fp(second?.value)).not.toBe(fp(first.value));
     expect(second?.issuedAt).toBe(now);
-    expect(provider.grants).toBe(2);
   });
 
   it('100 simultaneous getToken() after expiry cause exactly one grant at the IdP', async () => {

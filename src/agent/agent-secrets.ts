@@ -5,24 +5,14 @@
  * they obtain.
  */
 import type { OAuth2Config } from "../config/schema.js";
-import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/source-schema.js";
-import { createSubjectTokenSource } from "../subject-token/create.js";
+import { EVERY_PLATFORM_CREDENTIAL_ENV } from "../subject-token/sources.js";
 import type { SubjectTokenSource } from "../subject-token/source.js";
 import { MIN_SECRET_LENGTH, redactSecrets } from "./redact-secrets.js";
 
 /** The opt-out, for jobs whose agent needs the credentials in its shell: `OPENCODE_CI_AUTH_SHELL_ENV=inherit`. */
 export const SHELL_ENV_MODE_ENV = "OPENCODE_CI_AUTH_SHELL_ENV";
 
-/**
- * Every platform's credential variables (what `auto` may read, with GitLab's default variable): blanked in the
- * agent's shell whatever the config names, since any of them mints this job's tokens.
- */
-export const EVERY_PLATFORM_CREDENTIAL_ENV: readonly string[] = createSubjectTokenSource({
-  type: "auto",
-  var: DEFAULT_ID_TOKEN_VAR,
-  path: DEFAULT_KUBERNETES_TOKEN_PATH,
-  serviceConnectionId: undefined,
-}).credentialEnv;
+export { EVERY_PLATFORM_CREDENTIAL_ENV };
 
 /** How many recent access tokens are remembered for redaction (older ones have expired long before). */
 const RECENT_ACCESS_TOKENS = 16;

@@ -26,7 +26,7 @@ import { constants, type Stats } from "node:fs";
 import { chmod, lstat, mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { describeCause } from "../describe-failure.js";
-import type { AccessToken } from "../grant/grant.js";
+import type { AccessToken } from "../access-token.js";
 import { createLogger, type Logger } from "../log.js";
 
 /** A cached token is used only if it stays valid at least this long (ms) after it is read. */

@@ -10,7 +10,7 @@
  *   call. An expired token is never served.
  * - Only the access token is kept; subject tokens never reach this module.
  */
-import type { AccessToken } from "../grant/grant.js";
+import type { AccessToken } from "../access-token.js";
 
 export const MAX_REFRESH_MARGIN_MS = 30_000;
 
@@ -85,11 +85,6 @@ export class TokenCache {
    */
   invalidate(rejectedValue: string): void {
     if (this.#current?.value === rejectedValue) this.#current = undefined;
-  }
-
-  /** Whether a grant is in flight (for tests and diagnostics). */
-  get refreshing(): boolean {
-    return this.#pending !== undefined;
   }
 
   #refresh(): Promise<AccessToken> {

@@ -15,7 +15,7 @@ import { REFUSAL_HINTS } from "../grant/errors.js";
 import { GRANT_TYPES, requestAccessToken } from "../grant/grant.js";
 import { checkTokenAudience } from "../config/allow-lists.js";
 import { checkSubjectToken, pickSummaryClaims } from "../subject-token/claims.js";
-import { createSubjectTokenSource } from "../subject-token/create.js";
+import { createSubjectTokenSource } from "../subject-token/sources.js";
 import type { ConfigSource, OpencodeConfig } from "./config-files.js";
 import { agentExposureWarning } from "./agent-exposure.js";
 import { detectPlatform, sourceFitsPlatform, type Platform } from "./platform.js";

@@ -5,27 +5,10 @@
 import { z } from "zod";
 import { insecureReason } from "../http/transport.js";
 import { DEFAULT_AUTH_FLOW, DEFAULT_CACHE, DEFAULT_RETRY, DEFAULT_SUBJECT_TOKEN_TYPE, DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
-import { subjectTokenSourceSchema, text } from "./source-schema.js";
+import { text } from "./fields.js";
+import { subjectTokenSourceSchema } from "./source-schema.js";
 
-// The source schemas live in source-schema.ts; these names are re-exported for existing importers.
-export {
-  autoSource,
-  azurePipelinesSource,
-  bitbucketSource,
-  buildkiteSource,
-  circleciSource,
-  envSource,
-  execSource,
-  fileSource,
-  gcpMetadataSource,
-  githubActionsSource,
-  gitlabSource,
-  kubernetesSource,
-  subjectTokenSourceSchema,
-  urlSource,
-  SOURCE_TYPES,
-  type SubjectTokenSourceConfig,
-} from "./source-schema.js";
+export { SOURCE_TYPES, subjectTokenSourceSchema, type SubjectTokenSourceConfig } from "./source-schema.js";
 
 const httpsUrl = (field: string) =>
   text(field).pipe(

@@ -7,7 +7,10 @@ import { decodeJwt } from "jose";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
 import { TokenResponseError } from "../errors.js";
 import { scrub } from "../log.js";
+import type { AccessToken } from "../access-token.js";
 import { toGrantError } from "./errors.js";
+
+export type { AccessToken };
 
 export const GRANT_TYPES: Record<AuthFlow, string> = {
   jwt_bearer: "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -16,20 +19,6 @@ export const GRANT_TYPES: Record<AuthFlow, string> = {
 
 /** Lifetime assumed when the IdP states none (no `expires_in`, and the access token is not a JWT with `exp`). */
 export const DEFAULT_LIFETIME_SECONDS = 300;
-
-export interface AccessToken {
-  /** The bearer value. Secret: never log it. */
-  value: string;
-  /** Always "Bearer": the only type this plugin puts on a request. */
-  tokenType: "Bearer";
-  /** Epoch ms when it was issued (as seen here). */
-  issuedAt: number;
-  /** Epoch ms when it stops being valid. */
-  expiresAt: number;
-  /** Where the expiry came from; `default` means DEFAULT_LIFETIME_SECONDS was assumed. */
-  expirySource: "expires_in" | "jwt_exp" | "default";
-  scope: string | undefined;
-}
 
 function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchParams {
   const params = new URLSearchParams();

@@ -14,8 +14,4 @@ export class ProviderRegistry {
   get(providerId: string): ManagedProvider | undefined {
     return this.#providers.get(providerId);
   }
-
-  get size(): number {
-    return this.#providers.size;
-  }
 }

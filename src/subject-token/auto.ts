@@ -4,98 +4,46 @@
  * context's environment, and never probes the network. A platform that is detected but not set up for OIDC fails
  * with that platform's own fix (its source's message); nothing detected fails with the list of what was looked for.
  */
+import { z } from "zod";
+import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/defaults.js";
+import { audience, text } from "../config/fields.js";
 import { SubjectTokenUnavailableError } from "../errors.js";
-import { AzurePipelinesSource } from "./azure-pipelines.js";
-import { BitbucketSource } from "./bitbucket.js";
-import { BuildkiteSource } from "./buildkite.js";
-import { CircleCiSource } from "./circleci.js";
-import { LOOKED_FOR, detectPlatformFromEnv, type PlatformSignal } from "./detect-platform.js";
-import { GcpMetadataSource } from "./gcp-metadata.js";
-import { GitHubActionsSource } from "./github-actions.js";
-import { GitLabSource } from "./gitlab.js";
-import { KubernetesSource } from "./kubernetes.js";
+import { defineSource, type AutoSettings, type SourceDefinition } from "./definition.js";
+import { detectPlatformIn, detectablePlatforms, lookedFor, type DetectedPlatform } from "./detect-platform.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
 
 const SOURCE = "auto";
-
-export interface AutoSourceOptions {
-  audience?: string | undefined;
-  /** GitLab: the `id_tokens` variable. */
-  var: string;
-  /** Azure Pipelines: the service connection id. */
-  serviceConnectionId?: string | undefined;
-  /** Kubernetes: the projected token file. */
-  path: string;
-  /** Google Cloud: the metadata server when GCE_METADATA_HOST is not set. */
-  defaultMetadataBaseUrl: string;
-}
 
 export class AutoSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
   /** Every platform's: whichever is detected, its credentials are kept from the agent. */
   readonly credentialEnv: readonly string[];
-  readonly #options: AutoSourceOptions;
+  readonly #settings: AutoSettings;
+  readonly #platforms: readonly DetectedPlatform[];
 
-  constructor(options: AutoSourceOptions) {
-    this.#options = options;
-    this.expectedAudience = options.audience;
-    this.credentialEnv = [
-      ...new GitHubActionsSource(undefined).credentialEnv,
-      ...new GitLabSource(options.var, undefined).credentialEnv,
-      ...new CircleCiSource(undefined).credentialEnv,
-      ...new BuildkiteSource(undefined, undefined).credentialEnv,
-      ...new AzurePipelinesSource("", undefined).credentialEnv,
-      ...new BitbucketSource(undefined).credentialEnv,
-    ];
+  /** `platforms`: the detectable platforms, in the order they are tried (from the table in sources.ts). */
+  constructor(settings: AutoSettings, platforms: readonly DetectedPlatform[], credentialEnv: readonly string[]) {
+    this.#settings = settings;
+    this.#platforms = platforms;
+    this.expectedAudience = settings.audience;
+    this.credentialEnv = credentialEnv;
   }
 
   /** The detected platform's source, or a SubjectTokenUnavailableError that says what was looked for. */
-  resolve(env: NodeJS.ProcessEnv, providerId: string): { platform: PlatformSignal; source: SubjectTokenSource } {
-    const platform = detectPlatformFromEnv(env);
+  resolve(env: NodeJS.ProcessEnv, providerId: string): { platform: DetectedPlatform; source: SubjectTokenSource } {
+    const platform = detectPlatformIn(env, this.#platforms);
     if (!platform) {
       throw new SubjectTokenUnavailableError(
         SOURCE,
-        `no supported platform detected (looked for ${LOOKED_FOR}). Run inside a CI job, or set subjectTokenSource.type to the source you need (docs/configuration.md#auto).`,
+        `no supported platform detected (looked for ${lookedFor(this.#platforms)}). Run inside a CI job, or set subjectTokenSource.type to the source you need (docs/configuration.md#auto).`,
         { providerId },
       );
     }
-    return { platform, source: this.#sourceFor(platform, providerId) };
-  }
-
-  #sourceFor(platform: PlatformSignal, providerId: string): SubjectTokenSource {
-    const { audience } = this.#options;
-    const detected = `this job runs on ${platform.name} (${platform.signal})`;
-    switch (platform.id) {
-      case "github_actions":
-        return new GitHubActionsSource(audience);
-      case "gitlab":
-        return new GitLabSource(this.#options.var, audience);
-      case "circleci":
-        return new CircleCiSource(audience);
-      case "buildkite":
-        return new BuildkiteSource(audience, undefined);
-      case "azure_pipelines":
-        if (!this.#options.serviceConnectionId) {
-          throw new SubjectTokenUnavailableError(
-            SOURCE,
-            `${detected}, where a token is minted for a service connection: set subjectTokenSource.serviceConnectionId to the id of the Azure Resource Manager service connection (workload identity federation) to use.`,
-            { providerId },
-          );
-        }
-        return new AzurePipelinesSource(this.#options.serviceConnectionId, audience);
-      case "bitbucket":
-        return new BitbucketSource(audience);
-      case "kubernetes":
-        return new KubernetesSource(this.#options.path, audience);
-      case "gcp_metadata":
-        if (!audience) {
-          throw new SubjectTokenUnavailableError(SOURCE, `${detected}, whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects.`, {
-            providerId,
-          });
-        }
-        return new GcpMetadataSource(audience, undefined, this.#options.defaultMetadataBaseUrl);
-    }
+    const unusable = (fix: string): never => {
+      throw new SubjectTokenUnavailableError(SOURCE, `this job runs on ${platform.name} (${platform.signal}), ${fix}`, { providerId });
+    };
+    return { platform, source: platform.fromAuto(this.#settings, unusable) };
   }
 
   async cacheIdentity(context: SubjectTokenContext): Promise<string | undefined> {
@@ -109,4 +57,33 @@ export class AutoSource implements SubjectTokenSource {
   async getSubjectToken(context: SubjectTokenContext): Promise<string> {
     return this.resolve(context.env, context.providerId).source.getSubjectToken(context);
   }
+}
+
+/** `auto` over the detectable platforms among `definitions`, in their order. */
+export function autoSource(definitions: readonly SourceDefinition[]) {
+  const platforms = detectablePlatforms(definitions);
+  const credentialEnv = (var_: string) => [...new Set([...definitions.flatMap((d) => d.credentialEnv), var_])];
+  return defineSource({
+    type: SOURCE,
+    schema: z.strictObject({
+      type: z.literal(SOURCE),
+      /** Requested (GitHub, CircleCI, Buildkite, Google Cloud) or checked locally (the others). */
+      audience,
+      /** GitLab only: the `id_tokens` variable. */
+      var: text("var").default(DEFAULT_ID_TOKEN_VAR),
+      /**
+       * Azure Pipelines only: the service connection id. Empty counts as not set, so `{env:VAR}` with a variable
+       * only the Azure pipeline defines keeps the block valid on the other platforms.
+       */
+      serviceConnectionId: z
+        .string({ error: "serviceConnectionId must be a string" })
+        .trim()
+        .optional()
+        .transform((v) => (v ? v : undefined)),
+      /** Kubernetes only: the projected token file. */
+      path: text("path").default(DEFAULT_KUBERNETES_TOKEN_PATH),
+    }),
+    create: (config) => new AutoSource(config, platforms, credentialEnv(config.var)),
+    credentialEnv: [],
+  });
 }

@@ -8,8 +8,12 @@ import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../error
 import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience, text } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "azure_pipelines";
+const CREDENTIAL_ENV = ["SYSTEM_ACCESSTOKEN", "SYSTEM_OIDCREQUESTURI"] as const;
 export const AZURE_OIDC_API_VERSION = "7.1";
 const MAP_ACCESS_TOKEN =
   "Azure Pipelines does not put the job access token in the environment by default: map it in the step that runs opencode, `env: { SYSTEM_ACCESSTOKEN: $(System.AccessToken) }`.";
@@ -17,7 +21,7 @@ const MAP_ACCESS_TOKEN =
 export class AzurePipelinesSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
-  readonly credentialEnv = ["SYSTEM_ACCESSTOKEN", "SYSTEM_OIDCREQUESTURI"] as const;
+  readonly credentialEnv = CREDENTIAL_ENV;
   readonly serviceConnectionId: string;
 
   constructor(serviceConnectionId: string, audience: string | undefined) {
@@ -87,3 +91,30 @@ export class AzurePipelinesSource implements SubjectTokenSource {
     return value;
   }
 }
+
+const isSet = (value: string | undefined) => value !== undefined && value.trim() !== "";
+
+export const azurePipelines = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** The id (a GUID) of the service connection whose federated identity the token is for. */
+    serviceConnectionId: text("serviceConnectionId"),
+    /** When set, the token's `aud` is checked locally (Azure issues `api://AzureADTokenExchange`). */
+    audience,
+  }),
+  create: (config) => new AzurePipelinesSource(config.serviceConnectionId, config.audience),
+  platform: {
+    name: "Azure Pipelines",
+    signal: "TF_BUILD=True or SYSTEM_OIDCREQUESTURI",
+    matches: (env) => /^true$/i.test(env.TF_BUILD ?? "") || isSet(env.SYSTEM_OIDCREQUESTURI),
+    details: { project: "SYSTEM_TEAMPROJECT", repository: "BUILD_REPOSITORY_NAME", branch: "BUILD_SOURCEBRANCH", build: "BUILD_BUILDID" },
+    fromAuto: (settings, unusable) =>
+      settings.serviceConnectionId
+        ? new AzurePipelinesSource(settings.serviceConnectionId, settings.audience)
+        : unusable(
+            "where a token is minted for a service connection: set subjectTokenSource.serviceConnectionId to the id of the Azure Resource Manager service connection (workload identity federation) to use.",
+          ),
+  },
+  credentialEnv: CREDENTIAL_ENV,
+});

@@ -4,13 +4,17 @@
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "bitbucket";
+const CREDENTIAL_ENV = ["BITBUCKET_STEP_OIDC_TOKEN"] as const;
 
 export class BitbucketSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
-  readonly credentialEnv = ["BITBUCKET_STEP_OIDC_TOKEN"] as const;
+  readonly credentialEnv = CREDENTIAL_ENV;
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;
@@ -31,3 +35,22 @@ export class BitbucketSource implements SubjectTokenSource {
     });
   }
 }
+
+export const bitbucket = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** When set, the token's `aud` is checked locally. */
+    audience,
+  }),
+  create: (config) => new BitbucketSource(config.audience),
+  platform: {
+    name: "Bitbucket Pipelines",
+    signal: "BITBUCKET_BUILD_NUMBER",
+    matches: (env) => (env.BITBUCKET_BUILD_NUMBER ?? "").trim() !== "",
+    details: { repository: "BITBUCKET_REPO_FULL_NAME", branch: "BITBUCKET_BRANCH", build: "BITBUCKET_BUILD_NUMBER" },
+    fromAuto: (settings) => new BitbucketSource(settings.audience),
+  },
+  summaryClaims: ["workspaceUuid", "repositoryUuid", "branchName"],
+  credentialEnv: CREDENTIAL_ENV,
+});

@@ -6,15 +6,19 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "buildkite";
+/** The agent's job token: `buildkite-agent oidc request-token` mints tokens with it. */
+const CREDENTIAL_ENV = ["BUILDKITE_AGENT_ACCESS_TOKEN"] as const;
 const CONTAINER_FIX = "In a container step, mount the agent into it (docker plugin: `mount-buildkite-agent: true`), which also passes these variables.";
 
 export class BuildkiteSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
-  /** The agent's job token: `buildkite-agent oidc request-token` mints tokens with it. */
-  readonly credentialEnv = ["BUILDKITE_AGENT_ACCESS_TOKEN"] as const;
+  readonly credentialEnv = CREDENTIAL_ENV;
   readonly lifetimeSeconds: number | undefined;
 
   constructor(audience: string | undefined, lifetimeSeconds: number | undefined) {
@@ -54,8 +58,28 @@ export class BuildkiteSource implements SubjectTokenSource {
       label: "`buildkite-agent oidc request-token`",
       timeoutMs: context.timeoutMs,
       env,
-      signal: context.signal,
       notFound: `buildkite-agent is not on PATH. The agent provides it to every job. ${CONTAINER_FIX}`,
     });
   }
 }
+
+export const buildkite = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** `--audience`. Omitted: Buildkite's default audience. */
+    audience,
+    /** `--lifetime` in seconds. Omitted: Buildkite's default. */
+    lifetimeSeconds: z.int({ error: "lifetimeSeconds must be a whole number of seconds" }).positive({ error: "lifetimeSeconds must be more than 0" }).optional(),
+  }),
+  create: (config) => new BuildkiteSource(config.audience, config.lifetimeSeconds),
+  platform: {
+    name: "Buildkite",
+    signal: "BUILDKITE=true",
+    matches: (env) => env.BUILDKITE === "true",
+    details: { organization: "BUILDKITE_ORGANIZATION_SLUG", pipeline: "BUILDKITE_PIPELINE_SLUG", branch: "BUILDKITE_BRANCH", build: "BUILDKITE_BUILD_NUMBER" },
+    fromAuto: (settings) => new BuildkiteSource(settings.audience, undefined),
+  },
+  summaryClaims: ["organization_slug", "pipeline_slug", "build_branch"],
+  credentialEnv: CREDENTIAL_ENV,
+});

@@ -7,8 +7,12 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import { identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "circleci";
+const CREDENTIAL_ENV = ["CIRCLE_OIDC_TOKEN", "CIRCLE_OIDC_TOKEN_V2"] as const;
 const NO_TOKEN =
   "CircleCI gives OIDC tokens only to jobs that use at least one context: add `context: [<a context>]` to this job in the workflow. " +
   'Jobs of pull requests from forks get none unless the project enables "Pass secrets to builds from forked pull requests" (docs/troubleshooting.md).';
@@ -16,7 +20,7 @@ const NO_TOKEN =
 export class CircleCiSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
-  readonly credentialEnv = ["CIRCLE_OIDC_TOKEN", "CIRCLE_OIDC_TOKEN_V2"] as const;
+  readonly credentialEnv = CREDENTIAL_ENV;
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;
@@ -43,7 +47,6 @@ export class CircleCiSource implements SubjectTokenSource {
       label: "`circleci run oidc get`",
       timeoutMs: context.timeoutMs,
       env,
-      signal: context.signal,
       notFound:
         `the circleci command is not on PATH${where}. CircleCI provides it inside jobs to mint tokens with a custom audience (not in a container you start yourself); ` +
         "or remove subjectTokenSource.audience to use CIRCLE_OIDC_TOKEN_V2, whose aud is the organization id.",
@@ -51,3 +54,22 @@ export class CircleCiSource implements SubjectTokenSource {
     });
   }
 }
+
+export const circleci = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** A custom `aud`, requested through the `circleci` CLI. Omitted: the token in the environment (aud = the organization id). */
+    audience,
+  }),
+  create: (config) => new CircleCiSource(config.audience),
+  platform: {
+    name: "CircleCI",
+    signal: "CIRCLECI=true",
+    matches: (env) => env.CIRCLECI === "true",
+    details: { project: "CIRCLE_PROJECT_REPONAME", branch: "CIRCLE_BRANCH", job: "CIRCLE_JOB", build: "CIRCLE_BUILD_NUM" },
+    fromAuto: (settings) => new CircleCiSource(settings.audience),
+  },
+  summaryClaims: ["oidc.circleci.com/project-id", "oidc.circleci.com/vcs-origin", "oidc.circleci.com/vcs-ref"],
+  credentialEnv: CREDENTIAL_ENV,
+});

@@ -5,48 +5,19 @@
  */
 import { decodeJwt, type JWTPayload } from "jose";
 import { SubjectTokenInvalidError } from "../errors.js";
+import { SOURCES } from "./sources.js";
 
-/** Claims that identify the job without being secret; shown in logs and diagnostics. */
-export const SUMMARY_CLAIMS = [
-  "iss",
-  "aud",
-  "sub",
-  // GitHub Actions
-  "repository",
-  "ref",
-  "ref_type",
-  "environment",
-  "workflow_ref",
-  "job_workflow_ref",
-  "event_name",
-  "runner_environment",
-  // GitLab CI
-  "project_path",
-  "namespace_path",
-  "pipeline_source",
-  // CircleCI
-  "oidc.circleci.com/project-id",
-  "oidc.circleci.com/vcs-origin",
-  "oidc.circleci.com/vcs-ref",
-  // Buildkite
-  "organization_slug",
-  "pipeline_slug",
-  "build_branch",
-  // Bitbucket Pipelines
-  "workspaceUuid",
-  "repositoryUuid",
-  "branchName",
-] as const;
+/**
+ * Claims that identify the job without being secret, shown in logs and diagnostics: the standard ones, then each
+ * platform's own, in the order of the table (sources.ts).
+ */
+export const SUMMARY_CLAIMS: readonly string[] = ["iss", "aud", "sub", ...SOURCES.flatMap((s) => s.summaryClaims ?? [])];
 
 /**
  * Non-secret parts of object claims, shown under a name of their own: Kubernetes puts the namespace and service
  * account in `kubernetes.io`, Google Cloud (format=full) the project in `google`.
  */
-export const NESTED_SUMMARY_CLAIMS: Readonly<Record<string, readonly string[]>> = {
-  "kubernetes.io/namespace": ["kubernetes.io", "namespace"],
-  "kubernetes.io/serviceaccount": ["kubernetes.io", "serviceaccount", "name"],
-  "google/project_id": ["google", "compute_engine", "project_id"],
-};
+export const NESTED_SUMMARY_CLAIMS: Readonly<Record<string, readonly string[]>> = Object.assign({}, ...SOURCES.map((s) => s.nestedSummaryClaims ?? {}));
 
 /** Tolerated clock difference between the CI platform and this machine. */
 export const CLOCK_SKEW_SECONDS = 60;

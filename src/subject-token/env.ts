@@ -1,6 +1,9 @@
 /** An environment variable holding the JWT, for platforms that export one (or a previous step that did). */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience, text } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "env";
 
@@ -29,3 +32,11 @@ export class EnvSource implements SubjectTokenSource {
     return value;
   }
 }
+
+export const env = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({ type: z.literal(SOURCE), var: text("var"), audience }),
+  create: (config) => new EnvSource(config.var, config.audience),
+  // Its `var` is the configured source's own (EnvSource.credentialEnv).
+  credentialEnv: [],
+});

@@ -8,6 +8,10 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { DEFAULT_TIMEOUT_SECONDS } from "../config/defaults.js";
+import { audience, text, timeoutSeconds } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "exec";
 /** The switch: a comma-separated list of the programs (`command[0]`, exactly as written) the job allows. */
@@ -61,8 +65,27 @@ export class ExecSource implements SubjectTokenSource {
       label: `the command "${program}"`,
       timeoutMs: this.timeoutMs,
       env,
-      signal: context.signal,
       notFound: `"${program}" was not found (ENOENT). Use an absolute path, or a program on the job's PATH.`,
     });
   }
 }
+
+export const exec = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** The program and its arguments, run without a shell. */
+    command: z
+      .array(text("command item"), { error: 'command must be an array such as ["/usr/local/bin/mint-token", "--audience", "…"]' })
+      .min(1, { error: "command must name a program" }),
+    /** Limit for the program to finish. */
+    timeoutSeconds: timeoutSeconds("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS),
+    audience,
+  }),
+  create: (config) => {
+    const [program, ...args] = config.command;
+    // The schema guarantees at least one item.
+    return new ExecSource([program as string, ...args], config.timeoutSeconds, config.audience);
+  },
+  credentialEnv: [],
+});

@@ -5,6 +5,9 @@
 import { readFile } from "node:fs/promises";
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience, text } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "file";
 
@@ -41,3 +44,10 @@ export class FileSource implements SubjectTokenSource {
     return token;
   }
 }
+
+export const file = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({ type: z.literal(SOURCE), path: text("path"), audience }),
+  create: (config) => new FileSource(config.path, config.audience),
+  credentialEnv: [],
+});

@@ -10,6 +10,10 @@ import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../error
 import { insecureMetadataReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { DEFAULT_METADATA_BASE_URL } from "../config/defaults.js";
+import { text, tokenUrl } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "gcp_metadata";
 const IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity";
@@ -81,3 +85,29 @@ export class GcpMetadataSource implements SubjectTokenSource {
     return token;
   }
 }
+
+const isSet = (value: string | undefined) => value !== undefined && value.trim() !== "";
+
+export const gcpMetadata = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** The `aud` to request; the metadata server requires one. */
+    audience: text("audience"),
+    /** The metadata server; https, loopback (tests) or the metadata server itself over http. */
+    metadataBaseUrl: tokenUrl("metadataBaseUrl", insecureMetadataReason).optional(),
+  }),
+  create: (config) => new GcpMetadataSource(config.audience, config.metadataBaseUrl, DEFAULT_METADATA_BASE_URL),
+  platform: {
+    name: "Google Cloud",
+    signal: "GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB",
+    matches: (env) => isSet(env.GCE_METADATA_HOST) || isSet(env.K_SERVICE) || isSet(env.CLOUD_RUN_JOB),
+    details: { service: "K_SERVICE", job: "CLOUD_RUN_JOB", metadata: "GCE_METADATA_HOST" },
+    fromAuto: (settings, unusable) =>
+      settings.audience
+        ? new GcpMetadataSource(settings.audience, undefined, DEFAULT_METADATA_BASE_URL)
+        : unusable("whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects."),
+  },
+  nestedSummaryClaims: { "google/project_id": ["google", "compute_engine", "project_id"] },
+  credentialEnv: [],
+});

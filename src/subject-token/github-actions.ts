@@ -7,8 +7,13 @@ import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../error
 import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "github_actions";
+/** Together they mint this job's OIDC token for any audience until the job ends. */
+const CREDENTIAL_ENV = ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"] as const;
 const MISSING_PERMISSION =
   "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set. Add `permissions: id-token: write` to the workflow or job. " +
   "GitHub never gives these to pull requests from forks; see docs/troubleshooting.md for alternatives.";
@@ -30,8 +35,7 @@ async function isForkPullRequest(env: NodeJS.ProcessEnv): Promise<boolean> {
 export class GitHubActionsSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
-  /** Together they mint this job's OIDC token for any audience until the job ends. */
-  readonly credentialEnv = ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"] as const;
+  readonly credentialEnv = CREDENTIAL_ENV;
 
   constructor(audience: string | undefined) {
     this.expectedAudience = audience;
@@ -100,3 +104,22 @@ export class GitHubActionsSource implements SubjectTokenSource {
     return value;
   }
 }
+
+export const githubActions = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** The `aud` the IdP expects. Omitted: GitHub's default, `https://github.com/<owner>`. */
+    audience,
+  }),
+  create: (config) => new GitHubActionsSource(config.audience),
+  platform: {
+    name: "GitHub Actions",
+    signal: "GITHUB_ACTIONS=true",
+    matches: (env) => env.GITHUB_ACTIONS === "true",
+    details: { repository: "GITHUB_REPOSITORY", ref: "GITHUB_REF", event: "GITHUB_EVENT_NAME", workflow: "GITHUB_WORKFLOW_REF", run: "GITHUB_RUN_ID" },
+    fromAuto: (settings) => new GitHubActionsSource(settings.audience),
+  },
+  summaryClaims: ["repository", "ref", "ref_type", "environment", "workflow_ref", "job_workflow_ref", "event_name", "runner_environment"],
+  credentialEnv: CREDENTIAL_ENV,
+});

@@ -4,6 +4,10 @@
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { DEFAULT_ID_TOKEN_VAR } from "../config/defaults.js";
+import { audience, text } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "gitlab";
 
@@ -36,3 +40,24 @@ export class GitLabSource implements SubjectTokenSource {
     );
   }
 }
+
+export const gitlab = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    /** The `id_tokens` variable name. */
+    var: text("var").default(DEFAULT_ID_TOKEN_VAR),
+    /** When set, the token's `aud` is checked locally against it before use. */
+    audience,
+  }),
+  create: (config) => new GitLabSource(config.var, config.audience),
+  platform: {
+    name: "GitLab CI",
+    signal: "GITLAB_CI=true",
+    matches: (env) => env.GITLAB_CI === "true",
+    details: { project: "CI_PROJECT_PATH", ref: "CI_COMMIT_REF_NAME", pipeline_source: "CI_PIPELINE_SOURCE", job: "CI_JOB_ID" },
+    fromAuto: (settings) => new GitLabSource(settings.var, settings.audience),
+  },
+  summaryClaims: ["project_path", "namespace_path", "pipeline_source"],
+  credentialEnv: [DEFAULT_ID_TOKEN_VAR],
+});

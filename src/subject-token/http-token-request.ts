@@ -49,12 +49,11 @@ export async function requestTokenOverHttp(context: SubjectTokenContext, request
   const { source, service, url } = request;
   const { timeoutMs } = context;
   const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
   let response: Response;
   let body: string;
   let truncated: boolean;
   try {
-    response = await context.fetch(url, { method: request.method ?? "GET", headers: request.headers, redirect: "manual", signal });
+    response = await context.fetch(url, { method: request.method ?? "GET", headers: request.headers, redirect: "manual", signal: timeout });
     // The body counts against the same limit: a service that stalls mid-body is as dead as a silent one.
     ({ text: body, truncated } = await readBodyLimited(response, MAX_BODY_BYTES));
   } catch (err) {

@@ -8,6 +8,10 @@ import { readFile } from "node:fs/promises";
 import { decodeJwt } from "jose";
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/defaults.js";
+import { audience, text } from "../config/fields.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "kubernetes";
 /** Every pod's default token: its audience is the cluster's API server, so it is never sent to an IdP by default. */
@@ -86,3 +90,28 @@ export class KubernetesSource implements SubjectTokenSource {
     }
   }
 }
+
+export const kubernetes = defineSource({
+  type: SOURCE,
+  schema: z.strictObject({
+    type: z.literal(SOURCE),
+    path: text("path").default(DEFAULT_KUBERNETES_TOKEN_PATH),
+    /** When set, the token's `aud` is checked locally: set it to the projection's `audience`. */
+    audience,
+  }),
+  create: (config) => new KubernetesSource(config.path, config.audience),
+  platform: {
+    name: "Kubernetes",
+    signal: "KUBERNETES_SERVICE_HOST",
+    matches: (env) => (env.KUBERNETES_SERVICE_HOST ?? "").trim() !== "",
+    details: { pod: "HOSTNAME" },
+    fromAuto: (settings) => new KubernetesSource(settings.path, settings.audience),
+    // A `file` source pointed at the projected token is as good.
+    alsoFits: ["file"],
+  },
+  nestedSummaryClaims: {
+    "kubernetes.io/namespace": ["kubernetes.io", "namespace"],
+    "kubernetes.io/serviceaccount": ["kubernetes.io", "serviceaccount", "name"],
+  },
+  credentialEnv: [],
+});

@@ -17,7 +17,6 @@ export interface TokenCommand {
   label: string;
   timeoutMs: number;
   env: NodeJS.ProcessEnv;
-  signal?: AbortSignal | undefined;
   /** The fix when the program cannot be found on PATH (ENOENT). */
   notFound: string;
   /** Appended to the message when the program fails (exits non-zero, prints nothing). */
@@ -45,7 +44,6 @@ export function runTokenCommand(cmd: TokenCommand): Promise<string> {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      cmd.signal?.removeEventListener("abort", onAbort);
       outcome();
     };
     const child = execFile(
@@ -93,12 +91,5 @@ export function runTokenCommand(cmd: TokenCommand): Promise<string> {
         }),
       cmd.timeoutMs,
     );
-    const onAbort = () =>
-      finish(() => {
-        abandon();
-        reject(new SubjectTokenRequestError(source, `${label} was cancelled.`, { providerId, cause: cmd.signal?.reason }));
-      });
-    if (cmd.signal?.aborted) onAbort();
-    else cmd.signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

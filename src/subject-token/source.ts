@@ -9,7 +9,6 @@ export interface SubjectTokenContext {
   providerId: string;
   env: NodeJS.ProcessEnv;
   fetch: typeof globalThis.fetch;
-  signal?: AbortSignal | undefined;
   /** Per-request limit for sources that call a service or run a program (oauth2.timeoutSeconds), headers and body. */
   timeoutMs: number;
 }

@@ -7,6 +7,10 @@
 import { SubjectTokenRequestError } from "../errors.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
+import { z } from "zod";
+import { audience, text, tokenUrl } from "../config/fields.js";
+import { insecureReason } from "../http/transport.js";
+import { defineSource } from "./definition.js";
 
 const SOURCE = "url";
 
@@ -91,3 +95,35 @@ export class UrlSource implements SubjectTokenSource {
     return value.trim();
   }
 }
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export const url = defineSource({
+  type: SOURCE,
+  schema: z
+    .strictObject({
+      type: z.literal(SOURCE),
+      url: tokenUrl("url", insecureReason),
+      /** Request headers; values may use `{env:VAR}` (substituted by opencode when it reads the config). */
+      headers: z
+        .record(z.string().regex(HEADER_NAME), text("headers value"), {
+          error: (issue) =>
+            issue.code === "invalid_key"
+              ? "headers keys must be HTTP header names (letters, digits and !#$%&'*+.^_`|~-)"
+              : 'headers must be an object such as { "Authorization": "Bearer {env:TOKEN_SERVICE_TOKEN}" }',
+        })
+        .optional(),
+      /** `text`: the body is the JWT. `json`: the JWT is at `field` in a JSON body. */
+      format: z.enum(["text", "json"], { error: 'format must be "text" or "json"' }).default("text"),
+      /** With `json`: the field that holds the JWT; a dotted path such as `data.token` reaches into objects. */
+      field: text("field").optional(),
+      audience,
+    })
+    .superRefine((c, ctx) => {
+      if (c.format === "json" && c.field === undefined) ctx.addIssue({ code: "custom", path: ["field"], message: 'field is required with format "json" (the name of the field that holds the token)' });
+      if (c.format === "text" && c.field !== undefined) ctx.addIssue({ code: "custom", path: ["field"], message: 'field only applies to format "json"' });
+    }),
+  create: (config) => new UrlSource(config),
+  // Its headers' variables are found by value (src/agent/agent-secrets.ts): opencode substituted them already.
+  credentialEnv: [],
+});

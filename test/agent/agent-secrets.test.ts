@@ -9,7 +9,7 @@ import { REDACTED } from '../../src/agent/redact-secrets.js';
 import { createShellEnvHook } from '../../src/agent/shell-env.js';
 import { createToolOutputHook } from '../../src/agent/tool-output.js';
 import { oauth2Schema } from '../../src/config/schema.js';
-import { createSubjectTokenSource } from '../../src/subject-token/create.js';
+import { createSubjectTokenSource } from '../../src/subject-token/sources.js';
 import { captureLogger } from '../support/harness.js';
 
 const EVERY_PLATFORM = ['ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'ACTIONS_ID_TOKEN_REQUEST_URL', 'OPENCODE_ID_TOKEN', 'SYSTEM_ACCESSTOKEN'];

@@ -47,20 +47,27 @@ async function flush(): Promise<void> {
 }
 
 /**
- * A fetchToken that counts calls. By default each call issues `tok-<n>` immediately; `script` can make a call
- * fail or hang on a deferred instead.
+ * A fetchToken that counts calls, and how many are still in flight (a grant the cache started and that has not
+ * settled). By default each call issues `tok-<n>` immediately; `script` can make a call fail or hang on a
+ * deferred instead.
  */
 function counting(lifetimeSeconds = 60) {
   const script: Array<'ok' | Error | Deferred<AccessToken>> = [];
   const state = {
     calls: 0,
+    inFlight: 0,
     script,
     fetchToken: async (): Promise<AccessToken> => {
       state.calls += 1;
-      const step = script.shift() ?? 'ok';
-      if (step === 'ok') return issue(`tok-${state.calls}`, lifetimeSeconds);
-      if (step instanceof Error) throw step;
-      return step.promise;
+      state.inFlight += 1;
+      try {
+        const step = script.shift() ?? 'ok';
+        if (step === 'ok') return issue(`tok-${state.calls}`, lifetimeSeconds);
+        if (step instanceof Error) throw step;
+        return await step.promise;
+      } finally {
+        state.inFlight -= 1;
+      }
     },
   };
   return state;
@@ -121,7 +128,7 @@ describe('reuse and the refresh boundary', () => {
     expect(await cache.get()).toBe(first);
     await flush();
     expect(source.calls).toBe(1);
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
 
     now = due;
     expect(cache.peek()).toBeUndefined();
@@ -146,7 +153,7 @@ describe('reuse and the refresh boundary', () => {
     const served = await Promise.all(Array.from({ length: 50 }, () => cache.get()));
     expect(served.every((t) => t === first)).toBe(true);
     expect(source.calls).toBe(2);
-    expect(cache.refreshing).toBe(true);
+    expect(source.inFlight).toBe(1);
 
     now = first.expiresAt - EXPIRY_GUARD_MS - 1; // still valid, still served, still one grant
     expect(await cache.get()).toBe(first);
@@ -154,7 +161,7 @@ describe('reuse and the refresh boundary', () => {
 
     slow.resolve(issue('tok-bg', 60));
     await flush();
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
     expect(cache.peek()?.value).toBe('tok-bg');
   });
 
@@ -179,7 +186,7 @@ describe('reuse and the refresh boundary', () => {
     const source = counting();
     const cache = cacheWith(source);
     expect(cache.peek()).toBeUndefined();
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
     expect(source.calls).toBe(0);
   });
 });
@@ -196,14 +203,14 @@ describe('single flight', () => {
     const all = Array.from({ length: 100 }, () => cache.get());
     await flush();
     expect(source.calls).toBe(2);
-    expect(cache.refreshing).toBe(true);
+    expect(source.inFlight).toBe(1);
 
     slow.resolve(issue('tok-new', 60));
     const results = await Promise.all(all);
     expect(source.calls).toBe(2);
     expect(new Set(results).size).toBe(1);
     expect(results[0]?.value).toBe('tok-new');
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
     expect(cache.peek()).toBe(results[0]);
   });
 
@@ -220,7 +227,7 @@ describe('single flight', () => {
     slow.reject(failure);
     const outcomes = await Promise.all(waiters);
     expect(outcomes.every((o) => o === failure)).toBe(true);
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
     expect(cache.peek()).toBeUndefined();
 
     const next = await cache.get();
@@ -243,7 +250,7 @@ describe('single flight', () => {
       await flush();
     }
     expect(source.calls).toBe(1);
-    expect(cache.refreshing).toBe(true);
+    expect(source.inFlight).toBe(1);
     expect(cache.peek()).toBeUndefined();
 
     // It settles with a token issued "now" (as requestAccessToken stamps issuedAt after the answer).
@@ -251,7 +258,7 @@ describe('single flight', () => {
     slow.resolve(token);
     expect(await early).toBe(token);
     for (const p of late) expect(await p).toBe(token);
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
     expect(cache.peek()).toBe(token);
 
     // The next cycle is a separate grant whose result replaces it.
@@ -303,7 +310,7 @@ describe('stale on error', () => {
     await flush();
     expect(source.calls).toBe(2);
     expect(stale).toEqual([{ error: failure, token: first }]);
-    expect(cache.refreshing).toBe(false);
+    expect(source.inFlight).toBe(0);
     expect(cache.peek()).toBeUndefined();
 
     // Still inside the window: the next call serves the token again and retries (no cached failure); it works.

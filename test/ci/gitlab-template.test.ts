@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 
-import { gitlabSource } from "../../src/config/schema.js";
+import { gitlab } from "../../src/subject-token/gitlab.js";
 import { pipelineWith, preview, TEMPLATE } from "./support/gitlab-ci-local.js";
 
 const run = promisify(execFile);
@@ -65,7 +65,7 @@ describe("templates/opencode-run.yml", () => {
       model: undefined,
       prompt: undefined,
       "config-path": ".opencode-ci/opencode.json",
-      "id-token-var": gitlabSource.parse({ type: "gitlab" }).var,
+      "id-token-var": gitlab.schema.parse({ type: "gitlab" }).var,
       audience: undefined,
       "opencode-version": "latest",
       "plugin-version": "latest",

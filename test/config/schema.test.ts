@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from "vitest";
 
-import { AUTH_METHODS, SOURCE_TYPES, envSource, fileSource, githubActionsSource, gitlabSource, oauth2Schema, subjectTokenSourceSchema } from "../../src/config/schema.js";
+import { AUTH_METHODS, SOURCE_TYPES, oauth2Schema, subjectTokenSourceSchema } from "../../src/config/schema.js";
+import { env as envDefinition } from "../../src/subject-token/env.js";
+import { file as fileDefinition } from "../../src/subject-token/file.js";
+import { githubActions } from "../../src/subject-token/github-actions.js";
+import { gitlab } from "../../src/subject-token/gitlab.js";
+
+const [envSource, fileSource, githubActionsSource, gitlabSource] = [envDefinition.schema, fileDefinition.schema, githubActions.schema, gitlab.schema];
 
 /** The block from the issue, under provider "miaou". */
 const ISSUE_BLOCK = {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 
 import { parseOAuth2Block } from '../../src/config/parse.js';
 import { asOpencodeReadsIt } from '../support/harness.js';
-import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH, subjectTokenSourceSchema } from '../../src/config/source-schema.js';
+import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
+import { subjectTokenSourceSchema } from '../../src/config/source-schema.js';
 
 const parse = (source: unknown) => subjectTokenSourceSchema.safeParse(source);
 const ok = (source: unknown) => {

@@ -53,7 +53,7 @@ beforeAll(async () => {
   keyDir = await mkdtemp(join(tmpdir(), "opencode-ci-auth-docs-keys-"));
   keyCases = await writeKeyCases(keyDir);
   for (const c of keyCases) nodeReasons.push(await keyFileReason(c));
-  bunReasons = await keyFileReasonsUnderBun(OPENCODE_BIN, join(ROOT, "src", "lib.ts"), keyCases);
+  bunReasons = await keyFileReasonsUnderBun(OPENCODE_BIN, join(ROOT, "src"), keyCases);
   templates = (await loadMessageTemplates(ROOT)).with([...zodMessages(), ...nodeReasons, ...bunReasons]);
 }, 60_000);
 

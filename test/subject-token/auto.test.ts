@@ -8,10 +8,11 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH, DEFAULT_METADATA_BASE_URL } from '../../src/config/source-schema.js';
+import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
 import { SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
-import { AutoSource, type AutoSourceOptions } from '../../src/subject-token/auto.js';
-import { LOOKED_FOR, PLATFORM_SIGNALS, detectPlatformFromEnv } from '../../src/subject-token/detect-platform.js';
+import type { AutoSource } from '../../src/subject-token/auto.js';
+import type { AutoSettings } from '../../src/subject-token/definition.js';
+import { LOOKED_FOR, PLATFORMS, createSubjectTokenSource, detectPlatformFromEnv } from '../../src/subject-token/sources.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { fp, rejectionOf } from '../support/harness.js';
@@ -31,8 +32,9 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function auto(options: Partial<AutoSourceOptions> = {}): AutoSource {
-  return new AutoSource({ audience: AUDIENCE, var: DEFAULT_ID_TOKEN_VAR, path: DEFAULT_KUBERNETES_TOKEN_PATH, defaultMetadataBaseUrl: DEFAULT_METADATA_BASE_URL, ...options });
+/** `auto` as the table builds it from a validated block. */
+function auto(options: Partial<AutoSettings> = {}): AutoSource {
+  return createSubjectTokenSource({ type: 'auto', audience: AUDIENCE, var: DEFAULT_ID_TOKEN_VAR, path: DEFAULT_KUBERNETES_TOKEN_PATH, serviceConnectionId: undefined, ...options }) as AutoSource;
 }
 
 const context = (env: NodeJS.ProcessEnv): SubjectTokenContext => ({ providerId: 'miaou', env, fetch: globalThis.fetch, timeoutMs: 5000 });
@@ -55,7 +57,7 @@ describe('detectPlatformFromEnv', () => {
   });
 
   it('covers every platform, and the list of what is looked for names them all', () => {
-    expect(PLATFORM_SIGNALS.map((p) => p.id).sort()).toEqual(Object.keys(SIGNALS).sort());
+    expect(PLATFORMS.map((p) => p.id).sort()).toEqual(Object.keys(SIGNALS).sort());
     expect(LOOKED_FOR).toBe(
       'GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB',
     );

@@ -2,7 +2,7 @@
  * FileSource: a JWT in a file, re-read for every grant (kubelet and sidecars rotate it).
  * Files live in a temp dir from fs.mkdtemp.
  */
-import { chmod, copyFile, mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -171,17 +171,17 @@ describe("FileSource", () => {
       return;
     }
     // root reads anything: run the same source as "nobody" in a child process. The child cannot read this checkout
-    // (CI clones into a root-only dir), so it gets a copy of the built module (`npm test` builds first) next to it.
+    // (CI clones into a root-only dir), so it gets a copy of the build (`npm test` builds first) and of the one
+    // package the module imports (zod, for its schema) next to it.
     await chmod(dir, 0o755);
     const copy = join(dir, "built");
-    await mkdir(join(copy, "subject-token"), { recursive: true });
-    await copyFile(join(DIST, "errors.js"), join(copy, "errors.js"));
-    for (const name of ["file.js", "source.js"]) await copyFile(join(DIST, "subject-token", name), join(copy, "subject-token", name));
-    await chmod(copy, 0o755);
-    await chmod(join(copy, "subject-token"), 0o755);
+    await cp(DIST, copy, { recursive: true });
+    await cp(join(DIST, "..", "node_modules", "zod"), join(copy, "node_modules", "zod"), { recursive: true });
+    await writeFile(join(copy, "package.json"), JSON.stringify({ type: "module" }));
+    await execFileAsync("chmod", ["-R", "a+rX", copy]);
     const script = [
       `import { FileSource } from ${JSON.stringify(pathToFileURL(join(copy, "subject-token", "file.js")).href)};`,
-      `try { await new FileSource(${JSON.stringify(path)}, undefined).getSubjectToken({ providerId: "${PROVIDER}", env: {}, fetch }); console.log(JSON.stringify({ ok: true })); }`,
+      `try { await new FileSource(${JSON.stringify(path)}, undefined).getSubjectToken({ providerId: "${PROVIDER}", env: {}, fetch, timeoutMs: 10000 }); console.log(JSON.stringify({ ok: true })); }`,
       `catch (e) { console.log(JSON.stringify({ ok: false, name: e.name, message: e.message })); }`,
     ].join("\n");
     const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], {

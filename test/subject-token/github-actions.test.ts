@@ -405,16 +405,6 @@ describe("GitHubActionsSource: token service failures", () => {
     expect(err.cause).toBeDefined();
     expectNoSecrets(err);
   });
-
-  it("an aborted signal stops the request with a SubjectTokenRequestError", async () => {
-    const controller = new AbortController();
-    controller.abort();
-    const before = tokenRequests().length;
-    const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv(), { signal: controller.signal })));
-    expect(err).toBeInstanceOf(SubjectTokenRequestError);
-    expect(tokenRequests().length).toBe(before);
-    expectNoSecrets(err);
-  });
 });
 
 describe("GitHubActionsSource.cacheIdentity (the file cache's job identity)", () => {

@@ -5,7 +5,7 @@
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { gitlabSource } from "../../src/config/schema.js";
+import { gitlab } from "../../src/subject-token/gitlab.js";
 import { CiAuthError, SubjectTokenUnavailableError } from "../../src/errors.js";
 import { GitLabSource } from "../../src/subject-token/gitlab.js";
 import type { SubjectTokenContext } from "../../src/subject-token/source.js";
@@ -14,7 +14,7 @@ import { startCiIssuer, type CiIssuer } from "../support/ci-issuer.js";
 const PROVIDER = "miaou";
 const AUDIENCE = "https://auth.example.com/realms/acme";
 /** The default variable name, taken from the schema rather than repeated. */
-const DEFAULT_VAR = gitlabSource.parse({ type: "gitlab" }).var;
+const DEFAULT_VAR = gitlab.schema.parse({ type: "gitlab" }).var;
 
 let ci: CiIssuer;
 let token: string;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/source-schema.js';
+import { DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
 import { SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
 import { KubernetesSource } from '../../src/subject-token/kubernetes.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { parseOAuth2Block } from '../../src/config/parse.js';
 import { SubjectTokenRequestError, type CiAuthError } from '../../src/errors.js';
-import { createSubjectTokenSource } from '../../src/subject-token/create.js';
+import { createSubjectTokenSource } from '../../src/subject-token/sources.js';
 import type { SubjectTokenContext, SubjectTokenSource } from '../../src/subject-token/source.js';
 import { readField } from '../../src/subject-token/url.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';

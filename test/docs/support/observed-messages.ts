@@ -13,7 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-import { createGrantClient, parseOAuth2Block } from "../../../src/lib.js";
+import { parseOAuth2Block } from "../../../src/config/parse.js";
+import { createGrantClient } from "../../../src/grant/client.js";
 
 const BASE = { clientId: "c", tokenEndpoint: "http://127.0.0.1:9/token", subjectTokenSource: { type: "env", var: "T" } };
 
@@ -91,14 +92,15 @@ export async function keyFileReason(keyCase: KeyCase): Promise<string> {
   throw new Error(`key case ${keyCase.name}: the key was accepted`);
 }
 
-/** The same reasons, computed by Bun: the opencode binary runs this module's logic from src/lib.ts. */
-export async function keyFileReasonsUnderBun(opencodeBin: string, libPath: string, cases: KeyCase[]): Promise<string[]> {
+/** The same reasons, computed by Bun: the opencode binary runs this module's logic from src/ (`srcDir`). */
+export async function keyFileReasonsUnderBun(opencodeBin: string, srcDir: string, cases: KeyCase[]): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), "opencode-ci-auth-docs-bun-"));
   try {
     const script = join(dir, "probe.mjs");
     await writeFile(
       script,
-      `const { createGrantClient, parseOAuth2Block } = await import(${JSON.stringify(pathToFileURL(libPath).href)});
+      `const { createGrantClient } = await import(${JSON.stringify(pathToFileURL(join(srcDir, "grant", "client.ts")).href)});
+const { parseOAuth2Block } = await import(${JSON.stringify(pathToFileURL(join(srcDir, "config", "parse.ts")).href)});
 const base = ${JSON.stringify(BASE)};
 const out = [];
 for (const c of ${JSON.stringify(cases)}) {

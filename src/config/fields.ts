@@ -1,0 +1,34 @@
+/**
+ * zod building blocks shared by the `oauth2` schema and the sources' own schemas: a trimmed non-empty text field,
+ * an http(s) URL that follows a transport rule, and the optional `audience`. Messages say how to fix, not only
+ * what is wrong.
+ */
+import { z } from "zod";
+
+export const text = (field: string) =>
+  z
+    .string({ error: (i) => (i.input === undefined ? `${field} is required` : `${field} must be a string`) })
+    .trim()
+    .min(1, { error: `${field} must not be empty (if it comes from {env:VAR}, check that VAR is set in the job)` });
+
+/** An absolute http(s) URL that passes `rule` (a transport rule from http/transport.ts). */
+export const tokenUrl = (field: string, rule: (url: URL) => string | undefined) =>
+  text(field)
+    .pipe(z.url({ protocol: /^https?$/, error: `${field} must be an absolute http(s) URL` }))
+    .superRefine((value, ctx) => {
+      // Runs even when the URL check above failed: only an http(s) URL has a transport rule to break.
+      if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) return;
+      const insecure = rule(new URL(value));
+      if (insecure) ctx.addIssue({ code: "custom", message: `${insecure}; a token must not travel in clear text` });
+    });
+
+/** `subjectTokenSource.audience`: requested where the platform lets the job choose, checked locally everywhere. */
+export const audience = text("audience").optional();
+
+/** A time limit in seconds, > 0 and ≤ 120, as `timeoutSeconds` fields take it. */
+export const timeoutSeconds = (field: string, defaultSeconds: number) =>
+  z
+    .number({ error: `${field} must be a number of seconds` })
+    .positive({ error: `${field} must be more than 0` })
+    .max(120, { error: `${field} must be at most 120` })
+    .default(defaultSeconds);
