@@ -4,9 +4,10 @@
  * @see https://learn.microsoft.com/rest/api/azure/devops/distributedtask/oidctoken/create
  * @see https://learn.microsoft.com/azure/devops/pipelines/build/variables#systemaccesstoken
  */
-import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
+import { SubjectTokenUnavailableError } from "../errors.js";
 import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
+import { tokenFromJson } from "./json-token-field.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 import { z } from "zod";
 import { audience, text } from "../config/fields.js";
@@ -79,16 +80,7 @@ export class AzurePipelinesSource implements SubjectTokenSource {
         default: `Check subjectTokenSource.serviceConnectionId ("${this.serviceConnectionId}"): it must be the id of an Azure Resource Manager service connection that uses workload identity federation, and this pipeline must be allowed to use it.`,
       },
     });
-    let value: unknown;
-    try {
-      value = (JSON.parse(answer.body) as { oidcToken?: unknown }).oidcToken;
-    } catch {
-      value = undefined;
-    }
-    if (typeof value !== "string" || value.length === 0) {
-      throw new SubjectTokenRequestError(SOURCE, 'the Azure Pipelines OIDC service answered without an "oidcToken" field.', { providerId, status: answer.status });
-    }
-    return value;
+    return tokenFromJson(answer, { source: SOURCE, providerId, service: "the Azure Pipelines OIDC service", url, field: "oidcToken" });
   }
 }
 

@@ -3,9 +3,10 @@
  * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect
  */
 import { readFile } from "node:fs/promises";
-import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
+import { SubjectTokenUnavailableError } from "../errors.js";
 import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
+import { tokenFromJson } from "./json-token-field.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 import { z } from "zod";
 import { audience } from "../config/fields.js";
@@ -92,16 +93,7 @@ export class GitHubActionsSource implements SubjectTokenSource {
       headers: { authorization: `Bearer ${requestToken}`, accept: "application/json" },
       redirectReason: "the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL",
     });
-    let value: unknown;
-    try {
-      value = (JSON.parse(answer.body) as { value?: unknown }).value;
-    } catch {
-      value = undefined;
-    }
-    if (typeof value !== "string" || value.length === 0) {
-      throw new SubjectTokenRequestError(SOURCE, 'the GitHub token service answered without a "value" field.', { providerId, status: answer.status });
-    }
-    return value;
+    return tokenFromJson(answer, { source: SOURCE, providerId, service: "the GitHub token service", url, field: "value" });
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { SubjectTokenRequestError } from "../errors.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
+import { tokenFromJson } from "./json-token-field.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
 import { z } from "zod";
 import { audience, text, tokenUrl } from "../config/fields.js";
@@ -20,19 +21,6 @@ export interface UrlSourceOptions {
   format: "text" | "json";
   field?: string | undefined;
   audience?: string | undefined;
-}
-
-/** `field` as a key of `value`, else as a dotted path into nested objects (`data.token`). */
-export function readField(value: unknown, field: string): unknown {
-  if (value === null || typeof value !== "object") return undefined;
-  const record = value as Record<string, unknown>;
-  if (Object.hasOwn(record, field)) return record[field];
-  let current: unknown = value;
-  for (const part of field.split(".")) {
-    if (current === null || typeof current !== "object" || !Object.hasOwn(current, part)) return undefined;
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
 }
 
 export class UrlSource implements SubjectTokenSource {
@@ -75,24 +63,15 @@ export class UrlSource implements SubjectTokenSource {
       if (!token) throw new SubjectTokenRequestError(SOURCE, `the token URL at ${url.origin} answered an empty body.`, { providerId, status: answer.status });
       return token;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(answer.body);
-    } catch {
-      throw new SubjectTokenRequestError(SOURCE, `the token URL at ${url.origin} did not answer JSON (format is "json"); use format "text" if the body is the token itself.`, {
-        providerId,
-        status: answer.status,
-      });
-    }
-    const value = readField(parsed, field ?? "");
-    if (typeof value !== "string" || value.trim().length === 0) {
-      const what = value === undefined ? "is missing" : typeof value === "string" ? "is empty" : `is ${value === null ? "null" : `a ${typeof value}`}, not a string`;
-      throw new SubjectTokenRequestError(SOURCE, `the field "${field}" of the token URL's JSON answer (${url.origin}) ${what}. Set field to the name of the field that holds the token.`, {
-        providerId,
-        status: answer.status,
-      });
-    }
-    return value.trim();
+    return tokenFromJson(answer, {
+      source: SOURCE,
+      providerId,
+      service: "the token URL",
+      url,
+      field: field ?? "",
+      notJsonHint: '(format is "json"); use format "text" if the body is the token itself',
+      fieldHint: "Set field to the name of the field that holds the token.",
+    });
   }
 }
 

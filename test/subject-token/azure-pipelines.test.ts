@@ -130,7 +130,10 @@ describe('AzurePipelinesSource', () => {
   it('an answer without oidcToken is an error that quotes nothing', async () => {
     endpoint.answer(() => ({ status: 200, body: '<html>sign in</html>' }));
     const err = (await rejectionOf(source().getSubjectToken(context(job())))) as CiAuthError;
-    expect(err.reason).toBe('azure_pipelines subject token: the Azure Pipelines OIDC service answered without an "oidcToken" field.');
+    expect(err.reason).toBe(`azure_pipelines subject token: the Azure Pipelines OIDC service at ${endpoint.origin} did not answer JSON.`);
+    endpoint.answer(() => ({ status: 200, body: '{"count":1}' }));
+    const missing = (await rejectionOf(source().getSubjectToken(context(job())))) as CiAuthError;
+    expect(missing.reason).toBe(`azure_pipelines subject token: the field "oidcToken" of the JSON answer from the Azure Pipelines OIDC service (${endpoint.origin}) is missing.`);
   });
 
   it('cacheIdentity: the connection, the request URI and a fingerprint of the access token', async () => {

@@ -340,21 +340,21 @@ describe("GitHubActionsSource: token service failures", () => {
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv())));
     expect(err).toBeInstanceOf(SubjectTokenRequestError);
     expect((err as SubjectTokenRequestError).status).toBe(200);
-    expect(err.message).toMatch(/without a "value" field/);
+    expect(err.message).toMatch(/the field "value" of the JSON answer from the GitHub token service \(http:\/\/127\.0\.0\.1:\d+\) is missing\.$/);
   });
 
   it.each([
-    ["not JSON", "<html>ok</html>"],
-    ["an empty value", { value: "" }],
-    ["a numeric value", { value: 42 }],
-    ["a JSON array", "[]"],
-    ["JSON null", "null"],
-  ])("a 200 answer with %s: SubjectTokenRequestError", async (_label, body) => {
+    ["not JSON", "<html>ok</html>", "did not answer JSON."],
+    ["an empty value", { value: "" }, 'the field "value" of the JSON answer from the GitHub token service (<origin>) is empty.'],
+    ["a numeric value", { value: 42 }, 'the field "value" of the JSON answer from the GitHub token service (<origin>) is a number, not a string.'],
+    ["a JSON array", "[]", 'the field "value" of the JSON answer from the GitHub token service (<origin>) is missing.'],
+    ["JSON null", "null", 'the field "value" of the JSON answer from the GitHub token service (<origin>) is missing.'],
+  ])("a 200 answer with %s: SubjectTokenRequestError", async (_label, body, expected) => {
     const server = await scriptedServer((_req, res) => json(res, 200, body));
     try {
       const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: server.url }))));
       expect(err).toBeInstanceOf(SubjectTokenRequestError);
-      expect(err.message).toMatch(/without a "value" field/);
+      expect(err.message.endsWith(expected.replace("<origin>", new URL(server.url).origin))).toBe(true);
     } finally {
       await server.close();
     }

@@ -8,7 +8,7 @@ import { parseOAuth2Block } from '../../src/config/parse.js';
 import { SubjectTokenRequestError, type CiAuthError } from '../../src/errors.js';
 import { createSubjectTokenSource } from '../../src/subject-token/sources.js';
 import type { SubjectTokenContext, SubjectTokenSource } from '../../src/subject-token/source.js';
-import { readField } from '../../src/subject-token/url.js';
+import { readField } from '../../src/subject-token/json-token-field.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { asOpencodeReadsIt, fp, rejectionOf } from '../support/harness.js';
 import { startTokenEndpoint, type TokenEndpoint } from '../support/token-endpoint.js';
@@ -68,9 +68,9 @@ describe('UrlSource', () => {
   it('json: a missing or non-string field, or a body that is not JSON, is an error that quotes no value', async () => {
     endpoint.answer(() => ({ status: 200, body: JSON.stringify({ data: { token: 42 }, secret: token }) }));
     const wrongType = (await rejectionOf(urlSource({ format: 'json', field: 'data.token' }).getSubjectToken(context()))) as CiAuthError;
-    expect(wrongType.reason).toBe(`url subject token: the field "data.token" of the token URL's JSON answer (${endpoint.origin}) is a number, not a string. Set field to the name of the field that holds the token.`);
+    expect(wrongType.reason).toBe(`url subject token: the field "data.token" of the JSON answer from the token URL (${endpoint.origin}) is a number, not a string. Set field to the name of the field that holds the token.`);
     const missing = (await rejectionOf(urlSource({ format: 'json', field: 'value' }).getSubjectToken(context()))) as CiAuthError;
-    expect(missing.reason).toMatch(/the field "value" of the token URL's JSON answer .* is missing\./);
+    expect(missing.reason).toMatch(/the field "value" of the JSON answer from the token URL \(http:\/\/127\.0\.0\.1:\d+\) is missing\. Set field/);
     expect(missing.message.includes(token)).toBe(false);
 
     endpoint.answer(() => ({ status: 200, body: token }));
