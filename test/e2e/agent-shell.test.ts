@@ -65,11 +65,17 @@ async function runAgentCommand(
     ...(beforeCall ? { beforeCall: (request: ModelRequestRecord) => beforeCall(request, sandbox) } : {}),
   });
   const result = await sandbox.run(["run", "--model", `${PROVIDER_ID}/mock-model`, "Run the command"], { timeoutMs: RUN_TIMEOUT_MS });
-  expect(result.code, result.stderr.slice(-2000)).toBe(0);
+  expect(result.code, scrub(result.stderr.slice(-2000))).toBe(0);
   expect(script.callId, "the model server sent its tool call").toBeDefined();
   expect(script.result, "opencode sent the command's output back to the model").toBeDefined();
   expect(result.stdout).toContain(FINAL_TEXT);
   return { result, toolResult: script.result ?? "", sandbox };
+}
+
+/** `text` with every secret the world handed out replaced: safe to print when a run fails. */
+function scrub(text: string): string {
+  const secrets = [world.ci.requestToken, world.ci.requestUrl, ...world.ci.tokensIssued, ...world.idp.issuedTokens];
+  return secrets.filter((s) => s.length > 8).reduce((out, secret) => out.split(secret).join("<secret>"), text);
 }
 
 /** The value of the first `NAME=value` line in `text`; undefined when no line sets it. */
@@ -137,7 +143,7 @@ describe("the agent's shell with a github_actions source", () => {
     const command = "echo \"parent=$(readlink /proc/$PPID/exe)\"; tr '\\0' '\\n' < /proc/$PPID/environ; cat tokens.txt";
     const { result, toolResult } = await runAgentCommand(issueConfig(world), githubActionsEnv(world), command, plantTokens);
 
-    expect(subjectTokens, "the plugin fetched one subject token for this run").toHaveLength(1);
+    expect(subjectTokens.length, "the plugin fetched one subject token for this run").toBe(1);
     expect(lineValue(toolResult, "parent"), "the command read opencode's own environment").toBe(opencodeBinary);
     const planted = { "the subject token": subjectTokens[0] ?? "", "the access token": accessToken };
     expectNoValues({ ...githubSecrets(), ...planted }, { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
