@@ -4,7 +4,9 @@
  * Serves `GET /v1/models` and `POST /v1/chat/completions` (streaming SSE and plain JSON).
  * Every request needs `Authorization: Bearer <token>` accepted by `validateToken`;
  * otherwise it answers 401 with OpenAI's error JSON. {@link ModelServer.failNext401}
- * forces 401s for otherwise-valid requests, to exercise refresh-on-401. Nothing here prints a token.
+ * forces 401s for otherwise-valid requests, to exercise refresh-on-401. {@link ModelServer.scriptToolCall} makes the
+ * model ask for one tool call (streamed `tool_calls`, as OpenAI sends them) and records the tool's result that opencode
+ * sends back. Nothing here prints a token.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -30,6 +32,27 @@ export interface ModelRequestRecord {
   body?: unknown;
 }
 
+export interface ToolCallScriptOptions {
+  /** The tool the model calls. Default `'bash'`. */
+  tool?: string;
+  /** The call's arguments, e.g. `{ command: 'env', description: 'Print the environment' }`. */
+  args: Record<string, unknown>;
+  /** Awaited just before the tool call is sent, with the request that gets it (already authenticated). */
+  beforeCall?: (request: ModelRequestRecord) => void | Promise<void>;
+  /** The plain-text answer to the request that carries the tool's result. Default: the server's `reply`. */
+  reply?: string;
+}
+
+/** One scripted tool call: the first request that offers `tools` gets it; the request carrying its result gets text. */
+export interface ToolCallScript {
+  /** The call's `id` once sent. */
+  readonly callId: string | undefined;
+  /** The `role: "tool"` message answering the call, as received; undefined until it arrived. */
+  readonly toolMessage: Record<string, unknown> | undefined;
+  /** That message's content as text (text parts joined); undefined until it arrived. Sensitive: never print it. */
+  readonly result: string | undefined;
+}
+
 export interface ModelServer {
   /** `http://127.0.0.1:PORT/v1` */
   readonly baseURL: string;
@@ -37,7 +60,18 @@ export interface ModelServer {
   readonly requests: ModelRequestRecord[];
   /** The next `n` requests that would succeed get 401 instead. */
   failNext401(n: number): void;
+  /** Queues a scripted tool call (see {@link ToolCallScript}); scripts fire in order, each once. */
+  scriptToolCall(options: ToolCallScriptOptions): ToolCallScript;
+  /** Drops every queued or unfinished script, so one test's script cannot answer the next test's run. */
+  clearScripts(): void;
   close(): Promise<void>;
+}
+
+interface ScriptState extends ToolCallScript {
+  options: ToolCallScriptOptions;
+  callId: string | undefined;
+  toolMessage: Record<string, unknown> | undefined;
+  result: string | undefined;
 }
 
 const UNAUTHORIZED = {
@@ -77,6 +111,21 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A chat message's content as text: a string as is, an array of parts as its text parts joined. */
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((part: unknown) => (isRecord(part) && typeof part['text'] === 'string' ? part['text'] : '')).join('');
+}
+
+function messagesOf(body: Record<string, unknown>): unknown[] {
+  return Array.isArray(body['messages']) ? body['messages'] : [];
+}
+
+function offersTools(body: Record<string, unknown>): boolean {
+  return Array.isArray(body['tools']) && body['tools'].length > 0;
+}
+
 /** Rough token count, good enough for a `usage` block. */
 function countTokens(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
@@ -88,6 +137,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
   const reply = opts.reply ?? 'Hello from the mock model';
   const created = Math.floor(Date.now() / 1000);
   const requests: ModelRequestRecord[] = [];
+  let scripts: ScriptState[] = [];
   let forced401 = 0;
 
   const server = createServer();
@@ -110,22 +160,34 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     return countTokens(JSON.stringify(messages));
   }
 
-  function chatCompletion(res: ServerResponse, record: ModelRequestRecord, body: Record<string, unknown>, model: string): void {
+  /** Answers with `text`, or with one call of `toolCall` when given; streamed (SSE) when the request asks for it. */
+  function chatCompletion(
+    res: ServerResponse,
+    record: ModelRequestRecord,
+    body: Record<string, unknown>,
+    model: string,
+    text: string,
+    toolCall?: { id: string; name: string; arguments: string },
+  ): void {
     record.status = 200;
     const id = `chatcmpl-${randomUUID()}`;
     const now = Math.floor(Date.now() / 1000);
+    const completion = toolCall ? toolCall.arguments : text;
     const usage = {
       prompt_tokens: promptTokens(body),
-      completion_tokens: countTokens(reply),
-      total_tokens: promptTokens(body) + countTokens(reply),
+      completion_tokens: countTokens(completion),
+      total_tokens: promptTokens(body) + countTokens(completion),
     };
+    const finishReason = toolCall ? 'tool_calls' : 'stop';
+    const call = toolCall && { id: toolCall.id, type: 'function', function: { name: toolCall.name, arguments: toolCall.arguments } };
     if (body['stream'] !== true) {
+      const message = call ? { role: 'assistant', content: null, tool_calls: [call] } : { role: 'assistant', content: text };
       sendJson(res, 200, {
         id,
         object: 'chat.completion',
         created: now,
         model,
-        choices: [{ index: 0, message: { role: 'assistant', content: reply }, logprobs: null, finish_reason: 'stop' }],
+        choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason }],
         usage,
       });
       return;
@@ -135,12 +197,45 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
       const data = { id, object: 'chat.completion.chunk', created: now, model, choices: [{ index: 0, logprobs: null, ...choice }], ...extra };
       res.write(`data: ${JSON.stringify(data)}\n\n`);
     };
-    chunk({ delta: { role: 'assistant', content: '' }, finish_reason: null });
-    for (const piece of reply.match(/\S+\s*/g) ?? [reply]) {
-      chunk({ delta: { content: piece }, finish_reason: null });
+    if (call) {
+      // One delta carrying the whole call, as OpenAI does for short arguments.
+      chunk({ delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, ...call }] }, finish_reason: null });
+    } else {
+      chunk({ delta: { role: 'assistant', content: '' }, finish_reason: null });
+      for (const piece of text.match(/\S+\s*/g) ?? [text]) {
+        chunk({ delta: { content: piece }, finish_reason: null });
+      }
     }
-    chunk({ delta: {}, finish_reason: 'stop' }, { usage });
+    chunk({ delta: {}, finish_reason: finishReason }, { usage });
     res.end('data: [DONE]\n\n');
+  }
+
+  /** The script whose call this request answers (a `role: "tool"` message with its id), with that message. */
+  function answeredScript(body: Record<string, unknown>): { script: ScriptState; message: Record<string, unknown> } | undefined {
+    for (const script of scripts) {
+      if (script.callId === undefined || script.result !== undefined) continue;
+      const message = messagesOf(body).find((m) => isRecord(m) && m['role'] === 'tool' && m['tool_call_id'] === script.callId);
+      if (isRecord(message)) return { script, message };
+    }
+    return undefined;
+  }
+
+  /** Scripted answers first: the result of a scripted call gets text, the first request offering tools gets the next call. */
+  async function scriptedCompletion(res: ServerResponse, record: ModelRequestRecord, body: Record<string, unknown>, model: string): Promise<boolean> {
+    const answered = answeredScript(body);
+    if (answered) {
+      answered.script.toolMessage = answered.message;
+      answered.script.result = contentText(answered.message['content']);
+      chatCompletion(res, record, body, model, answered.script.options.reply ?? reply);
+      return true;
+    }
+    const next = scripts.find((s) => s.callId === undefined);
+    if (!next || !offersTools(body)) return false;
+    next.callId = `call_${randomUUID().replace(/-/g, '')}`;
+    await next.options.beforeCall?.(record);
+    const name = next.options.tool ?? 'bash';
+    chatCompletion(res, record, body, model, '', { id: next.callId, name, arguments: JSON.stringify(next.options.args) });
+    return true;
   }
 
   async function route(req: IncomingMessage, res: ServerResponse, record: ModelRequestRecord): Promise<void> {
@@ -176,7 +271,8 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
         send(404, openAiError(`The model '${String(model)}' does not exist`, 'invalid_request_error', 'model_not_found'));
         return;
       }
-      chatCompletion(res, record, record.body, model);
+      if (await scriptedCompletion(res, record, record.body, model)) return;
+      chatCompletion(res, record, record.body, model, reply);
       return;
     }
     send(404, openAiError(`Unknown request URL: ${req.method ?? ''} ${path}`, 'invalid_request_error', 'unknown_url'));
@@ -205,6 +301,14 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     requests,
     failNext401(n) {
       forced401 = n;
+    },
+    scriptToolCall(options) {
+      const script: ScriptState = { options, callId: undefined, toolMessage: undefined, result: undefined };
+      scripts.push(script);
+      return script;
+    },
+    clearScripts() {
+      scripts = [];
     },
     close() {
       return new Promise((resolve, reject) => {
