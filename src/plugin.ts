@@ -6,7 +6,7 @@
 import type { Plugin } from "@opencode-ai/plugin";
 import { AgentSecrets, EVERY_PLATFORM_CREDENTIAL_ENV } from "./agent/agent-secrets.js";
 import { createShellEnvHook } from "./agent/shell-env.js";
-import { createToolOutputHook } from "./agent/tool-output.js";
+import { createMessagesTransformHook, createToolOutputHook } from "./agent/tool-output.js";
 import { createLogger, resolveLogFormat, resolveLogLevel } from "./log.js";
 import { createChatHeadersHook } from "./hooks/chat-headers.js";
 import { createConfigHook } from "./hooks/config.js";
@@ -21,5 +21,6 @@ export const OpencodeCiAuth: Plugin = async (_input, options) => {
     "chat.headers": createChatHeadersHook(registry),
     "shell.env": createShellEnvHook(agentSecrets, logger),
     "tool.execute.after": createToolOutputHook(agentSecrets),
+    "experimental.chat.messages.transform": createMessagesTransformHook(agentSecrets),
   };
 };

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentSecrets } from '../../src/agent/agent-secrets.js';
 import { REDACTED } from '../../src/agent/redact-secrets.js';
 import { createShellEnvHook } from '../../src/agent/shell-env.js';
-import { createToolOutputHook } from '../../src/agent/tool-output.js';
+import { createMessagesTransformHook, createToolOutputHook } from '../../src/agent/tool-output.js';
 import { oauth2Schema } from '../../src/config/schema.js';
 import { createSubjectTokenSource } from '../../src/subject-token/sources.js';
 import { captureLogger } from '../support/harness.js';
@@ -93,5 +93,28 @@ describe('tool.execute.after', () => {
     const output = { title: 'bash', output: `{"count":1,"value":"${minted}"}`, metadata: {} };
     await toolAfter({ tool: 'bash' }, output);
     expect(output.output).toBe(`{"count":1,"value":"${REDACTED}"}`);
+  });
+
+  it('redacts an MCP tool\'s output, which has content parts and no `output` field', async () => {
+    const { toolAfter } = setup(GITHUB, block({ type: 'github_actions' }));
+    const output = { content: [{ type: 'text', text: `token ${GITHUB.ACTIONS_ID_TOKEN_REQUEST_TOKEN}` }, { type: 'resource', resource: { text: GITHUB.ACTIONS_ID_TOKEN_REQUEST_URL } }] };
+    await toolAfter({ tool: 'mcp_probe' }, output);
+    expect(output).toEqual({ content: [{ type: 'text', text: `token ${REDACTED}` }, { type: 'resource', resource: { text: REDACTED } }] });
+  });
+});
+
+describe('experimental.chat.messages.transform', () => {
+  it('redacts every message part before a model request: what no tool hook saw (a `!` command, a template)', async () => {
+    const { secrets } = setup(GITHUB, block({ type: 'github_actions' }));
+    const transform = createMessagesTransformHook(secrets);
+    const messages = [
+      { info: { role: 'user' }, parts: [{ type: 'text', text: `here is env: ACTIONS_ID_TOKEN_REQUEST_TOKEN=${GITHUB.ACTIONS_ID_TOKEN_REQUEST_TOKEN}` }] },
+      { info: { role: 'assistant' }, parts: [{ type: 'tool', state: { output: `url ${GITHUB.ACTIONS_ID_TOKEN_REQUEST_URL}`, input: { command: 'env' } } }] },
+    ];
+    await transform({}, { messages });
+    expect(JSON.stringify(messages)).not.toContain(GITHUB.ACTIONS_ID_TOKEN_REQUEST_TOKEN);
+    expect(JSON.stringify(messages)).not.toContain(GITHUB.ACTIONS_ID_TOKEN_REQUEST_URL);
+    expect(messages[0]?.parts[0]).toEqual({ type: 'text', text: `here is env: ACTIONS_ID_TOKEN_REQUEST_TOKEN=${REDACTED}` });
+    expect(messages[1]?.parts[0]).toEqual({ type: 'tool', state: { output: `url ${REDACTED}`, input: { command: 'env' } } });
   });
 });
