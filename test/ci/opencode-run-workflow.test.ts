@@ -160,7 +160,7 @@ describe("the reusable opencode-run workflow", () => {
     const tarballs = releases.registry.requests.slice(before.registry).map((r) => r.path);
     expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([`/-/tarballs/opencode-ci-auth-${setup.version}.tgz`]);
     expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ai-"))).toEqual([`/-/tarballs/opencode-ai-${setup["opencode-version"]}.tgz`]);
-  }, HEAVY);
+  }, 2 * HEAVY); // two installs (opencode is 180 MB) and a run: a minute alone, twice that beside the rest of test/ci
 
   it("passes prompt and model through env: shell syntax in the prompt reaches the model as text", async () => {
     const s = await setupJob(issueConfig(world), "ci/opencode-ci.json");
