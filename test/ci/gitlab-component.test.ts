@@ -5,7 +5,7 @@
  * token at the local IdP and calls the mock model with it. Nothing is fetched from a public registry.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -28,11 +28,17 @@ import { lockedTarballs, runtimeLockPaths, startLocalRegistry, type LocalRegistr
 
 const run = promisify(execFile);
 const JOB = "opencode-run";
-/** A job that runs opencode: ~7 s alone, three times that beside the rest of the suite on 2 cores. */
-const JOB_TIMEOUT = { timeout: 60_000 };
+/**
+ * A job that runs opencode: ~7 s alone on an idle machine, 20-40 s on the shared 2-core one, over a minute beside the
+ * rest of test/ci there. gitlab-ci-local is given the same bound, so a hung job still ends the test.
+ */
+const JOB_TIMEOUT = { timeout: 150_000 };
 const PROMPT = `--version "$(touch pwned)" \`id\` $HOME; echo injected`;
 const OPENCODE_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")).version as string;
 const PLUGIN_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")).version as string;
+/** A release of the same files whose package.json has a postinstall script: it leaves this file in HOME if it runs. */
+const SCRIPTED_VERSION = `${Number(PLUGIN_VERSION.split(".")[0]) + 9}.0.0`;
+const POSTINSTALL_MARKER = "postinstall-ran";
 
 let world: World;
 let registry: LocalRegistry;
@@ -58,12 +64,29 @@ beforeAll(async () => {
   const [pack] = JSON.parse(packed.stdout) as Array<{ filename: string }>;
   if (!pack) throw new Error("npm pack produced no tarball");
   registry.publish(await readFile(join(scratch, pack.filename)));
+  const scripted = join(scratch, "scripted");
+  await mkdir(scripted);
+  for (const file of ["dist", "README.md", "LICENSE"]) await cp(join(REPO_ROOT, file), join(scripted, file), { recursive: true });
+  const { scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as Record<string, unknown>;
+  const postinstall = `node -e "require('fs').writeFileSync(require('path').join(process.env.HOME, '${POSTINSTALL_MARKER}'), '')"`;
+  await writeFile(join(scripted, "package.json"), JSON.stringify({ ...manifest, version: SCRIPTED_VERSION, scripts: { postinstall } }, null, 2));
+  const scriptedPack = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, scripted], { cwd: scratch });
+  registry.publish(await readFile(join(scratch, (JSON.parse(scriptedPack.stdout) as Array<{ filename: string }>)[0]!.filename)), { tag: null });
   for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps"))) {
     registry.publish(tarball, { tag: null });
   }
   // The job finds this opencode on PATH at the version it asks for, so it does not install it from npm.
   await mkdir(join(scratch, "bin"));
   await symlink(join(REPO_ROOT, "node_modules", ".bin", "opencode"), join(scratch, "bin", "opencode"));
+  // An `opencode` that only records, for each call, its first argument and the allow-list variables it was given.
+  await mkdir(join(scratch, "recording-bin"));
+  const report = (name: string) => `${name}=\${${name}-<unset>}`;
+  await writeFile(
+    join(scratch, "recording-bin", "opencode"),
+    `#!/bin/sh\nprintf '%s %s %s %s\\n' "$1" "${report("OPENCODE_CI_AUTH_ALLOWED_ISSUERS")}" "${report("OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS")}" "${report("OPENCODE_CI_AUTH_ALLOWED_AUDIENCES")}" >> "$OPENCODE_TEST_RECORD"\n` +
+      `if [ "$1" = --version ]; then echo ${OPENCODE_VERSION}; else echo "recorded"; fi\n`,
+  );
+  await chmod(join(scratch, "recording-bin", "opencode"), 0o755);
 });
 
 afterAll(async () => {
@@ -102,16 +125,25 @@ interface JobRun {
   home: string;
 }
 
+interface RunOptions {
+  /** Lays out the runner's HOME before the job, as an earlier job on a runner that keeps it would have left it. */
+  prepare?: (home: string) => Promise<void>;
+  /** Changes to the runner's environment. */
+  env?: (env: NodeJS.ProcessEnv) => NodeJS.ProcessEnv;
+}
+
 /** Runs the component's job with `inputs`, the world's opencode.json at `.opencode-ci/`, and `variables` as CI/CD variables. */
-async function runJob(inputs: Record<string, string>, variables: Record<string, string>): Promise<JobRun> {
+async function runJob(inputs: Record<string, string>, variables: Record<string, string>, options: RunOptions = {}): Promise<JobRun> {
   const config = issueConfig(world, { subjectTokenSource: { type: "gitlab", audience: world.idp.issuer } });
   const project = await createComponentProject(pipelineWith(inputs), { ".opencode-ci/opencode.json": JSON.stringify(config, null, 2) });
   projects.push(project);
   const home = join(project.root, "home");
   await mkdir(home);
+  await options.prepare?.(home);
   const variablesFile = join(project.root, "variables.yml");
   await writeFile(variablesFile, Object.entries(variables).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join(""));
-  const result = await gitlabCiLocal(project.dir, ["--variables-file", variablesFile, "--force-shell-executor", JOB], runnerEnv(home));
+  const env = options.env ? options.env(runnerEnv(home)) : runnerEnv(home);
+  const result = await gitlabCiLocal(project.dir, ["--variables-file", variablesFile, "--force-shell-executor", JOB], env, JOB_TIMEOUT.timeout - 10_000);
   return { project, result, output: `${result.stdout}\n${result.stderr}`, home };
 }
 
@@ -201,5 +233,62 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expect(result.code).not.toBe(0);
     expect(output).toContain("opencode-run: the ID token variable MY_GITLAB_TOKEN is empty");
     expect(output).not.toContain("# opencode-run: install opencode");
+  });
+
+  it("reinstalls a plugin of another version that it finds in opencode's cache, with install scripts off", JOB_TIMEOUT, async () => {
+    const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
+    const grantsBefore = world.idp.grants.length;
+    const dir = (home: string) => join(home, ".cache", "opencode", "packages", `opencode-ci-auth@${SCRIPTED_VERSION}`);
+    const { result, output, home } = await runJob({ ...baseInputs(), "plugin-version": SCRIPTED_VERSION }, { OPENCODE_ID_TOKEN: token }, {
+      // What a runner that keeps HOME may hold: the directory of the pinned spec, with another version in it.
+      prepare: async (h) => {
+        await mkdir(join(dir(h), "node_modules", "opencode-ci-auth"), { recursive: true });
+        await writeFile(join(dir(h), "node_modules", "opencode-ci-auth", "package.json"), JSON.stringify({ name: "opencode-ci-auth", version: "0.0.1" }));
+      },
+    });
+
+    expect(result.code, output.slice(-4000)).toBe(0);
+    expect(output).toContain(
+      `opencode-run: opencode's plugin cache holds opencode-ci-auth 0.0.1 in ${dir(home)}, not ${SCRIPTED_VERSION} (plugin-version ${SCRIPTED_VERSION}): reinstalling`,
+    );
+    expect(JSON.parse(await readFile(join(dir(home), "node_modules", "opencode-ci-auth", "package.json"), "utf8")).version).toBe(SCRIPTED_VERSION);
+    // The release's postinstall script did not run (npm runs a dependency's install scripts unless told not to).
+    await expect(stat(join(home, POSTINSTALL_MARKER))).rejects.toThrow();
+    expect(world.idp.grants.slice(grantsBefore)).toMatchObject([{ ok: true }]);
+  });
+
+  it("keeps a plugin of the right version that it finds, and downloads nothing", { timeout: 2 * JOB_TIMEOUT.timeout }, async () => {
+    const first = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" }) });
+    expect(first.result.code, first.output.slice(-4000)).toBe(0);
+    const before = registry.requestsFor("opencode-ci-auth").length;
+    const tarballsBefore = registry.requests.filter((r) => r.path.startsWith("/-/tarballs/")).length;
+    const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
+    const { result, output } = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: token }, {
+      prepare: (home) => cp(join(first.home, ".cache"), join(home, ".cache"), { recursive: true, verbatimSymlinks: true }),
+    });
+    expect(result.code, output.slice(-4000)).toBe(0);
+    expect(output).toContain(`opencode-run: opencode-ci-auth@${PLUGIN_VERSION} is already in opencode's plugin cache`);
+    // The version was resolved (its packument), and no tarball was fetched: not by the job, not by opencode.
+    expect(registry.requestsFor("opencode-ci-auth").slice(before).map((r) => r.path)).toContain("/opencode-ci-auth");
+    expect(registry.requests.filter((r) => r.path.startsWith("/-/tarballs/")).length).toBe(tarballsBefore);
+  });
+
+  it("gives `opencode run`, and only it, the allow-lists that are not empty, verbatim", JOB_TIMEOUT, async () => {
+    const issuers = "https://idp.example/realms/a,https://idp.example/realms/$HOME/$(id)";
+    const endpoints = "https://idp.example/token";
+    const { project, result, output } = await runJob(
+      { ...baseInputs(), "allowed-issuers": issuers, "allowed-token-endpoints": endpoints, "allowed-audiences": "" },
+      { OPENCODE_ID_TOKEN: "unused" },
+      { env: (env) => ({ ...env, PATH: `${join(scratch, "recording-bin")}:${env.PATH}`, OPENCODE_TEST_RECORD: join(scratch, `record-${projects.length}`) }) },
+    );
+    expect(result.code, output.slice(-4000)).toBe(0);
+    const record = (await readFile(join(scratch, `record-${projects.length}`), "utf8")).trim().split("\n");
+    const unset = "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset>";
+    expect(record).toEqual([
+      `--version ${unset}`,
+      `--version ${unset}`,
+      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=${endpoints} OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset>`,
+    ]);
+    expect(await project.artifact(JOB, "opencode-output.md")).toBe("recorded\n");
   });
 });

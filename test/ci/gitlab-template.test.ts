@@ -69,6 +69,9 @@ describe("templates/opencode-run.yml", () => {
       audience: undefined,
       "opencode-version": "latest",
       "plugin-version": "latest",
+      "allowed-issuers": "",
+      "allowed-token-endpoints": "",
+      "allowed-audiences": "",
       image: "node:22",
       stage: "test",
     });
@@ -102,6 +105,29 @@ describe("templates/opencode-run.yml", () => {
     const script = (job.script ?? []).join("\n");
     expect(script).toContain('opencode run --model="$OPENCODE_RUN_MODEL" -- "$OPENCODE_RUN_PROMPT"');
     expect(script).toContain('export OPENCODE_CONFIG_DIR');
+  });
+
+  it("installs the plugin with install scripts off, at one exact version, and checks the version of one it finds", () => {
+    const script = (job.script ?? []).join("\n");
+    const installs = script.split("\n").filter((line) => /\bnpm install\b/.test(line) && line.includes("opencode-ci-auth@"));
+    expect(installs).toEqual([expect.stringContaining('npm install --prefix "$OPENCODE_RUN_PLUGIN_DIR" --ignore-scripts --save-exact')]);
+    expect(installs[0]).toContain('"opencode-ci-auth@$OPENCODE_RUN_PLUGIN_EXACT"');
+    expect(script).toContain('if [ "$OPENCODE_RUN_PLUGIN_FOUND" = "$OPENCODE_RUN_PLUGIN_EXACT" ]; then');
+  });
+
+  it("passes each allow-list input to `opencode run` as the plugin's variable, only when it is not empty", () => {
+    const script = (job.script ?? []).join("\n");
+    for (const [input, variable] of [
+      ["allowed-issuers", "OPENCODE_CI_AUTH_ALLOWED_ISSUERS"],
+      ["allowed-token-endpoints", "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS"],
+      ["allowed-audiences", "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES"],
+    ] as const) {
+      const carrier = `OPENCODE_RUN_${variable.replace("OPENCODE_CI_AUTH_", "")}`;
+      expect(job.variables?.[carrier]).toEqual({ value: `$[[ inputs.${input} ]]`, expand: false });
+      expect(script).toContain(`if [ -n "$${carrier}" ]; then export ${variable}="$${carrier}"; fi`);
+      // Never set for the whole job: the job's variables do not name it.
+      expect(Object.keys(job.variables ?? {})).not.toContain(variable);
+    }
   });
 
   it.each([["bash"], ["sh"]])("its script parses with %s -n", async (shell) => {

@@ -4,7 +4,7 @@
  * The first test calls it exactly as examples/github/on-push-main.yml does, so opencode itself is installed by the
  * action from the local registry; the others take opencode from this repository to stay fast.
  */
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -88,6 +88,24 @@ function setupWithRepoOpencode(s: Setup): { stub: Stub; calls: Strings[] } {
   };
 }
 
+/**
+ * The setup action as the workflow calls it, with an `opencode` on PATH that only records, for each call, the
+ * allow-list variables it was given (into `record`) and prints "recorded".
+ */
+async function setupWithRecordingOpencode(s: Setup, record: string): Promise<Stub> {
+  const bin = join(s.job.root, "recording-bin");
+  await mkdir(bin);
+  const report = (name: string) => `${name}=\${${name}-<unset>}`;
+  const names = ["OPENCODE_CI_AUTH_ALLOWED_ISSUERS", "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS", "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES"];
+  await writeFile(join(bin, "opencode"), `#!/bin/sh\nprintf '%s\\n' "$1 ${names.map(report).join(" ")}" >> "${record}"\necho recorded\n`);
+  await chmod(join(bin, "opencode"), 0o755);
+  const inner = setupActionStub(s.job, s.cache, { "install-opencode": "false" });
+  return async (call) => {
+    const result = await inner.stub(call);
+    return { ...result, path: [bin, ...(result.path ?? [])] };
+  };
+}
+
 function run(s: Setup, inputs: Record<string, unknown>, setup: Stub) {
   return runWorkflowJob(workflow, "opencode-run", inputs, {
     env: s.job.env,
@@ -142,7 +160,7 @@ describe("the reusable opencode-run workflow", () => {
     const tarballs = releases.registry.requests.slice(before.registry).map((r) => r.path);
     expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([`/-/tarballs/opencode-ci-auth-${setup.version}.tgz`]);
     expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ai-"))).toEqual([`/-/tarballs/opencode-ai-${setup["opencode-version"]}.tgz`]);
-  }, HEAVY);
+  }, 2 * HEAVY); // two installs (opencode is 180 MB) and a run: a minute alone, twice that beside the rest of test/ci
 
   it("passes prompt and model through env: shell syntax in the prompt reaches the model as text", async () => {
     const s = await setupJob(issueConfig(world), "ci/opencode-ci.json");
@@ -157,6 +175,33 @@ describe("the reusable opencode-run workflow", () => {
     expect(userMessages).toContain(prompt);
     expect((await readdir(s.job.workspace)).filter((f) => f.startsWith("pwned"))).toEqual([]);
     expect(result.errors).toEqual([]);
+  }, HEAVY);
+
+  it("gives `opencode run` the allow-lists that are not empty, verbatim, and leaves the others unset", async () => {
+    const s = await setupJob(issueConfig(world));
+    const record = join(s.job.root, "opencode-calls");
+    const issuers = "https://idp.example/realms/a,https://idp.example/realms/$HOME/$(id)";
+    const audiences = "api://opencode";
+    const result = await run(
+      s,
+      { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed, "allowed-issuers": issuers, "allowed-audiences": audiences },
+      await setupWithRecordingOpencode(s, record),
+    );
+    expect(result.ok, result.log).toBe(true);
+    expect((await readFile(record, "utf8")).trim().split("\n")).toEqual([
+      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=${audiences}`,
+    ]);
+    // Set for that step's opencode only: not written to GITHUB_ENV for the steps after it.
+    expect(Object.keys(result.env).filter((k) => k.startsWith("OPENCODE_CI_AUTH_"))).toEqual([]);
+
+    // By default none is set (an empty variable could read as "allow nothing").
+    const t = await setupJob(issueConfig(world));
+    const defaults = join(t.job.root, "opencode-calls");
+    const plain = await run(t, { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed }, await setupWithRecordingOpencode(t, defaults));
+    expect(plain.ok, plain.log).toBe(true);
+    expect((await readFile(defaults, "utf8")).trim()).toBe(
+      "run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset>",
+    );
   }, HEAVY);
 
   it("fails with the path when the config file is missing, before installing anything", async () => {

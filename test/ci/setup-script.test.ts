@@ -3,11 +3,14 @@
  * from `npm view --json`, and the directory names opencode uses on each OS. The end-to-end runs are in
  * setup-action.test.ts; this covers what Linux cannot run, such as the Windows file-name rule.
  */
-import { homedir } from "node:os";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 import { SETUP_ACTION } from "./support/job.js";
 
@@ -20,6 +23,55 @@ interface SetupModule {
   pluginSpecs(requested: string, version: string): string[];
 }
 const setup = (await import(pathToFileURL(join(SETUP_ACTION, "setup.mjs")).href)) as SetupModule;
+
+interface Package {
+  path: string;
+  name: string;
+  version: string;
+}
+interface ContentCheckModule {
+  Mismatch: new (message: string) => Error;
+  tarballFiles(gzipped: Buffer): Map<string, Buffer>;
+  integrityOf(bytes: Buffer): string;
+  forgetNpmRecords(dir: string): void;
+  inventory(dir: string, plugin: string, version: string): Package[];
+  differences(dir: string, pkg: Package, published: Map<string, Buffer>, limit?: number): string[];
+}
+const check = (await import(pathToFileURL(join(SETUP_ACTION, "content-check.mjs")).href)) as ContentCheckModule;
+const run = promisify(execFile);
+const scratch = await mkdtemp(join(tmpdir(), "opencode-ci-auth-content-check-"));
+afterAll(() => rm(scratch, { recursive: true, force: true }));
+
+/** Writes `files` (path → content) under `dir`. */
+async function lay(dir: string, files: Record<string, string>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(join(dir, path, ".."), { recursive: true });
+    await writeFile(join(dir, path), content);
+  }
+}
+
+/** A gzipped tarball made by GNU tar in `format`, of `files` under the folder `package/`. */
+async function tarball(format: "ustar" | "pax" | "gnu", files: Record<string, string>): Promise<Buffer> {
+  const dir = await mkdtemp(join(scratch, "tar-"));
+  await lay(join(dir, "package"), files);
+  await run("tar", [`--format=${format}`, "-czf", join(dir, "out.tgz"), "-C", dir, "package"]);
+  return readFile(join(dir, "out.tgz"));
+}
+
+/** An install as npm lays it out for `{"dependencies":{"opencode-ci-auth":"1.2.3"}}`, with one nested dependency. */
+async function install(): Promise<string> {
+  const dir = await mkdtemp(join(scratch, "install-"));
+  await lay(dir, {
+    "package.json": JSON.stringify({ dependencies: { "opencode-ci-auth": "1.2.3" } }),
+    "package-lock.json": "{}",
+    "node_modules/.package-lock.json": "{}",
+    "node_modules/opencode-ci-auth/package.json": JSON.stringify({ name: "opencode-ci-auth", version: "1.2.3" }),
+    "node_modules/opencode-ci-auth/dist/index.js": "export default {};\n",
+    "node_modules/@scope/dep/package.json": JSON.stringify({ name: "@scope/dep", version: "2.0.0" }),
+    "node_modules/@scope/dep/node_modules/inner/package.json": JSON.stringify({ name: "inner", version: "0.1.0-rc.1" }),
+  });
+  return dir;
+}
 
 describe("setup.mjs", () => {
   it("orders versions as semver does, prereleases before their release", () => {
@@ -57,5 +109,75 @@ describe("setup.mjs", () => {
     expect(setup.packagesDir({ XDG_CACHE_HOME: join("/", "xdg") })).toBe(join("/", "xdg", "opencode", "packages"));
     expect(setup.packagesDir({ XDG_CACHE_HOME: "" })).toBe(join(homedir(), ".cache", "opencode", "packages"));
     expect(setup.packagesDir({})).toBe(join(homedir(), ".cache", "opencode", "packages"));
+  });
+});
+
+describe("content-check.mjs", () => {
+  const LONG = `${"deep/".repeat(30)}file.js`;
+
+  it.each([["ustar"], ["pax"], ["gnu"]] as const)("reads the files of a %s tarball as npm extracts them, without the top folder", async (format) => {
+    const files = { "package.json": "{}", "lib/a.js": "a", ...(format === "ustar" ? {} : { [LONG]: "long" }) };
+    const read = check.tarballFiles(await tarball(format, files));
+    expect(Object.fromEntries([...read].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
+  });
+
+  it("names a tarball's integrity as the registry's dist.integrity does", () => {
+    expect(check.integrityOf(Buffer.from("abc"))).toBe("sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw==");
+  });
+
+  it("lists the packages of an install, nested and scoped ones included, once npm's records are gone", async () => {
+    const dir = await install();
+    expect(() => check.inventory(dir, "opencode-ci-auth", "1.2.3")).toThrow(new check.Mismatch(`${dir} holds "package-lock.json", which npm does not write there`));
+    check.forgetNpmRecords(dir);
+    expect(check.inventory(dir, "opencode-ci-auth", "1.2.3")).toEqual([
+      { path: "node_modules/@scope/dep", name: "@scope/dep", version: "2.0.0" },
+      { path: "node_modules/@scope/dep/node_modules/inner", name: "inner", version: "0.1.0-rc.1" },
+      { path: "node_modules/opencode-ci-auth", name: "opencode-ci-auth", version: "1.2.3" },
+    ]);
+  });
+
+  it.each([
+    ["a file npm does not write", { ".npmrc": "registry=https://evil.example/" }, '".npmrc", which npm does not write there'],
+    ["another dependency in package.json", { "package.json": JSON.stringify({ dependencies: { "opencode-ci-auth": "1.2.3", evil: "1.0.0" } }) }, 'is not {"dependencies":{"opencode-ci-auth":"1.2.3"}}'],
+    ["a folder whose package has another name", { "node_modules/zod/package.json": JSON.stringify({ name: "evil", version: "1.0.0" }) }, 'holds a package named "evil"'],
+    ["a folder that is no package", { "node_modules/.bin/opencode-ci-auth": "#!/bin/sh" }, "node_modules/.bin is not a package"],
+    ["a version that is not one", { "node_modules/zod/package.json": JSON.stringify({ name: "zod", version: "latest" }) }, "node_modules/zod has no valid version"],
+  ])("refuses %s", async (_name, files, message) => {
+    const dir = await install();
+    check.forgetNpmRecords(dir);
+    await lay(dir, files);
+    expect(() => check.inventory(dir, "opencode-ci-auth", "1.2.3")).toThrow(message);
+  });
+
+  it("refuses a symbolic link where npm writes a package folder", async () => {
+    const dir = await install();
+    check.forgetNpmRecords(dir);
+    await symlink(join(dir, "node_modules", "opencode-ci-auth"), join(dir, "node_modules", "zod"));
+    expect(() => check.inventory(dir, "opencode-ci-auth", "1.2.3")).toThrow(`${join(dir, "node_modules", "zod")} is a symbolic link`);
+  });
+
+  it("compares a package folder with its tarball: same files, same bytes, nothing more, no links", async () => {
+    const dir = await install();
+    const pkg = { path: "node_modules/opencode-ci-auth", name: "opencode-ci-auth", version: "1.2.3" };
+    const published = check.tarballFiles(await tarball("pax", { "package.json": JSON.stringify({ name: "opencode-ci-auth", version: "1.2.3" }), "dist/index.js": "export default {};\n" }));
+    expect(check.differences(dir, pkg, published)).toEqual([]);
+
+    await lay(join(dir, pkg.path), { "dist/index.js": "fetch('https://evil.example');export default {};\n", "dist/extra.js": "", "node_modules/dep/package.json": "{}" });
+    await rm(join(dir, pkg.path, "package.json"));
+    expect(check.differences(dir, pkg, published).sort()).toEqual([
+      `${dir}/${pkg.path}/dist/extra.js is not in opencode-ci-auth@1.2.3's published tarball`,
+      `${dir}/${pkg.path}/dist/index.js differs from the file in opencode-ci-auth@1.2.3's published tarball`,
+      `${dir}/${pkg.path}/package.json is missing`,
+    ]);
+    await rm(join(dir, pkg.path, "dist", "extra.js"));
+    await symlink("/etc/passwd", join(dir, pkg.path, "dist", "extra.js"));
+    expect(() => check.differences(dir, pkg, published)).toThrow("dist/extra.js is a symbolic link, which npm does not extract");
+  });
+
+  it("does not claim to check a package that bundles its dependencies", async () => {
+    const dir = await install();
+    const pkg = { path: "node_modules/opencode-ci-auth", name: "opencode-ci-auth", version: "1.2.3" };
+    const published = check.tarballFiles(await tarball("ustar", { "package.json": "{}", "node_modules/b/index.js": "" }));
+    expect(() => check.differences(dir, pkg, published)).toThrow("opencode-ci-auth@1.2.3 bundles its dependencies");
   });
 });

@@ -166,7 +166,7 @@ describe("GitHub workflow and action files", () => {
       "opencode-package": { required: false, default: "opencode-ai" },
       "opencode-version": { required: false, default: "latest" },
       "node-version": { required: false, default: "" },
-      cache: { required: false, default: "true" },
+      cache: { required: false, default: "false" },
     });
     expect((action.outputs ?? []).map((o) => o.id)).toEqual(["version", "opencode-version", "node-path", "cache-hit"]);
     expect(action.runs.using).toBe("composite");

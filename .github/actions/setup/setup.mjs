@@ -4,19 +4,24 @@
 //   resolve   pick ONE exact version from `npm view --json` (PLUGIN_VIEW, OPENCODE_VIEW) and compute the directories
 //             opencode loads the plugin from, the cache key and the install locations (step outputs)
 //   verify    exit 0 when every directory in PATHS holds exactly VERSION, complete
+//   inventory list the packages of the install in PATHS, for `npm pack`, into the check directory given (specs)
+//   check     exit 0 when every file of that install is the file of its package's published tarball, each tarball
+//             matches the registry's integrity and `npm ls` finds no problem (content-check.mjs); else say why
 //   publish   copy the install in STAGING into every directory in PATHS (each replaced whole, then verified)
 //   reset     make the directory given an empty one
 // npm itself is only ever run from the action's bash steps, so no argument passes through cmd.exe on Windows.
 import { createHash, randomUUID } from "node:crypto";
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 
+import { Mismatch, differences, forgetNpmRecords, integrityOf, inventory, tarballFiles } from "./content-check.mjs";
+
 export const PLUGIN = "opencode-ci-auth";
 /** Bumped when the layout of the prepared directories changes, so an old cache entry is never restored. */
-const LAYOUT = "v1";
+const LAYOUT = "v2";
 const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/;
 /** Versions, ranges and dist-tags only: no `file:`, `git+…`, URLs, aliases, paths, quotes or shell syntax. */
 const SPEC = /^[0-9A-Za-z^~<>=*][0-9A-Za-z.+\-^~<>=|* ]{0,99}$/;
@@ -191,6 +196,7 @@ function resolve() {
     paths: dirs.join("\n"),
     key,
     staging: join(work, `plugin-${version}`),
+    check: join(work, `check-${version}`),
     "opencode-prefix": opencodePrefix,
     "opencode-bin": join(opencodePrefix, "node_modules", ".bin"),
   });
@@ -201,6 +207,100 @@ function verify() {
   const problems = pathsFromEnv().map((dir) => problemWith(dir, version)).filter(Boolean);
   for (const problem of problems) process.stdout.write(`not in place: ${problem}\n`);
   process.exitCode = problems.length === 0 ? 0 : 1;
+}
+
+/** The packages of the install in every directory of PATHS; the same in each, or a Mismatch. */
+function packagesInPlace(version) {
+  const [first, ...others] = pathsFromEnv();
+  const packages = inventory(first, PLUGIN, version);
+  for (const dir of others) {
+    if (JSON.stringify(inventory(dir, PLUGIN, version)) !== JSON.stringify(packages)) throw new Mismatch(`${dir} holds other packages than ${first}`);
+  }
+  return packages;
+}
+
+/** Says why the install in place is not used, and that it is replaced (the step then installs fresh). */
+function refuse(version, problems) {
+  for (const problem of problems) process.stdout.write(`refused: ${problem}\n`);
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? "s" : ""}, listed above)` : "";
+  process.stdout.write(
+    `::warning title=opencode-ci-auth setup::${escapeData(
+      `The install of ${PLUGIN}@${version} found in place (restored from the cache, or left by an earlier job) does not match the registry's release: ${problems[0]}${more}. It is not used: ${PLUGIN}@${version} is installed fresh.`,
+    )}\n`,
+  );
+  process.exitCode = 1;
+}
+
+function inventoryCommand() {
+  const version = env("VERSION");
+  const check = process.argv[3];
+  if (!check) fail("inventory needs the check directory");
+  try {
+    for (const dir of pathsFromEnv()) forgetNpmRecords(dir);
+    const specs = [...new Set(packagesInPlace(version).map((p) => `${p.name}@${p.version}`))];
+    writeFileSync(join(check, "specs"), specs.map((s) => `${s}\n`).join(""));
+    process.stdout.write(`checking ${specs.length} package${specs.length === 1 ? "" : "s"} in place against the registry\n`);
+  } catch (error) {
+    refuse(version, [reasonFrom(error)]);
+  }
+}
+
+/** A Mismatch, or a file the check could not read (a system error), is a reason to refuse; anything else is a bug. */
+function reasonFrom(error) {
+  if (error instanceof Mismatch || (error instanceof Error && typeof error.code === "string")) return error.message;
+  throw error;
+}
+
+function readJson(file, what) {
+  try {
+    return JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    throw new Mismatch(`${what} did not print JSON`);
+  }
+}
+
+/** The problems of the install in place (see content-check.mjs), given what npm pack, npm view and npm ls printed. */
+function contentProblems(version, check) {
+  const packages = packagesInPlace(version);
+  const packed = new Map(readJson(join(check, "pack.json"), "npm pack").map((p) => [p.id, p]));
+  const registryIntegrity = readJson(join(check, "registry.json"), `npm view ${PLUGIN}@${version} dist.integrity`);
+  const problems = [];
+  const published = new Map();
+  for (const pkg of packages) {
+    const spec = `${pkg.name}@${pkg.version}`;
+    if (published.has(spec)) continue;
+    const entry = packed.get(spec);
+    if (!entry) throw new Mismatch(`npm pack fetched no tarball for ${spec}: it is not a release of the registry`);
+    const bytes = readFileSync(join(check, "tarballs", entry.filename));
+    // npm checked the download against the registry's dist.integrity; this ties the file read here to that value.
+    if (integrityOf(bytes) !== entry.integrity) throw new Mismatch(`the tarball of ${spec} does not hash to the integrity npm reported`);
+    if (pkg.name === PLUGIN && entry.integrity !== registryIntegrity) {
+      throw new Mismatch(`the tarball of ${spec} does not match the registry's dist.integrity ${registryIntegrity}`);
+    }
+    published.set(spec, tarballFiles(bytes));
+  }
+  for (const dir of pathsFromEnv()) {
+    for (const pkg of packages) problems.push(...differences(dir, pkg, published.get(`${pkg.name}@${pkg.version}`)));
+  }
+  // The same releases could still form another tree than npm's (an older release of a dependency, out of its range).
+  const listed = readJson(join(check, "ls.json"), "npm ls");
+  for (const problem of listed.problems ?? []) problems.push(`npm ls: ${problem}`);
+  if (listed.dependencies?.[PLUGIN]?.version !== version) problems.push(`npm ls does not find ${PLUGIN}@${version} at the top of the install`);
+  return { problems, packages: packages.length, specs: published.size };
+}
+
+function checkCommand() {
+  const version = env("VERSION");
+  const check = process.argv[3];
+  if (!check) fail("check needs the check directory");
+  let result;
+  try {
+    result = contentProblems(version, check);
+  } catch (error) {
+    result = { problems: [reasonFrom(error)] };
+  }
+  if (result.problems.length > 0) return refuse(version, result.problems);
+  process.stdout.write(`the install in place matches the registry: ${result.packages} package folders, each the files of its published tarball (${result.specs} releases, integrity checked)\n`);
 }
 
 function publish() {
@@ -233,7 +333,7 @@ function reset() {
   mkdirSync(dir, { recursive: true });
 }
 
-const commands = { validate, resolve, verify, publish, reset };
+const commands = { validate, resolve, verify, inventory: inventoryCommand, check: checkCommand, publish, reset };
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const command = process.argv[2];
   try {

@@ -28,8 +28,15 @@ export interface PluginReleases {
   patched: string;
   latest: string;
   next: string;
+  /**
+   * A genuine release that the plugin does not depend on (a small dev dependency of this repository), published too,
+   * and its files as npm extracts them in `dir`: what an attacker who may only use real releases could add to a tree.
+   */
+  extra: { name: string; version: string; dir: string };
   close(): Promise<void>;
 }
+
+const EXTRA = "node_modules/picocolors";
 
 function marker(version: string): string {
   return (
@@ -65,12 +72,18 @@ export async function publishPluginReleases(): Promise<PluginReleases> {
     const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, ...dirs], { cwd: scratch, maxBuffer: 16 << 20 });
     const results = JSON.parse(packed.stdout) as Array<{ filename: string; version: string }>;
     for (const result of results) registry.publish(await readFile(join(scratch, result.filename)), { tag: null });
+    const [extraTarball] = await lockedTarballs(REPO_ROOT, [EXTRA], join(scratch, "extra"));
+    const extra = { ...registry.publish(extraTarball!, { tag: null }), dir: join(scratch, "extra-files") };
+    await mkdir(extra.dir, { recursive: true });
+    await writeFile(join(scratch, "extra.tgz"), extraTarball!);
+    await run("tar", ["-xzf", join(scratch, "extra.tgz"), "-C", extra.dir, "--strip-components=1"]);
     registry.setTag("opencode-ci-auth", "latest", versions.latest);
     registry.setTag("opencode-ci-auth", "next", versions.next);
     return {
       registry,
       packed: manifest.version,
       ...versions,
+      extra,
       async close() {
         await registry.close();
         await rm(scratch, { recursive: true, force: true });
