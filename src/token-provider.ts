@@ -4,14 +4,17 @@
  */
 import type { Configuration } from "openid-client";
 import type { OAuth2Config } from "./config/schema.js";
-import { checkTokenAudience, readAllowLists } from "./config/allow-lists.js";
-import { RetriesExhaustedError, SubjectTokenClaimsError, SubjectTokenInvalidError, type CiAuthError } from "./errors.js";
+import type { JWTPayload } from "jose";
+import { readAllowLists } from "./config/allow-lists.js";
+import { RetriesExhaustedError, SubjectTokenClaimsError, type CiAuthError, type SubjectTokenInvalidError } from "./errors.js";
 import { reasonOf } from "./describe-failure.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
 import { createGrantClient } from "./grant/client.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
-import { checkSubjectToken } from "./subject-token/claims.js";
+import { decodeSubjectToken, subjectTokenFacts, summarizeClaims } from "./subject-token/claims.js";
+import { SUBJECT_TOKEN_RULES } from "./subject-token-rules.js";
+import type { ClaimCheck } from "./expect-claims.js";
 import { createSubjectTokenSource } from "./subject-token/sources.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./subject-token/source.js";
 import { defaultCacheDir } from "./cache/cache-dir.js";
@@ -45,6 +48,18 @@ export interface TokenWitness {
 
 /** A subject token with less validity left than this is replaced before a retry, so the IdP never sees it expire. */
 export const SUBJECT_TOKEN_MIN_VALIDITY_MS = 60_000;
+
+/** What the rules say of one subject token; `problems` is empty when it may be sent. */
+export interface SubjectTokenExamination {
+  /** Undefined when the token is not a JWT. */
+  payload?: JWTPayload;
+  /** The non-secret summary (with `exp`), for logs and doctor. */
+  claims?: Record<string, unknown>;
+  expiresAt?: number | undefined;
+  problems: CiAuthError[];
+  /** One row per `expectClaims` entry, when the config has any. */
+  claimChecks?: ClaimCheck[] | undefined;
+}
 
 interface CheckedSubject {
   token: string;
@@ -173,22 +188,51 @@ export class TokenProvider {
     return this.#client;
   }
 
-  /** Mint a subject token and check it, without a grant. Exposed for diagnostics. */
-  async subjectToken(): Promise<CheckedSubject> {
-    const token = await this.source.getSubjectToken(this.#context());
-    const checked = checkSubjectToken(token, { source: this.source.type, providerId: this.providerId, expectedAudience: this.source.expectedAudience, now: this.#now() });
-    // The job's audience allow-list, against the token itself: it also covers sources whose audience the config
-    // does not state (a platform default, GitLab's id_tokens), and it runs before the token is sent anywhere.
-    const aud = checked.payload.aud === undefined ? [] : Array.isArray(checked.payload.aud) ? checked.payload.aud : [checked.payload.aud];
-    const refused = checkTokenAudience(aud, readAllowLists(this.#env));
-    if (refused) throw new SubjectTokenInvalidError(this.source.type, `${refused}. Nothing was sent.`, { providerId: this.providerId });
-    if (typeof checked.payload.iss === "string") this.#witness?.subjectTokenIssuer(checked.payload.iss);
-    this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: checked.claims }, `subject token obtained from ${this.source.type}`);
-    if (this.config.expectClaims) {
-      const checks = checkExpectedClaims(checked.payload, this.config.expectClaims);
-      if (checks.some((c) => !c.ok)) throw new SubjectTokenClaimsError(this.source.type, formatClaimTable(checks), { providerId: this.providerId });
+  /**
+   * Every rule's verdict on a subject token (SUBJECT_TOKEN_RULES, in order) and the `expectClaims` rows. Never
+   * throws: a token that is not a JWT is reported as the only problem. The chain and doctor both judge with this.
+   */
+  examineSubjectToken(token: string): SubjectTokenExamination {
+    const where = { source: this.source.type, providerId: this.providerId };
+    let payload: JWTPayload;
+    try {
+      payload = decodeSubjectToken(token, where);
+    } catch (err) {
+      return { problems: [err as CiAuthError] };
     }
-    return { token, claims: checked.claims, expiresAt: checked.expiresAt };
+    const facts = subjectTokenFacts(payload, { ...where, expectedAudience: this.source.expectedAudience, now: this.#now(), env: this.#env });
+    const problems = SUBJECT_TOKEN_RULES.map((rule) => rule(facts)).filter((p): p is SubjectTokenInvalidError => p !== undefined);
+    const claimChecks = this.config.expectClaims ? checkExpectedClaims(payload, this.config.expectClaims) : undefined;
+    if (claimChecks?.some((c) => !c.ok)) problems.push(new SubjectTokenClaimsError(this.source.type, formatClaimTable(claimChecks), { providerId: this.providerId }));
+    return {
+      payload,
+      claims: summarizeClaims(payload),
+      expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined,
+      problems,
+      claimChecks,
+    };
+  }
+
+  /** A fresh subject token from the source: its failures are thrown as they are (transient ones get retried). */
+  mintSubjectToken(): Promise<string> {
+    return this.source.getSubjectToken(this.#context());
+  }
+
+  /** Mint a subject token and check it, without a grant: the first problem is thrown. */
+  async subjectToken(): Promise<CheckedSubject> {
+    const token = await this.mintSubjectToken();
+    const examined = this.examineSubjectToken(token);
+    if (examined.claims) this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: examined.claims }, `subject token obtained from ${this.source.type}`);
+    // Even a token that fails a check is this job's: its issuer's tokens are kept out of the agent's tool output.
+    if (typeof examined.payload?.iss === "string") this.#witness?.subjectTokenIssuer(examined.payload.iss);
+    const [problem] = examined.problems;
+    if (problem) throw problem;
+    return { token, claims: examined.claims ?? {}, expiresAt: examined.expiresAt };
+  }
+
+  /** One grant with this subject token, without retries. */
+  async requestWith(subjectToken: string): Promise<AccessToken> {
+    return requestAccessToken(await this.client(), this.config, subjectToken, { providerId: this.providerId, now: this.#now });
   }
 
   async #grant(): Promise<AccessToken> {

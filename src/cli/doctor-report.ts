@@ -25,7 +25,7 @@ export function renderText(report: DoctorReport): string {
     for (const s of p.steps) {
       out.push(`  ${MARK[s.status]} ${s.title}`);
       for (const line of s.lines) out.push(`      ${line}`);
-      if (s.step === "subject-token" && p.claimChecks?.length) out.push("    expectClaims", formatClaimTable(p.claimChecks, "      "));
+      if (s.step === "expected-claims" && p.claimChecks?.length) out.push(formatClaimTable(p.claimChecks, "      "));
       if (s.fix) out.push(`    → ${s.fix}`);
     }
   }

@@ -66,32 +66,79 @@ export function summarizeClaims(payload: JWTPayload): Record<string, unknown> {
   return out;
 }
 
-export function checkSubjectToken(token: string, options: CheckOptions): CheckedSubjectToken {
-  const { source, providerId } = options;
-  let payload: JWTPayload;
+/** What a rule may look at: the decoded payload (never the token itself), its audiences, the clock and settings. */
+export interface SubjectTokenFacts {
+  payload: JWTPayload;
+  /** `aud` as a list (a string `aud` is one element). */
+  aud: string[];
+  /** Epoch seconds. */
+  nowSeconds: number;
+  source: string;
+  providerId: string;
+  expectedAudience: string | undefined;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * One local check on a subject token, run before the token is sent anywhere: a problem (an error that says how to
+ * fix it), or undefined. The chain's list of rules is in subject-token-rules.ts; doctor shows every rule's verdict.
+ */
+export type SubjectTokenRule = (facts: SubjectTokenFacts) => SubjectTokenInvalidError | undefined;
+
+export const notExpired: SubjectTokenRule = ({ payload, nowSeconds, source, providerId }) =>
+  typeof payload.exp === "number" && payload.exp <= nowSeconds
+    ? new SubjectTokenInvalidError(source, `the token expired at ${iso(payload.exp)} (now ${iso(nowSeconds)}). A source must provide a fresh token for every grant.`, { providerId })
+    : undefined;
+
+export const alreadyValid: SubjectTokenRule = ({ payload, nowSeconds, source, providerId }) =>
+  typeof payload.nbf === "number" && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS
+    ? new SubjectTokenInvalidError(source, `the token is not valid before ${iso(payload.nbf)}; this machine's clock is more than ${CLOCK_SKEW_SECONDS}s behind.`, { providerId })
+    : undefined;
+
+export const configuredAudience: SubjectTokenRule = ({ aud, expectedAudience, source, providerId }) =>
+  expectedAudience !== undefined && !aud.includes(expectedAudience)
+    ? new SubjectTokenInvalidError(
+        source,
+        `the token's audience ${JSON.stringify(aud)} does not include the configured audience "${expectedAudience}". Request the token with that audience (or fix "audience" in subjectTokenSource).`,
+        { providerId },
+      )
+    : undefined;
+
+/** The checks every subject token must pass whoever uses it: the chain adds the job's own (subject-token-rules.ts). */
+export const STANDARD_RULES: readonly SubjectTokenRule[] = [notExpired, alreadyValid, configuredAudience];
+
+/** The payload of a token that must be a JWT; a SubjectTokenInvalidError that never echoes the token otherwise. */
+export function decodeSubjectToken(token: string, where: { source: string; providerId: string }): JWTPayload {
   try {
-    payload = decodeJwt(token);
+    return decodeJwt(token);
   } catch {
     // Never echo the token: only its shape matters for the fix.
-    throw new SubjectTokenInvalidError(source, "the value is not a JWT (expected three base64url parts separated by dots). Check that the source points at the OIDC token itself.", { providerId });
+    throw new SubjectTokenInvalidError(where.source, "the value is not a JWT (expected three base64url parts separated by dots). Check that the source points at the OIDC token itself.", {
+      providerId: where.providerId,
+    });
   }
-  const nowSeconds = Math.floor((options.now ?? Date.now()) / 1000);
-  if (typeof payload.exp === "number" && payload.exp <= nowSeconds) {
-    throw new SubjectTokenInvalidError(source, `the token expired at ${iso(payload.exp)} (now ${iso(nowSeconds)}). A source must provide a fresh token for every grant.`, { providerId });
-  }
-  if (typeof payload.nbf === "number" && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS) {
-    throw new SubjectTokenInvalidError(source, `the token is not valid before ${iso(payload.nbf)}; this machine's clock is more than ${CLOCK_SKEW_SECONDS}s behind.`, { providerId });
-  }
-  const expected = options.expectedAudience;
-  if (expected !== undefined) {
-    const aud = payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-    if (!aud.includes(expected)) {
-      throw new SubjectTokenInvalidError(
-        source,
-        `the token's audience ${JSON.stringify(aud)} does not include the configured audience "${expected}". Request the token with that audience (or fix "audience" in subjectTokenSource).`,
-        { providerId },
-      );
-    }
+}
+
+/** The facts the rules look at. */
+export function subjectTokenFacts(payload: JWTPayload, options: CheckOptions & { env?: NodeJS.ProcessEnv }): SubjectTokenFacts {
+  return {
+    payload,
+    aud: payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud],
+    nowSeconds: Math.floor((options.now ?? Date.now()) / 1000),
+    source: options.source,
+    providerId: options.providerId,
+    expectedAudience: options.expectedAudience,
+    env: options.env ?? {},
+  };
+}
+
+/** The standard checks, throwing the first problem; the summary and expiry of a token that passes. */
+export function checkSubjectToken(token: string, options: CheckOptions, rules: readonly SubjectTokenRule[] = STANDARD_RULES): CheckedSubjectToken {
+  const payload = decodeSubjectToken(token, options);
+  const facts = subjectTokenFacts(payload, options);
+  for (const rule of rules) {
+    const problem = rule(facts);
+    if (problem) throw problem;
   }
   return { claims: summarizeClaims(payload), payload, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
 }

@@ -180,7 +180,7 @@ describe.concurrent('doctor: all good', () => {
       `config    ${join(project.dir, 'opencode.json')} (project)`,
       'platform  GitHub Actions · repository acme/app · ref refs/heads/main · event push · run 300001',
     ]);
-    expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓']);
+    expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓', '✓']);
     expect(out).toContain('provider miaou');
     expect(out).toContain('  ✓ config valid: jwt_bearer with subject token from github_actions');
     expect(run.stdout).toMatch(/^ {2}✓ subject token from github_actions, [45]m \d\ds left$/m);
@@ -192,7 +192,7 @@ describe.concurrent('doctor: all good', () => {
     expect(out).toContain('      ref                 refs/heads/main');
     expect(out).toContain('      job_workflow_ref    acme/app/.github/workflows/ci.yml@refs/heads/main');
     expect(out).toContain('      event_name          push');
-    expect(run.stdout).toContain('    expectClaims\n      repository  acme/app         ✓ acme/*\n      ref         refs/heads/main  ✓ refs/heads/main\n');
+    expect(run.stdout).toContain('  ✓ expectClaims: all 2 match\n      repository  acme/app         ✓ acme/*\n      ref         refs/heads/main  ✓ refs/heads/main\n');
     expect(run.stdout).toContain(
       `  ✓ discovery reached\n      issuer          ${world.idp.issuer}\n      token endpoint  ${world.idp.tokenEndpoint}\n      grant types     advertises ${JWT_BEARER}\n`,
     );
@@ -212,6 +212,7 @@ describe.concurrent('doctor: all good', () => {
       ['step', ''],
       ['config', '✓'],
       ['subject-token', '✓'],
+      ['expected-claims', '✓'],
       ['discovery', '✓'],
       ['grant', '✓'],
       ['claim', 'value'],
@@ -243,6 +244,7 @@ describe.concurrent('doctor: all good', () => {
     expect(p?.steps.map((s) => [s.step, s.status])).toEqual([
       ['config', 'ok'],
       ['subject-token', 'ok'],
+      ['expected-claims', 'ok'],
       ['discovery', 'ok'],
       ['grant', 'ok'],
     ]);
@@ -305,12 +307,12 @@ describe.concurrent('doctor: the subject token', () => {
     await capture('wrong-branch', run);
 
     expect(run.code).toBe(1);
-    expect(marks(run.stdout)).toEqual(['✓', '✗', '✓', '-']);
-    expect(run.stdout).toMatch(/^ {2}✗ subject token from github_actions, [45]m \d\ds left$/m);
+    expect(marks(run.stdout)).toEqual(['✓', '✓', '✗', '✓', '-']);
+    expect(run.stdout).toMatch(/^ {2}✓ subject token from github_actions, [45]m \d\ds left$/m);
     expect(lines(run.stdout)).toContain('      ref                 refs/heads/feature-x');
     expect(run.stdout).toContain(
       [
-        '    expectClaims',
+        '  ✗ expectClaims: 1 of 2 do not match',
         '      repository  acme/app              ✓ acme/*',
         '      ref         refs/heads/feature-x  ✗ expected refs/heads/main',
         '    → the claims marked ✗ do not match oauth2.expectClaims (ref): the plugin will not send this token',
@@ -323,15 +325,16 @@ describe.concurrent('doctor: the subject token', () => {
     expect(run.summary.startsWith('### opencode-ci-auth doctor: ❌ failing\n')).toBe(true);
     expect(lines(run.summary)).toContain('| ref | refs/heads/feature-x | ✗ refs/heads/main |');
     const stepRows = lines(run.summary)
-      .filter((l) => /^\| (config|subject-token|discovery|grant) \|/.test(l))
+      .filter((l) => /^\| (config|subject-token|expected-claims|discovery|grant) \|/.test(l))
       .map(markdownCells);
     expect(stepRows.map((r) => r.slice(0, 2))).toEqual([
       ['config', '✓'],
-      ['subject-token', '✗'],
+      ['subject-token', '✓'],
+      ['expected-claims', '✗'],
       ['discovery', '✓'],
       ['grant', '-'],
     ]);
-    expect(stepRows[1]?.[2]).toContain('**fix:** the claims marked ✗ do not match oauth2.expectClaims (ref)');
+    expect(stepRows[2]?.[2]).toContain('**fix:** the claims marked ✗ do not match oauth2.expectClaims (ref)');
 
     // --json: the same verdicts as the text.
     const json = await doctor(['--json'], githubJob());
@@ -345,7 +348,7 @@ describe.concurrent('doctor: the subject token', () => {
       ['repository', true],
       ['ref', false],
     ]);
-    expect(report.providers[0]?.steps[1]?.fix).toContain('do not match oauth2.expectClaims (ref)');
+    expect(report.providers[0]?.steps[2]?.fix).toContain('do not match oauth2.expectClaims (ref)');
     expect(world.idp.grants).toEqual([]);
   });
 
