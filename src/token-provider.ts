@@ -84,7 +84,8 @@ export class TokenProvider {
   #rejected: string | undefined;
   readonly #retryPolicy: RetryPolicy;
   readonly #retryDeps: RetryDeps;
-  readonly #witness: TokenWitness | undefined;
+  /** Every plugin instance that shares this provider has its own witness (token-provider-pool.ts). */
+  readonly #witnesses = new Set<TokenWitness>();
 
   constructor(providerId: string, config: OAuth2Config, options: TokenProviderOptions = {}) {
     this.providerId = providerId;
@@ -93,7 +94,7 @@ export class TokenProvider {
     this.#env = options.env ?? process.env;
     this.#fetch = options.fetch;
     this.#now = options.now ?? Date.now;
-    this.#witness = options.witness;
+    if (options.witness) this.#witnesses.add(options.witness);
     this.#log = (options.logger ?? createLogger()).child({ provider: providerId });
     this.#fileCache =
       config.cache === "file" ? new FileTokenCache({ dir: options.cacheDir ?? defaultCacheDir(this.#env), now: this.#now, logger: this.#log }) : undefined;
@@ -123,6 +124,14 @@ export class TokenProvider {
           `early refresh failed; the current token stays valid until it expires: ${reasonOf(err)}`,
         ),
     });
+  }
+
+  /** Tell one more witness of what this provider obtains, from now on and of the token it holds now. */
+  addWitness(witness: TokenWitness): void {
+    if (this.#witnesses.has(witness)) return;
+    this.#witnesses.add(witness);
+    const current = this.#cache.peek();
+    if (current) witness.accessToken(current.value);
   }
 
   /** A valid access token: cached when fresh, else from one grant shared by all concurrent callers. */
@@ -224,7 +233,8 @@ export class TokenProvider {
     const examined = this.examineSubjectToken(token);
     if (examined.claims) this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: examined.claims }, `subject token obtained from ${this.source.type}`);
     // Even a token that fails a check is this job's: its issuer's tokens are kept out of the agent's tool output.
-    if (typeof examined.payload?.iss === "string") this.#witness?.subjectTokenIssuer(examined.payload.iss);
+    const iss = examined.payload?.iss;
+    if (typeof iss === "string") for (const w of this.#witnesses) w.subjectTokenIssuer(iss);
     const [problem] = examined.problems;
     if (problem) throw problem;
     return { token, claims: examined.claims ?? {}, expiresAt: examined.expiresAt };
@@ -247,7 +257,7 @@ export class TokenProvider {
       const shared = fileKey ? await this.#fileCache?.read(fileKey) : undefined;
       if (shared && shared.value !== this.#rejected) {
         this.#issued += 1;
-        this.#witness?.accessToken(shared.value);
+        for (const w of this.#witnesses) w.accessToken(shared.value);
         this.#log.info({ event: "token_from_file_cache", expiresAt: new Date(shared.expiresAt).toISOString() }, "access token reused from the file cache");
         return shared;
       }
@@ -266,7 +276,7 @@ export class TokenProvider {
         return requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
       });
       this.#issued += 1;
-      this.#witness?.accessToken(accessToken.value);
+      for (const w of this.#witnesses) w.accessToken(accessToken.value);
       this.#lastFailure = undefined;
       if (fileKey) await this.#fileCache?.write(fileKey, accessToken);
       this.#log.info(

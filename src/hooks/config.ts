@@ -7,7 +7,8 @@ import type { Config } from "@opencode-ai/plugin";
 import { parseProviders } from "../config/parse.js";
 import type { AgentSecrets } from "../agent/agent-secrets.js";
 import type { Logger } from "../log.js";
-import { TokenProvider, type TokenProviderOptions } from "../token-provider.js";
+import type { TokenProviderOptions } from "../token-provider.js";
+import { sharedTokenProvider } from "../token-provider-pool.js";
 import { discoverModels, requestedModelIds } from "./model-discovery.js";
 import { createProviderFetch } from "./provider-fetch.js";
 import type { ManagedProvider, ProviderRegistry } from "./registry.js";
@@ -47,7 +48,8 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         let managed: ManagedProvider;
         if (result.ok) {
           const { agentSecrets, ...tokenOptions } = options;
-          const tokenProvider = new TokenProvider(result.providerId, result.config, { ...tokenOptions, logger, ...(agentSecrets ? { witness: agentSecrets } : {}) });
+          // Shared with the other plugin instances of this process: one grant per token lifetime per process.
+          const tokenProvider = sharedTokenProvider(result.providerId, result.config, { ...tokenOptions, logger, ...(agentSecrets ? { witness: agentSecrets } : {}) });
           agentSecrets?.addProvider(result.config, tokenProvider.source);
           managed = { providerId: result.providerId, tokenProvider };
         } else {
