@@ -357,6 +357,7 @@ describe('fake Google STS', () => {
     const repeated = `${new URLSearchParams(stsParams(github, subject)).toString()}&scope=openid`;
     const twice = await send(sts.tokenEndpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: repeated });
     expectStsError(twice, 'invalid_request', 'Parameter "scope" is included more than once.');
+    expect(sts.requests.at(-1)?.paramNames).toEqual([...Object.keys(stsParams(github, subject)), 'scope']);
     expect((await postForm(sts.tokenEndpoint, stsParams(github, subject, { options: JSON.stringify({ userProject: 'acme-prod' }) }))).status).toBe(200);
     expectStsError(await postForm(sts.tokenEndpoint, stsParams(github, subject, { options: '{"lifetime":3600}' })), 'invalid_request', /^Invalid value for "options"/);
   });

@@ -36,6 +36,7 @@ export type AssertionResult =
   | { ok: true; credential: FederatedIdentityCredential; claims: JWTPayload }
   | { ok: false; failure: EntraError };
 
+// Entra "supports" RS256 issuers only but says others may work; the CI issuer fake signs ES256, so accept both families.
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
 
 function audiencesOf(claims: JWTPayload): string[] {

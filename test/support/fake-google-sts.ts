@@ -130,6 +130,8 @@ function readParams(contentType: string, body: string, record: StsRequestRecord)
   let params: Record<string, string> = {};
   if (contentType === 'application/x-www-form-urlencoded') {
     const form = parseForm(body);
+    record.paramNames = form.names;
+    record.params = form.params;
     if (form.repeated.length) refuse('invalid_request', `Parameter "${form.repeated[0]}" is included more than once.`);
     names = form.names;
     params = form.params;
