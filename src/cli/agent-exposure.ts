@@ -5,11 +5,18 @@
 import { EVERY_PLATFORM_CREDENTIAL_ENV, SHELL_ENV_MODE_ENV } from "../agent/agent-secrets.js";
 import type { OpencodeConfig } from "./config-files.js";
 
-/** Whether the config leaves opencode's bash tool on (its default): not `tools.bash: false`, not `permission.bash: "deny"`. */
+type Settings = { tools?: Record<string, unknown>; permission?: Record<string, unknown> } | undefined;
+
+const disables = (s: Settings) => s?.tools?.bash === false || s?.permission?.bash === "deny";
+const enables = (s: Settings) => s?.tools?.bash === true || s?.permission?.bash === "allow" || s?.permission?.bash === "ask";
+
+/**
+ * Whether some agent may run bash: on by default; off when the config says `tools.bash: false` or
+ * `permission.bash: "deny"`, unless an agent (`agent.<name>`) turns it back on.
+ */
 export function bashToolEnabled(config: OpencodeConfig): boolean {
-  const tools = config.tools as Record<string, unknown> | undefined;
-  const permission = config.permission as Record<string, unknown> | undefined;
-  return tools?.bash !== false && permission?.bash !== "deny";
+  const agents = Object.values((config.agent as Record<string, Settings> | undefined) ?? {});
+  return !disables(config as Settings) || agents.some(enables);
 }
 
 /** The one-line warning, or undefined when there is nothing to warn about. */

@@ -83,7 +83,7 @@ beforeAll(async () => {
   const report = (name: string) => `${name}=\${${name}-<unset>}`;
   await writeFile(
     join(scratch, "recording-bin", "opencode"),
-    `#!/bin/sh\nprintf '%s %s %s %s\\n' "$1" "${report("OPENCODE_CI_AUTH_ALLOWED_ISSUERS")}" "${report("OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS")}" "${report("OPENCODE_CI_AUTH_ALLOWED_AUDIENCES")}" >> "$OPENCODE_TEST_RECORD"\n` +
+    `#!/bin/sh\nprintf '%s %s %s %s %s\\n' "$1" "${report("OPENCODE_CI_AUTH_ALLOWED_ISSUERS")}" "${report("OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS")}" "${report("OPENCODE_CI_AUTH_ALLOWED_AUDIENCES")}" "${report("OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS")}" >> "$OPENCODE_TEST_RECORD"\n` +
       `if [ "$1" = --version ]; then echo ${OPENCODE_VERSION}; else echo "recorded"; fi\n`,
   );
   await chmod(join(scratch, "recording-bin", "opencode"), 0o755);
@@ -276,18 +276,19 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
   it("gives `opencode run`, and only it, the allow-lists that are not empty, verbatim", JOB_TIMEOUT, async () => {
     const issuers = "https://idp.example/realms/a,https://idp.example/realms/$HOME/$(id)";
     const endpoints = "https://idp.example/token";
+    const sourceUrls = "https://tokens.example/ci?aud=api%3A%2F%2Fopencode&job=$CI_JOB_ID";
     const { project, result, output } = await runJob(
-      { ...baseInputs(), "allowed-issuers": issuers, "allowed-token-endpoints": endpoints, "allowed-audiences": "" },
+      { ...baseInputs(), "allowed-issuers": issuers, "allowed-token-endpoints": endpoints, "allowed-audiences": "", "allowed-source-urls": sourceUrls },
       { OPENCODE_ID_TOKEN: "unused" },
       { env: (env) => ({ ...env, PATH: `${join(scratch, "recording-bin")}:${env.PATH}`, OPENCODE_TEST_RECORD: join(scratch, `record-${projects.length}`) }) },
     );
     expect(result.code, output.slice(-4000)).toBe(0);
     const record = (await readFile(join(scratch, `record-${projects.length}`), "utf8")).trim().split("\n");
-    const unset = "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset>";
+    const unset = "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>";
     expect(record).toEqual([
       `--version ${unset}`,
       `--version ${unset}`,
-      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=${endpoints} OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset>`,
+      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=${endpoints} OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=${sourceUrls}`,
     ]);
     expect(await project.artifact(JOB, "opencode-output.md")).toBe("recorded\n");
   });

@@ -72,6 +72,7 @@ describe("templates/opencode-run.yml", () => {
       "allowed-issuers": "",
       "allowed-token-endpoints": "",
       "allowed-audiences": "",
+      "allowed-source-urls": "",
       image: "node:22",
       stage: "test",
     });
@@ -121,6 +122,7 @@ describe("templates/opencode-run.yml", () => {
       ["allowed-issuers", "OPENCODE_CI_AUTH_ALLOWED_ISSUERS"],
       ["allowed-token-endpoints", "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS"],
       ["allowed-audiences", "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES"],
+      ["allowed-source-urls", "OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS"],
     ] as const) {
       const carrier = `OPENCODE_RUN_${variable.replace("OPENCODE_CI_AUTH_", "")}`;
       expect(job.variables?.[carrier]).toEqual({ value: `$[[ inputs.${input} ]]`, expand: false });

@@ -96,7 +96,7 @@ async function setupWithRecordingOpencode(s: Setup, record: string): Promise<Stu
   const bin = join(s.job.root, "recording-bin");
   await mkdir(bin);
   const report = (name: string) => `${name}=\${${name}-<unset>}`;
-  const names = ["OPENCODE_CI_AUTH_ALLOWED_ISSUERS", "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS", "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES"];
+  const names = ["OPENCODE_CI_AUTH_ALLOWED_ISSUERS", "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS", "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES", "OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS"];
   await writeFile(join(bin, "opencode"), `#!/bin/sh\nprintf '%s\\n' "$1 ${names.map(report).join(" ")}" >> "${record}"\necho recorded\n`);
   await chmod(join(bin, "opencode"), 0o755);
   const inner = setupActionStub(s.job, s.cache, { "install-opencode": "false" });
@@ -182,14 +182,22 @@ describe("the reusable opencode-run workflow", () => {
     const record = join(s.job.root, "opencode-calls");
     const issuers = "https://idp.example/realms/a,https://idp.example/realms/$HOME/$(id)";
     const audiences = "api://opencode";
+    const sourceUrls = "https://tokens.example/ci?aud=api%3A%2F%2Fopencode&x=`id`";
     const result = await run(
       s,
-      { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed, "allowed-issuers": issuers, "allowed-audiences": audiences },
+      {
+        model: "miaou/mock-model",
+        prompt: "hi",
+        "plugin-version": releases.packed,
+        "allowed-issuers": issuers,
+        "allowed-audiences": audiences,
+        "allowed-source-urls": sourceUrls,
+      },
       await setupWithRecordingOpencode(s, record),
     );
     expect(result.ok, result.log).toBe(true);
     expect((await readFile(record, "utf8")).trim().split("\n")).toEqual([
-      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=${audiences}`,
+      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=${audiences} OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=${sourceUrls}`,
     ]);
     // Set for that step's opencode only: not written to GITHUB_ENV for the steps after it.
     expect(Object.keys(result.env).filter((k) => k.startsWith("OPENCODE_CI_AUTH_"))).toEqual([]);
@@ -200,7 +208,7 @@ describe("the reusable opencode-run workflow", () => {
     const plain = await run(t, { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed }, await setupWithRecordingOpencode(t, defaults));
     expect(plain.ok, plain.log).toBe(true);
     expect((await readFile(defaults, "utf8")).trim()).toBe(
-      "run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset>",
+      "run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>",
     );
   }, HEAVY);
 
