@@ -10,6 +10,6 @@ export interface AccessToken {
   /** Epoch ms when it stops being valid. */
   expiresAt: number;
   /** Where the expiry came from; `default` means the grant assumed a lifetime (DEFAULT_LIFETIME_SECONDS in grant/grant.ts). */
-  expirySource: "expires_in" | "jwt_exp" | "default";
+  expirySource: "expires_in" | "jwt_exp" | "default" | "expire_time";
   scope: string | undefined;
 }

@@ -18,10 +18,11 @@ export type ErrorCode =
   | "ERR_GRANT_REFUSED"
   | "ERR_GRANT_REQUEST"
   | "ERR_TOKEN_RESPONSE_INVALID"
+  | "ERR_IMPERSONATION"
   | "ERR_PROVIDER_UNAUTHORIZED";
 
 /** The step of the chain where a failure happened; used in messages and logs. */
-export type Step = "config" | "subject-token" | "discovery" | "grant" | "provider-request";
+export type Step = "config" | "subject-token" | "discovery" | "grant" | "impersonation" | "provider-request";
 
 export interface CiAuthErrorOptions {
   providerId?: string | undefined;
@@ -165,6 +166,23 @@ export class GrantRequestError extends CiAuthError {
 export class TokenResponseError extends CiAuthError {
   constructor(message: string, options: Omit<CiAuthErrorOptions, "step">) {
     super("ERR_TOKEN_RESPONSE_INVALID", `unusable token response: ${message}`, { ...options, step: "grant" });
+  }
+}
+
+/**
+ * The service account's token could not be had from Google IAM Credentials (`generateAccessToken`): refused (403,
+ * 404, 400: `googleStatus` says which, the message what to grant to whom) or failing (transient).
+ */
+export class ImpersonationError extends CiAuthError {
+  readonly serviceAccount: string;
+  readonly status: number | undefined;
+  /** Google's `error.status`, e.g. `PERMISSION_DENIED`, when it answered one. */
+  readonly googleStatus: string | undefined;
+  constructor(serviceAccount: string, message: string, options: Omit<CiAuthErrorOptions, "step"> & { status?: number | undefined; googleStatus?: string | undefined }) {
+    super("ERR_IMPERSONATION", `impersonation of ${serviceAccount}: ${message}`, { ...options, step: "impersonation" });
+    this.serviceAccount = serviceAccount;
+    this.status = options.status;
+    this.googleStatus = options.googleStatus;
   }
 }
 

@@ -6,6 +6,8 @@
  *
  * What it records is safe to print: claims, lifetimes, URLs and the IdP's words; never a token.
  */
+import type { AccessToken } from "./access-token.js";
+import { googlePrincipalOf, googleProviderOf } from "./config/cloud-services.js";
 import { parseProvider, type ProviderEntry } from "./config/parse.js";
 import type { OAuth2Config } from "./config/schema.js";
 import { reasonOf } from "./describe-failure.js";
@@ -17,7 +19,7 @@ import { detectPlatformFromEnv } from "./subject-token/sources.js";
 import { TokenProvider } from "./token-provider.js";
 
 export type InspectionStatus = "ok" | "warn" | "fail" | "skip";
-export type InspectionStepName = "config" | "subject-token" | "expected-claims" | "discovery" | "grant";
+export type InspectionStepName = "config" | "subject-token" | "expected-claims" | "identity" | "discovery" | "grant" | "impersonation";
 
 export interface InspectionStep {
   step: InspectionStepName;
@@ -97,6 +99,7 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
 
   // 2. The subject token, minted by the plugin's source and judged by every rule of the chain.
   let subjectToken: string | undefined;
+  let presented: Record<string, unknown> | undefined;
   try {
     subjectToken = await tokens.mintSubjectToken();
   } catch (err) {
@@ -130,6 +133,10 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
         ...(mismatch.length ? { fix: `the claims marked ✗ do not match oauth2.expectClaims (${mismatch.map((c) => c.claim).join(", ")}): the plugin will not send this token` } : {}),
       });
     }
+    // 3b. The clouds trust a federated identity registered in advance: name exactly what this job presents.
+    const identity = examined.claims ? federatedIdentity(config, examined.claims) : undefined;
+    if (identity) steps.push(identity);
+    presented = examined.claims;
     if (examined.problems.length > 0) subjectToken = undefined;
   }
 
@@ -166,13 +173,14 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
     steps.push({ step: "grant", status: "skip", title: "grant not attempted (an earlier step failed)", lines: [] });
     return done();
   }
+  let granted: AccessToken;
   try {
-    const token = await tokens.requestWith(subjectToken);
+    granted = await tokens.requestWith(subjectToken, presented);
     steps.push({
       step: "grant",
       status: "ok",
-      title: `grant succeeded: access token valid for ${duration(token.expiresAt - now())}`,
-      lines: [`expiry from   ${token.expirySource}`, `scope         ${token.scope ?? "(none returned)"}`],
+      title: `grant succeeded: access token valid for ${duration(granted.expiresAt - now())}`,
+      lines: [`expiry from   ${granted.expirySource}`, `scope         ${granted.scope ?? "(none returned)"}`],
     });
   } catch (err) {
     if (err instanceof GrantRefusedError) {
@@ -187,6 +195,53 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
     } else {
       steps.push({ step: "grant", status: "fail", title: "grant failed", lines: [], fix: reasonOf(err) });
     }
+    return done();
+  }
+
+  // 6. Google: the service account's token, bought with the federated one.
+  const impersonation = config.serviceAccountImpersonation;
+  if (impersonation) {
+    try {
+      const token = await tokens.impersonate(granted, presented);
+      steps.push({
+        step: "impersonation",
+        status: "ok",
+        title: `service account token for ${impersonation.email}, valid for ${duration(token.expiresAt - now())}`,
+        lines: [`scope         ${token.scope ?? "(none)"}`],
+      });
+    } catch (err) {
+      steps.push({ step: "impersonation", status: "fail", title: `no token for the service account ${impersonation.email}`, lines: [], fix: reasonOf(err) });
+    }
   }
   return done();
+}
+
+/**
+ * The federated identity a cloud must trust, as this job presents it: for a federated client assertion (Entra), the
+ * credential to register on the app; for Google, the pool principal that roles are granted to.
+ */
+function federatedIdentity(config: OAuth2Config, claims: Record<string, unknown>): InspectionStep | undefined {
+  const text = (name: string) => {
+    const value = claims[name];
+    return Array.isArray(value) ? value.map(String).join(", ") : value === undefined ? "(missing)" : String(value);
+  };
+  if (config.authFlow === "client_credentials") {
+    return {
+      step: "identity",
+      status: "ok",
+      title: `federated identity to register on the app ${config.clientId ?? ""}`.trimEnd(),
+      lines: [`issuer    ${text("iss")}`, `subject   ${text("sub")}`, `audience  ${text("aud")}`],
+    };
+  }
+  const provider = googleProviderOf(config.tokenExchangeAudience);
+  if (config.authFlow === "token_exchange" && provider) {
+    const principal = typeof claims.sub === "string" ? googlePrincipalOf(provider, claims.sub) : undefined;
+    return {
+      step: "identity",
+      status: "ok",
+      title: "federated identity in the Google workload identity pool",
+      lines: [`provider   ${provider}`, `issuer     ${text("iss")}`, `audience   ${text("aud")}`, `principal  ${principal ?? "(no sub claim)"}`],
+    };
+  }
+  return undefined;
 }

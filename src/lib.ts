@@ -23,6 +23,7 @@ export {
   TokenResponseError,
   RetriesExhaustedError,
   ProviderUnauthorizedError,
+  ImpersonationError,
   isCiAuthError,
   type ErrorCode,
   type ConfigIssue,

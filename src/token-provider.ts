@@ -10,6 +10,7 @@ import { RetriesExhaustedError, SubjectTokenClaimsError, type CiAuthError, type 
 import { reasonOf } from "./describe-failure.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
 import { createGrantClient } from "./grant/client.js";
+import { impersonateServiceAccount } from "./grant/impersonation.js";
 import { requestAccessToken, type AccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
 import { decodeSubjectToken, subjectTokenFacts, summarizeClaims } from "./subject-token/claims.js";
@@ -174,12 +175,13 @@ export class TokenProvider {
     return tokenCacheKey({
       issuer: c.issuer,
       tokenEndpoint: c.tokenEndpoint,
-      clientId: c.clientId,
+      clientId: c.clientId ?? "(no client)",
       authFlow: c.authFlow,
       scopes: c.scopes,
       tokenExchangeAudience: c.tokenExchangeAudience,
       tokenExchangeResource: c.tokenExchangeResource,
       requestedTokenType: c.requestedTokenType,
+      serviceAccountImpersonation: c.serviceAccountImpersonation && { email: c.serviceAccountImpersonation.email, scopes: c.serviceAccountImpersonation.scopes },
       subjectTokenType: c.subjectTokenType,
       source: { type: this.source.type, identity },
     });
@@ -240,9 +242,22 @@ export class TokenProvider {
     return { token, claims: examined.claims ?? {}, expiresAt: examined.expiresAt };
   }
 
-  /** One grant with this subject token, without retries. */
-  async requestWith(subjectToken: string): Promise<AccessToken> {
-    return requestAccessToken(await this.client(), this.config, subjectToken, { providerId: this.providerId, now: this.#now });
+  /** One grant with this subject token, without retries. `presented`: its non-secret claims, for refusal hints. */
+  async requestWith(subjectToken: string, presented?: Record<string, unknown>): Promise<AccessToken> {
+    return requestAccessToken(await this.client(), this.config, subjectToken, { providerId: this.providerId, now: this.#now, presented });
+  }
+
+  /** The service account's token for a federated token (serviceAccountImpersonation), without retries. */
+  async impersonate(federated: AccessToken, presented?: Record<string, unknown>): Promise<AccessToken> {
+    const token = await impersonateServiceAccount(federated, this.config, {
+      providerId: this.providerId,
+      fetch: this.#fetch ?? globalThis.fetch,
+      timeoutSeconds: this.config.timeoutSeconds,
+      now: this.#now,
+      subject: typeof presented?.sub === "string" ? presented.sub : undefined,
+    });
+    this.#log.debug({ event: "service_account_impersonated", serviceAccount: this.config.serviceAccountImpersonation?.email }, "service account token obtained");
+    return token;
   }
 
   async #grant(): Promise<AccessToken> {
@@ -267,14 +282,16 @@ export class TokenProvider {
       claims = subject.claims;
       const configuration = await retry(() => this.client());
       this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
-      const accessToken = await retry(async (attempt) => {
+      const granted = await retry(async (attempt) => {
         // A retry after long waits must not present a token about to expire: mint a new one.
         if (attempt > 1 && subject.expiresAt !== undefined && subject.expiresAt - this.#now() < SUBJECT_TOKEN_MIN_VALIDITY_MS) {
           subject = await this.subjectToken();
           claims = subject.claims;
         }
-        return requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now });
+        return requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now, presented: subject.claims });
       });
+      // Google: the federated token from STS buys the service account's token; only that one is kept.
+      const accessToken = this.config.serviceAccountImpersonation ? await retry(() => this.impersonate(granted, subject.claims)) : granted;
       this.#issued += 1;
       for (const w of this.#witnesses) w.accessToken(accessToken.value);
       this.#lastFailure = undefined;

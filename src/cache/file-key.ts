@@ -23,6 +23,8 @@ export interface TokenCacheKeyInput {
   tokenExchangeResource?: string[];
   requestedTokenType?: string;
   subjectTokenType?: string;
+  /** Google: the service account whose token is cached, and its scopes (a set). */
+  serviceAccountImpersonation?: { email: string; scopes?: string[] | undefined } | undefined;
   /**
    * Where the subject token comes from. `type` is the source type (`github_actions`, `gitlab`, `file`, `env`).
    * `identity` is a string that is equal for two processes only if they act for the same job run with the same
@@ -67,6 +69,7 @@ export function tokenCacheKey(input: TokenCacheKeyInput): string {
     tokenExchangeResource: asSet(input.tokenExchangeResource),
     requestedTokenType: input.requestedTokenType,
     subjectTokenType: input.subjectTokenType,
+    serviceAccount: input.serviceAccountImpersonation && { email: input.serviceAccountImpersonation.email, scopes: asSet(input.serviceAccountImpersonation.scopes) },
     source: { type: input.source.type, identity: input.source.identity },
   };
   return createHash("sha256").update(canonicalJson(material), "utf8").digest("hex");

@@ -37,7 +37,7 @@ export const FILE_FORMAT_VERSION = 1;
 const KEY_PATTERN = /^[0-9a-f]{64}$/;
 /** A token file is a few KB at most; anything much larger is not ours. */
 const MAX_FILE_BYTES = 64 * 1024;
-const EXPIRY_SOURCES: ReadonlySet<string> = new Set<AccessToken["expirySource"]>(["expires_in", "jwt_exp", "default"]);
+const EXPIRY_SOURCES: ReadonlySet<string> = new Set<AccessToken["expirySource"]>(["expires_in", "jwt_exp", "default", "expire_time"]);
 const POSIX = process.platform !== "win32";
 // Absent on Windows; 0 turns them into no-ops there.
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;

@@ -29,3 +29,22 @@ export const DEFAULT_KUBERNETES_TOKEN_PATH = "/var/run/secrets/tokens/oidc-token
 
 /** The Google Cloud metadata server. Plain http on purpose: see METADATA_SERVER_HOSTS in http/transport.ts. */
 export const DEFAULT_METADATA_BASE_URL = "http://metadata.google.internal";
+
+/**
+ * `subjectTokenSource.audience` with `authFlow: "client_credentials"`: the audience Microsoft Entra expects of a
+ * federated client assertion (its default for a federated identity credential). Set another for another IdP.
+ * @see https://learn.microsoft.com/entra/workload-id/workload-identity-federation-create-trust
+ */
+export const DEFAULT_CLIENT_ASSERTION_AUDIENCE = "api://AzureADTokenExchange";
+
+/** Google: the scope of an access token for Google Cloud APIs (Vertex AI among them). */
+export const GOOGLE_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform";
+
+/** `requestedTokenType` with Google STS: the only type it issues for workload identity federation. */
+export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+
+/** `serviceAccountImpersonation.endpoint`: Google's IAM Credentials API. */
+export const DEFAULT_IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com";
+
+/** `serviceAccountImpersonation.lifetimeSeconds`: Google's default and, without an org policy, its maximum. */
+export const DEFAULT_IMPERSONATION_LIFETIME_SECONDS = 3600;

@@ -5,7 +5,15 @@
 import { z } from "zod";
 import { insecureReason } from "../http/transport.js";
 import { DEFAULT_AUTH_FLOW, DEFAULT_CACHE, DEFAULT_RETRY, DEFAULT_SUBJECT_TOKEN_TYPE, DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
-import { text } from "./fields.js";
+import {
+  ACCESS_TOKEN_TYPE,
+  DEFAULT_CLIENT_ASSERTION_AUDIENCE,
+  DEFAULT_IAM_CREDENTIALS_URL,
+  DEFAULT_IMPERSONATION_LIFETIME_SECONDS,
+  GOOGLE_CLOUD_PLATFORM_SCOPE,
+} from "./defaults.js";
+import { ENTRA_MULTI_TENANTS, GOOGLE_PROVIDER_AUDIENCE, entraTenantOf, googleDefaultTokenAudience, googleProviderOf } from "./cloud-services.js";
+import { text, tokenUrl } from "./fields.js";
 import { subjectTokenSourceSchema } from "./source-schema.js";
 
 export { SOURCE_TYPES, subjectTokenSourceSchema, type SubjectTokenSourceConfig } from "./source-schema.js";
@@ -21,10 +29,91 @@ const stringList = (field: string) =>
     .union([z.array(text(field)), z.string()], { error: `${field} must be an array of strings or a space/comma-separated string` })
     .transform((v) => (Array.isArray(v) ? v : v.split(/[\s,]+/)).map((s) => s.trim()).filter((s) => s.length > 0));
 
-export const AUTH_FLOWS = ["jwt_bearer", "token_exchange"] as const;
+export const AUTH_FLOWS = ["jwt_bearer", "token_exchange", "client_credentials"] as const;
 export const AUTH_METHODS = ["client_secret_post", "client_secret_basic", "none", "private_key_jwt"] as const;
 export const PRIVATE_KEY_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
 export { DEFAULT_SUBJECT_TOKEN_TYPE };
+
+type Block = {
+  authFlow: string;
+  issuer?: string | undefined;
+  tokenEndpoint?: string | undefined;
+  clientId?: string | undefined;
+  scopes?: string[] | undefined;
+  tokenExchangeAudience?: string[] | undefined;
+  requestedTokenType?: string | undefined;
+  serviceAccountImpersonation?: unknown;
+};
+
+/** The rules of the two clouds the plugin speaks to (cloud-services.ts): a block they would refuse is refused here. */
+function checkCloudRules(c: Block, ctx: z.core.$RefinementCtx<unknown>): void {
+  if (c.authFlow === "client_credentials") {
+    for (const field of ["issuer", "tokenEndpoint"] as const) {
+      const tenant = entraTenantOf(c[field]);
+      if (tenant !== undefined && ENTRA_MULTI_TENANTS.has(tenant.toLowerCase())) {
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: `names the tenant "${tenant}", but Entra's client credentials need your own tenant (its id or a verified domain) in the URL (AADSTS50059)`,
+        });
+      }
+    }
+    const entra = entraTenantOf(c.issuer) !== undefined || entraTenantOf(c.tokenEndpoint) !== undefined;
+    const scopes: unknown = c.scopes;
+    if (entra && !(Array.isArray(scopes) && scopes.some((s) => typeof s === "string" && s.endsWith("/.default")))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scopes"],
+        message: 'Entra\'s client credentials take one scope "<resource>/.default", e.g. ["https://cognitiveservices.azure.com/.default"] for Azure OpenAI',
+      });
+    }
+  }
+  if (c.authFlow !== "token_exchange") return;
+  const audiences: unknown = c.tokenExchangeAudience;
+  const list = Array.isArray(audiences) ? audiences.filter((a): a is string => typeof a === "string") : [];
+  for (const a of list) {
+    if (a.startsWith("//iam.googleapis.com/") && !GOOGLE_PROVIDER_AUDIENCE.test(a)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tokenExchangeAudience"],
+        message: `"${a}" is not a Google workload identity provider's full name: //iam.googleapis.com/projects/<project number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`,
+      });
+    }
+  }
+  const google = googleProviderOf(list);
+  if (google !== undefined && c.clientId !== undefined) {
+    ctx.addIssue({ code: "custom", path: ["clientId"], message: "Google STS takes no client: remove clientId (and any client authentication)" });
+  }
+  if (google !== undefined && c.requestedTokenType !== undefined && c.requestedTokenType !== ACCESS_TOKEN_TYPE) {
+    ctx.addIssue({ code: "custom", path: ["requestedTokenType"], message: `Google STS issues only "${ACCESS_TOKEN_TYPE}": remove requestedTokenType, or set it to that` });
+  }
+  if (google === undefined && c.serviceAccountImpersonation !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["serviceAccountImpersonation"],
+      message: "serviceAccountImpersonation needs a Google workload identity provider in tokenExchangeAudience (//iam.googleapis.com/projects/…/providers/…)",
+    });
+  }
+}
+
+/**
+ * What the clouds need and the user need not write: the audience of a federated client assertion (Entra's), and
+ * for Google STS the requested token type, the cloud-platform scope and the provider's default token audience.
+ */
+function applyServiceDefaults<C extends Block & { subjectTokenSource: { audience?: string | undefined } }>(c: C): C {
+  const source = c.subjectTokenSource;
+  if (c.authFlow === "client_credentials" && source.audience === undefined) {
+    return { ...c, subjectTokenSource: { ...source, audience: DEFAULT_CLIENT_ASSERTION_AUDIENCE } };
+  }
+  const google = c.authFlow === "token_exchange" ? googleProviderOf(c.tokenExchangeAudience) : undefined;
+  if (google === undefined) return c;
+  return {
+    ...c,
+    requestedTokenType: c.requestedTokenType ?? ACCESS_TOKEN_TYPE,
+    scopes: c.scopes?.length ? c.scopes : [GOOGLE_CLOUD_PLATFORM_SCOPE],
+    subjectTokenSource: source.audience === undefined ? { ...source, audience: googleDefaultTokenAudience(google) } : source,
+  };
+}
 
 export const oauth2Schema = z
   .strictObject({
@@ -32,8 +121,11 @@ export const oauth2Schema = z
     issuer: httpsUrl("issuer").optional(),
     /** The token endpoint. When set, discovery is skipped. */
     tokenEndpoint: httpsUrl("tokenEndpoint").optional(),
-    /** The OAuth client id registered at the IdP for CI. */
-    clientId: text("clientId"),
+    /**
+     * The OAuth client id registered at the IdP for CI. Required, except with `token_exchange` at a service that
+     * takes no client (Google STS): then no client id and no client authentication are sent.
+     */
+    clientId: text("clientId").optional(),
     /** Only for confidential clients. Use `{env:VAR}`; never write the secret into the file. */
     clientSecret: text("clientSecret").optional(),
     /** How the client authenticates at the token endpoint. Default: `client_secret_post` with a secret, else `none`. */
@@ -50,8 +142,12 @@ export const oauth2Schema = z
       .optional(),
     /** Scopes to request; an array or a space/comma-separated string. */
     scopes: stringList("scopes").optional(),
-    /** `jwt_bearer` (RFC 7523) or `token_exchange` (RFC 8693). */
-    authFlow: z.enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer" or "token_exchange"' }).default(DEFAULT_AUTH_FLOW),
+    /**
+     * `jwt_bearer` (RFC 7523 §2.1: the job's token is the grant), `token_exchange` (RFC 8693), or
+     * `client_credentials` (RFC 7523 §2.2: the job's token authenticates the client, as a federated client
+     * assertion; Microsoft Entra workload identity federation, Keycloak federated client authentication).
+     */
+    authFlow: z.enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"' }).default(DEFAULT_AUTH_FLOW),
     /** token_exchange: the `audience` parameter(s), i.e. the target service's name at the IdP. */
     tokenExchangeAudience: stringList("tokenExchangeAudience").optional(),
     /** token_exchange: the `resource` parameter(s), absolute URIs of the target service. */
@@ -90,6 +186,31 @@ export const oauth2Schema = z
      */
     cache: z.enum(["memory", "file"], { error: 'cache must be "memory" or "file"' }).default(DEFAULT_CACHE),
     /**
+     * token_exchange with Google STS: trade the federated token for a service account's access token
+     * (IAM Credentials `generateAccessToken`). Only that final token is cached; its `expireTime` drives the refresh.
+     */
+    serviceAccountImpersonation: z
+      .strictObject(
+        {
+          /** The service account, e.g. `vertex-ci@my-project.iam.gserviceaccount.com`. */
+          email: text("serviceAccountImpersonation.email").refine((v) => /^[^@\s/]+@[^@\s/]+$/.test(v), {
+            error: "serviceAccountImpersonation.email must be a service account's email, e.g. vertex-ci@my-project.iam.gserviceaccount.com",
+          }),
+          /** Lifetime of the service account's token; more than 3600 needs the org policy that allows it. */
+          lifetimeSeconds: z
+            .int({ error: "serviceAccountImpersonation.lifetimeSeconds must be a whole number of seconds" })
+            .min(1, { error: "serviceAccountImpersonation.lifetimeSeconds must be at least 1" })
+            .max(43200, { error: "serviceAccountImpersonation.lifetimeSeconds must be at most 43200 (12 hours, Google's maximum)" })
+            .default(DEFAULT_IMPERSONATION_LIFETIME_SECONDS),
+          /** Scopes of the service account's token. Default: `scopes`, else cloud-platform. */
+          scopes: stringList("serviceAccountImpersonation.scopes").optional(),
+          /** The IAM Credentials API; for tests. */
+          endpoint: tokenUrl("serviceAccountImpersonation.endpoint", insecureReason).default(DEFAULT_IAM_CREDENTIALS_URL),
+        },
+        { error: 'serviceAccountImpersonation must be an object such as { "email": "vertex-ci@my-project.iam.gserviceaccount.com" }' },
+      )
+      .optional(),
+    /**
      * Whether the provider may go without `options.baseURL`. Off: the access token must not go to a host nobody
      * wrote down. On: the provider's SDK chooses the URL (its default host, or one it builds from other options,
      * such as the `azure` provider's `resourceName`), and the token goes there.
@@ -121,25 +242,40 @@ export const oauth2Schema = z
       ctx.addIssue({ code: "custom", path: ["issuer"], message: "issuer is required (or set tokenEndpoint to skip discovery)" });
     }
     const method = c.tokenEndpointAuthMethod;
-    if ((method === "client_secret_post" || method === "client_secret_basic") && !c.clientSecret) {
-      ctx.addIssue({ code: "custom", path: ["clientSecret"], message: `clientSecret is required with tokenEndpointAuthMethod "${method}"` });
-    }
-    if (method === "none" && c.clientSecret) {
-      ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is set but tokenEndpointAuthMethod is "none": remove one of them' });
-    }
-    if (method === "private_key_jwt" && !c.privateKeyPath) {
-      ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath (a PEM PKCS#8 key file) is required with tokenEndpointAuthMethod "private_key_jwt"' });
-    }
-    if (method !== "private_key_jwt") {
-      for (const field of ["privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
-        if (c[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: `${field} is only used with tokenEndpointAuthMethod "private_key_jwt"` });
+    if (c.authFlow === "client_credentials") {
+      // RFC 7523 §2.2: the job's token is the client's authentication; no other may be configured beside it.
+      for (const field of ["clientSecret", "tokenEndpointAuthMethod", "privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
+        if (c[field] !== undefined) {
+          ctx.addIssue({ code: "custom", path: [field], message: `${field} is not used with authFlow "client_credentials": the job's token authenticates the client (a federated client assertion): remove it` });
+        }
+      }
+    } else {
+      const method = c.tokenEndpointAuthMethod;
+      if ((method === "client_secret_post" || method === "client_secret_basic") && !c.clientSecret) {
+        ctx.addIssue({ code: "custom", path: ["clientSecret"], message: `clientSecret is required with tokenEndpointAuthMethod "${method}"` });
+      }
+      if (method === "none" && c.clientSecret) {
+        ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is set but tokenEndpointAuthMethod is "none": remove one of them' });
+      }
+      if (method === "private_key_jwt" && !c.privateKeyPath) {
+        ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath (a PEM PKCS#8 key file) is required with tokenEndpointAuthMethod "private_key_jwt"' });
+      }
+      if (method !== "private_key_jwt") {
+        for (const field of ["privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
+          if (c[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: `${field} is only used with tokenEndpointAuthMethod "private_key_jwt"` });
+        }
+      }
+      if (method === "private_key_jwt" && c.clientSecret) {
+        ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is not used with tokenEndpointAuthMethod "private_key_jwt": remove it' });
       }
     }
-    if (method === "private_key_jwt" && c.clientSecret) {
-      ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is not used with tokenEndpointAuthMethod "private_key_jwt": remove it' });
+    if (c.clientId === undefined && c.authFlow !== "token_exchange") ctx.addIssue({ code: "custom", path: ["clientId"], message: "clientId is required" });
+    if (c.clientId === undefined && c.authFlow === "token_exchange" && (c.clientSecret !== undefined || method !== undefined)) {
+      ctx.addIssue({ code: "custom", path: ["clientId"], message: "clientId is required with clientSecret or tokenEndpointAuthMethod (only a client can authenticate)" });
     }
+    checkCloudRules(c, ctx);
     if (c.authFlow !== "token_exchange") {
-      for (const field of ["tokenExchangeAudience", "tokenExchangeResource", "requestedTokenType", "subjectTokenType"] as const) {
+      for (const field of ["tokenExchangeAudience", "tokenExchangeResource", "requestedTokenType", "subjectTokenType", "serviceAccountImpersonation"] as const) {
         if (c[field] !== undefined) {
           ctx.addIssue({ code: "custom", path: [field], message: `${field} only applies to authFlow "token_exchange"` });
         }
@@ -153,7 +289,8 @@ export const oauth2Schema = z
     },
     // zod skips refinements once a field failed; run them anyway so every problem is reported in one pass.
     { when: (payload) => typeof payload.value === "object" && payload.value !== null },
-  );
+  )
+  .transform(applyServiceDefaults);
 
 /** The input a user writes. */
 export type OAuth2Input = z.input<typeof oauth2Schema>;

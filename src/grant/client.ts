@@ -37,7 +37,18 @@ function defaultAlg(pem: string): string {
   throw new Error(`unsupported key type ${type ?? "unknown"}${curve ? ` on curve ${curve}` : ""}${hint}`);
 }
 
+/**
+ * Sends nothing: with `client_credentials` the client's authentication is the job's token, which the grant puts in
+ * `client_assertion` itself (grant.ts); a service that takes no client (Google STS) must get no `client_id` either,
+ * which openid-client's None() would add.
+ */
+const noClientAuthentication: client.ClientAuth = () => undefined;
+
+/** openid-client needs a client id for its Configuration; when the block has none it is never sent (above). */
+const NO_CLIENT_ID = "opencode-ci-auth:no-client";
+
 async function clientAuth(providerId: string, config: OAuth2Config): Promise<client.ClientAuth> {
+  if (config.authFlow === "client_credentials" || config.clientId === undefined) return noClientAuthentication;
   const method = resolveAuthMethod(config);
   switch (method) {
     case "none":
@@ -148,7 +159,7 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
     const refused = options.allowLists && checkDiscoveredTokenEndpoint(server.token_endpoint, options.allowLists);
     if (refused) throw new DiscoveryError(`discovery at ${issuer.href}: ${refused}.`, { providerId });
   }
-  const configuration = new client.Configuration(server, config.clientId, {}, auth);
+  const configuration = new client.Configuration(server, config.clientId ?? NO_CLIENT_ID, {}, auth);
   for (const apply of allowLoopbackHttp(transportUrl)) apply(configuration);
   configuration[client.customFetch] = boundedFetch(options.fetch);
   configuration.timeout = timeoutSeconds;

@@ -11,6 +11,7 @@ import { DiscoveryError, GrantRefusedError, GrantRequestError, TokenResponseErro
 import { MAX_BODY_BYTES, bodyTooLargeIn, formatBytes } from "../http/body.js";
 import { isTransientStatus, parseRetryAfter } from "../http/status.js";
 import { scrub } from "../log.js";
+import { cloudRefusalHint } from "./cloud-refusals.js";
 
 /** A timeout anywhere in the cause chain: openid-client reports a body that stalls past its timeout as a parse error. */
 export function hasTimeoutInChain(err: unknown): boolean {
@@ -34,7 +35,7 @@ export const REFUSAL_HINTS: Record<string, string> = {
 /** OAuth error codes that mean "the server is in trouble", not "you are refused" (RFC 6749 §5.2, §4.1.2.1). */
 const TRANSIENT_OAUTH_ERRORS = new Set(["server_error", "temporarily_unavailable"]);
 
-export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined, timeoutSeconds: number): Error {
+export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined, timeoutSeconds: number, presented?: Record<string, unknown>, clientId?: string): Error {
   if (err instanceof client.ResponseBodyError) {
     const description = err.error_description === undefined ? undefined : scrub(err.error_description);
     // A refusal is final; an OAuth error body on a 5xx/429, or server_error / temporarily_unavailable, is the IdP in trouble.
@@ -42,7 +43,7 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     return new GrantRefusedError(flow, err.error, description, {
       providerId,
       status: err.status,
-      hint: REFUSAL_HINTS[err.error],
+      hint: cloudRefusalHint(err.error, err.error_description, clientId, presented) ?? REFUSAL_HINTS[err.error],
       cause: err,
       transient,
       retryAfterMs: transient ? retryAfterOf(err) : undefined,
@@ -53,7 +54,8 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     const params = err.cause[0]?.parameters;
     const error = params?.error ?? "invalid_client";
     const description = params?.error_description === undefined ? undefined : scrub(params.error_description);
-    return new GrantRefusedError(flow, error, description, { providerId, status: err.status, hint: REFUSAL_HINTS[error], cause: err });
+    const hint = cloudRefusalHint(error, params?.error_description, clientId, presented) ?? REFUSAL_HINTS[error];
+    return new GrantRefusedError(flow, error, description, { providerId, status: err.status, hint, cause: err });
   }
   const where = tokenEndpoint ? ` at ${tokenEndpoint}` : "";
   const code = (err as { code?: unknown }).code;

@@ -15,7 +15,11 @@ export type { AccessToken };
 export const GRANT_TYPES: Record<AuthFlow, string> = {
   jwt_bearer: "urn:ietf:params:oauth:grant-type:jwt-bearer",
   token_exchange: "urn:ietf:params:oauth:grant-type:token-exchange",
+  client_credentials: "client_credentials",
 };
+
+/** RFC 7523 §2.2: the client authenticates with a JWT, here the job's own token. */
+export const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /** Lifetime assumed when the IdP states none (no `expires_in`, and the access token is not a JWT with `exp`). */
 export const DEFAULT_LIFETIME_SECONDS = 300;
@@ -24,6 +28,11 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
   const params = new URLSearchParams();
   if (config.authFlow === "jwt_bearer") {
     params.set("assertion", subjectToken);
+  } else if (config.authFlow === "client_credentials") {
+    // The schema requires a clientId with this flow.
+    params.set("client_id", config.clientId ?? "");
+    params.set("client_assertion_type", CLIENT_ASSERTION_TYPE);
+    params.set("client_assertion", subjectToken);
   } else {
     params.set("subject_token", subjectToken);
     params.set("subject_token_type", config.subjectTokenType ?? DEFAULT_SUBJECT_TOKEN_TYPE);
@@ -59,6 +68,8 @@ export function resolveExpiry(response: { access_token: string; expires_in?: unk
 export interface GrantOptions {
   providerId: string;
   now?: () => number;
+  /** The subject token's non-secret claims (iss, sub, aud…): a refusal's hint names what the IdP must trust. */
+  presented?: Record<string, unknown> | undefined;
 }
 
 /** Run the configured grant once. Throws GrantRefusedError, GrantRequestError or TokenResponseError. */
@@ -71,7 +82,7 @@ export async function requestAccessToken(configuration: client.Configuration, co
   try {
     response = await client.genericGrantRequest(configuration, GRANT_TYPES[flow], grantParameters(config, subjectToken));
   } catch (err) {
-    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint, config.timeoutSeconds);
+    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint, config.timeoutSeconds, options.presented, config.clientId);
   }
   // openid-client already refused a missing access_token, and any token_type but bearer, dpop and (token
   // exchange only) n_a. RFC 8693 §2.2.1: N_A means "not an OAuth access token"; it is still presented as a bearer.

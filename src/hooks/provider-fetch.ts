@@ -12,9 +12,17 @@ import { toOpencodeError } from "./opencode-error.js";
 
 type FetchInput = Parameters<typeof globalThis.fetch>[0];
 
+/**
+ * Static-key headers the AI SDKs send from `apiKey`: on a managed provider that key is the plugin's placeholder
+ * (or a key nobody should need), and Azure refuses a request whose `api-key` is wrong even when it carries a valid
+ * Bearer token. The access token is the only credential a managed provider's requests carry.
+ */
+const API_KEY_HEADERS = ["api-key", "x-api-key"];
+
 function withAuthorization(input: FetchInput, init: RequestInit | undefined, token: string): RequestInit {
   const headers = new Headers(input instanceof Request ? input.headers : undefined);
   new Headers(init?.headers).forEach((value, key) => headers.set(key, value));
+  for (const name of API_KEY_HEADERS) headers.delete(name);
   headers.set("authorization", `Bearer ${token}`);
   return { ...init, headers };
 }

@@ -110,12 +110,15 @@ describe("oauth2Schema: authFlow", () => {
     expect(parseOk(block({ authFlow: "token_exchange" })).authFlow).toBe("token_exchange");
   });
 
-  it.each(["jwt-bearer", "JWT_BEARER", "client_credentials", ""])("refuses %j and names both valid flows", (authFlow) => {
+  it("accepts client_credentials", () => {
+    expect(parseOk(block({ authFlow: "client_credentials" })).authFlow).toBe("client_credentials");
+  });
+
+  it.each(["jwt-bearer", "JWT_BEARER", "clientCredentials", ""])("refuses %j and names the three valid flows", (authFlow) => {
     const issues = issuesOf(block({ authFlow }));
     expect(issues).toHaveLength(1);
     expect(issues[0]?.path).toBe("authFlow");
-    expect(issues[0]?.message).toContain('"jwt_bearer"');
-    expect(issues[0]?.message).toContain('"token_exchange"');
+    expect(issues[0]?.message).toBe('authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"');
   });
 });
 
@@ -216,7 +219,7 @@ describe("oauth2Schema: issuer and tokenEndpoint", () => {
 describe("oauth2Schema: clientId", () => {
   it("is required", () => {
     const issues = issuesOf(block({ clientId: undefined }));
-    expect(issues).toEqual([{ path: "clientId", message: "clientId is required", code: "invalid_type" }]);
+    expect(issues).toEqual([{ path: "clientId", message: "clientId is required", code: "custom" }]);
   });
 
   it("must be a string", () => {

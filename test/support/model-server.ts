@@ -20,6 +20,11 @@ export interface ModelServerOptions {
   models?: string[];
   /** The assistant's reply. Default `'Hello from the mock model'`. */
   reply?: string;
+  /**
+   * The path the API lives under. Default `/v1`. Azure's v1 API is `/openai/v1`, Vertex AI's OpenAI-compatible one
+   * `/v1/projects/<p>/locations/<l>/endpoints/openapi`; `{prefix}/models` and `{prefix}/chat/completions` are served.
+   */
+  pathPrefix?: string;
 }
 
 export interface ModelRequestRecord {
@@ -27,6 +32,8 @@ export interface ModelRequestRecord {
   path: string;
   /** The raw Authorization header. Sensitive: never print it. */
   authorization?: string;
+  /** The names of every header received, lowercased (to check that no static key was sent). */
+  headerNames: string[];
   status: number;
   /** Parsed JSON body of POST requests. */
   body?: unknown;
@@ -142,7 +149,8 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
 
   const server = createServer();
   const { port } = await listen(server);
-  const baseURL = `http://127.0.0.1:${port}/v1`;
+  const prefix = (opts.pathPrefix ?? '/v1').replace(/\/+$/, '');
+  const baseURL = `http://127.0.0.1:${port}${prefix}`;
 
   async function authorized(header: string | undefined): Promise<boolean> {
     const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
@@ -257,11 +265,11 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
       return;
     }
     const path = record.path;
-    if (req.method === 'GET' && path === '/v1/models') {
+    if (req.method === 'GET' && path === `${prefix}/models`) {
       send(200, { object: 'list', data: models.map((id) => ({ id, object: 'model', created, owned_by: 'mock' })) });
       return;
     }
-    if (req.method === 'POST' && path === '/v1/chat/completions') {
+    if (req.method === 'POST' && path === `${prefix}/chat/completions`) {
       if (!isRecord(record.body)) {
         send(400, openAiError('request body must be a JSON object', 'invalid_request_error', null));
         return;
@@ -282,6 +290,7 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
     const record: ModelRequestRecord = {
       method: req.method ?? 'GET',
       path: new URL(req.url ?? '/', baseURL).pathname,
+      headerNames: Object.keys(req.headers),
       status: 0,
     };
     if (req.headers.authorization !== undefined) record.authorization = req.headers.authorization;
