@@ -1,7 +1,8 @@
 /**
  * A mock OpenAI-compatible model server on 127.0.0.1 for tests.
  *
- * Serves `GET /v1/models` and `POST /v1/chat/completions` (streaming SSE and plain JSON).
+ * Serves `GET /v1/models`, `POST /v1/chat/completions` and, text only, `POST /v1/responses` (streaming SSE and plain
+ * JSON), under another path prefix when asked (Azure's, Vertex AI's).
  * Every request needs `Authorization: Bearer <token>` accepted by `validateToken`;
  * otherwise it answers 401 with OpenAI's error JSON. {@link ModelServer.failNext401}
  * forces 401s for otherwise-valid requests, to exercise refresh-on-401. {@link ModelServer.scriptToolCall} makes the
@@ -169,6 +170,33 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
   }
 
   /** Answers with `text`, or with one call of `toolCall` when given; streamed (SSE) when the request asks for it. */
+  /**
+   * OpenAI's Responses API, text only (opencode's azure provider uses it by default): a JSON answer, or the stream of
+   * events the AI SDK reads (created, output item added, text delta, output item done, completed).
+   */
+  function responsesAnswer(res: ServerResponse, record: ModelRequestRecord, body: Record<string, unknown>, model: string, text: string): void {
+    record.status = 200;
+    const id = `resp_${randomUUID().replace(/-/g, '')}`;
+    const itemId = `msg_${randomUUID().replace(/-/g, '')}`;
+    const createdAt = Math.floor(Date.now() / 1000);
+    const inputTokens = countTokens(JSON.stringify(body['input'] ?? ''));
+    const usage = { input_tokens: inputTokens, input_tokens_details: { cached_tokens: 0 }, output_tokens: countTokens(text), output_tokens_details: { reasoning_tokens: 0 }, total_tokens: inputTokens + countTokens(text) };
+    const message = { type: 'message', id: itemId, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] };
+    const response = { id, object: 'response', created_at: createdAt, model, status: 'completed', incomplete_details: null, output: [message], usage };
+    if (body['stream'] !== true) {
+      sendJson(res, 200, response);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const event = (data: Record<string, unknown>) => res.write(`event: ${String(data['type'])}\ndata: ${JSON.stringify(data)}\n\n`);
+    event({ type: 'response.created', response: { ...response, status: 'in_progress', output: [], usage: null } });
+    event({ type: 'response.output_item.added', output_index: 0, item: { ...message, status: 'in_progress', content: [] } });
+    event({ type: 'response.output_text.delta', item_id: itemId, output_index: 0, content_index: 0, delta: text, logprobs: [] });
+    event({ type: 'response.output_item.done', output_index: 0, item: message });
+    event({ type: 'response.completed', response });
+    res.end();
+  }
+
   function chatCompletion(
     res: ServerResponse,
     record: ModelRequestRecord,
@@ -281,6 +309,15 @@ export async function startModelServer(opts: ModelServerOptions): Promise<ModelS
       }
       if (await scriptedCompletion(res, record, record.body, model)) return;
       chatCompletion(res, record, record.body, model, reply);
+      return;
+    }
+    if (req.method === 'POST' && path === `${prefix}/responses` && isRecord(record.body)) {
+      const model = record.body['model'];
+      if (typeof model !== 'string' || !models.includes(model)) {
+        send(404, openAiError(`The model '${String(model)}' does not exist`, 'invalid_request_error', 'model_not_found'));
+        return;
+      }
+      responsesAnswer(res, record, record.body, model, reply);
       return;
     }
     send(404, openAiError(`Unknown request URL: ${req.method ?? ''} ${path}`, 'invalid_request_error', 'unknown_url'));
