@@ -559,7 +559,7 @@ describe.concurrent('doctor: the config', () => {
       [
         '      oauth2.issuer: http://idp.example.com is not https (plain http is only allowed to loopback addresses, for local tests); a token must not travel in clear text',
         '      oauth2.clientId: clientId must not be empty (if it comes from {env:VAR}, check that VAR is set in the job)',
-        '      oauth2.authFlow: authFlow must be "jwt_bearer" or "token_exchange"',
+        '      oauth2.authFlow: authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"',
         '    → correct the fields listed (docs/configuration.md)',
       ].sort(),
     );

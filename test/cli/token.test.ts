@@ -247,6 +247,6 @@ describe.concurrent('token: failures exit 1, print no token', () => {
     expectFailure(run);
     expect(run.stderr).toContain('opencode-ci-auth: provider "miaou": invalid configuration (2 problems):\n');
     expect(run.stderr).toContain('  - oauth2.clientId: clientId is required\n');
-    expect(run.stderr).toContain('  - oauth2.authFlow: authFlow must be "jwt_bearer" or "token_exchange"\n');
+    expect(run.stderr).toContain('  - oauth2.authFlow: authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"\n');
   });
 });

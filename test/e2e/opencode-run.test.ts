@@ -150,7 +150,7 @@ describe("opencode run when something is wrong", () => {
     const error = finalError(result.stderr);
     expect(error).toContain('opencode-ci-auth: provider "miaou": invalid configuration (2 problems)');
     expect(error).toContain("- oauth2.clientId: clientId is required");
-    expect(error).toContain('- oauth2.authFlow: authFlow must be "jwt_bearer" or "token_exchange"');
+    expect(error).toContain('- oauth2.authFlow: authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"');
     expect(world.model.requests.length).toBe(requestsBefore);
   });
 
