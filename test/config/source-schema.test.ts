@@ -31,9 +31,13 @@ describe('platform sources', () => {
     expect(issues({ type: 'buildkite', lifetimeSeconds: 0 })).toEqual([{ path: 'lifetimeSeconds', message: 'lifetimeSeconds must be more than 0' }]);
   });
 
-  it('azure_pipelines: serviceConnectionId is required', () => {
+  it('azure_pipelines: serviceConnectionId is optional (the pipeline\'s own token), but not empty when given', () => {
     expect(ok({ type: 'azure_pipelines', serviceConnectionId: ' 3f2a ' })).toEqual({ type: 'azure_pipelines', serviceConnectionId: '3f2a' });
-    expect(issues({ type: 'azure_pipelines' })).toEqual([{ path: 'serviceConnectionId', message: 'serviceConnectionId is required' }]);
+    expect(ok({ type: 'azure_pipelines' })).toEqual({ type: 'azure_pipelines' });
+    // An unset {env:VAR} must not silently switch from a service connection's identity to the pipeline's.
+    expect(issues({ type: 'azure_pipelines', serviceConnectionId: ' ' })).toEqual([
+      { path: 'serviceConnectionId', message: 'serviceConnectionId must not be empty (if it comes from {env:VAR}, check that VAR is set in the job)' },
+    ]);
   });
 
   it('kubernetes: path defaults to the documented projected-token path', () => {

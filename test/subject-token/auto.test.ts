@@ -16,6 +16,7 @@ import { LOOKED_FOR, PLATFORMS, createSubjectTokenSource, detectPlatformFromEnv 
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { fp, rejectionOf } from '../support/harness.js';
+import { startTokenEndpoint } from '../support/token-endpoint.js';
 
 const AUDIENCE = 'https://auth.example.com/realms/acme';
 
@@ -96,6 +97,21 @@ describe('AutoSource', () => {
     expect(fp(await auto({ var: 'MY_TOKEN' }).getSubjectToken(context({ GITLAB_CI: 'true', MY_TOKEN: token })))).toBe(fp(token));
   });
 
+  it('on Azure Pipelines without serviceConnectionId, requests the pipeline\'s own token; with one, that connection\'s', async () => {
+    const endpoint = await startTokenEndpoint();
+    try {
+      const pipelineToken = await ci.mint({ style: 'plain', aud: AUDIENCE, claims: { sub: 'p://acme/app/app-ci' } });
+      endpoint.answer(() => ({ status: 200, body: JSON.stringify({ oidcToken: pipelineToken }) }));
+      const env = { ...SIGNALS.azure_pipelines, SYSTEM_OIDCREQUESTURI: `${endpoint.origin}/oidctoken`, SYSTEM_ACCESSTOKEN: 'job-access-token' };
+      expect(fp(await auto().getSubjectToken(context(env)))).toBe(fp(pipelineToken));
+      expect(endpoint.requests.at(-1)?.query).toEqual({ 'api-version': '7.1' });
+      await auto({ serviceConnectionId: 'sc-1' }).getSubjectToken(context(env));
+      expect(endpoint.requests.at(-1)?.query).toEqual({ 'api-version': '7.1', serviceConnectionId: 'sc-1' });
+    } finally {
+      await endpoint.close();
+    }
+  });
+
   it('reads a Kubernetes projected token from the configured path', async () => {
     const token = await ci.mint({ style: 'plain', aud: AUDIENCE });
     const path = join(dir, 'oidc-token');
@@ -128,11 +144,9 @@ describe('AutoSource', () => {
       expect(err.reason).toBe('bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.');
     });
 
-    it('Azure Pipelines without a service connection in the config', async () => {
-      const err = (await rejectionOf(auto().getSubjectToken(context(SIGNALS.azure_pipelines)))) as CiAuthError;
-      expect(err.reason).toBe(
-        'auto subject token: this job runs on Azure Pipelines (TF_BUILD=True or SYSTEM_OIDCREQUESTURI), where a token is minted for a service connection: set subjectTokenSource.serviceConnectionId to the id of the Azure Resource Manager service connection (workload identity federation) to use.',
-      );
+    it('Azure Pipelines without SYSTEM_ACCESSTOKEN (with or without a service connection)', async () => {
+      const err = (await rejectionOf(auto().getSubjectToken(context({ ...SIGNALS.azure_pipelines, SYSTEM_OIDCREQUESTURI: 'https://dev.azure.example/x' })))) as CiAuthError;
+      expect(err.reason).toMatch(/^azure_pipelines subject token: SYSTEM_ACCESSTOKEN is not set\. /);
     });
 
     it('Azure Pipelines with a service connection but without SYSTEM_ACCESSTOKEN', async () => {
