@@ -672,7 +672,7 @@ describe.concurrent('doctor: other platforms', () => {
     await project.writeConfig(config({ subjectTokenSource: { type: 'bitbucket' } }));
     const run = await doctor([], { CI: 'true', BITBUCKET_BUILD_NUMBER: '42' });
     expect(run.code).toBe(1);
-    expect(run.stdout).toContain('  ✗ no subject token from bitbucket\n    → bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.\n');
+    expect(run.stdout).toContain("  ✗ no subject token from bitbucket\n    → bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: `oidc: true`, or `oidc: { audiences: [<your IdP's audience>] }` to choose the token's audience.\n");
   });
 
   it('auto on GitLab: names the source it picked, and does not warn about the platform', async () => {

@@ -141,7 +141,7 @@ describe('AutoSource', () => {
 
     it('Bitbucket without `oidc: true`', async () => {
       const err = (await rejectionOf(auto().getSubjectToken(context(SIGNALS.bitbucket)))) as CiAuthError;
-      expect(err.reason).toBe('bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.');
+      expect(err.reason).toBe("bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: `oidc: true`, or `oidc: { audiences: [<your IdP's audience>] }` to choose the token's audience.");
     });
 
     it('Azure Pipelines without SYSTEM_ACCESSTOKEN (with or without a service connection)', async () => {
