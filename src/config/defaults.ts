@@ -6,6 +6,14 @@
 /** `timeoutSeconds`: each request to the CI token service and the IdP, headers and body; also `exec`'s limit. */
 export const DEFAULT_TIMEOUT_SECONDS = 10;
 
+/**
+ * `subjectTokenSource.timeoutSeconds` of `buildkite` (and `auto` on Buildkite): the limit for `buildkite-agent oidc
+ * request-token`, which retries by itself, up to 5 attempts with waits of 1, 2, 4 and 8 s on 429, 5xx and network
+ * errors (buildkite/agent clicommand/oidc_request_token.go; buildkite/roko's Exponential). 30 s lets those 15 s of
+ * waits and five quick requests finish, where the 10 s of `timeoutSeconds` would stop the agent after its third try.
+ */
+export const DEFAULT_BUILDKITE_TIMEOUT_SECONDS = 30;
+
 /** `retry`: attempts in all (the first included), and the time budget of one token request. */
 export const DEFAULT_RETRY = { maxAttempts: 4, maxElapsedSeconds: 30 } as const;
 

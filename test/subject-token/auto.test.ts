@@ -8,9 +8,10 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
+import { DEFAULT_BUILDKITE_TIMEOUT_SECONDS, DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
 import { SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
 import type { AutoSource } from '../../src/subject-token/auto.js';
+import { BuildkiteSource } from '../../src/subject-token/buildkite.js';
 import type { AutoSettings } from '../../src/subject-token/definition.js';
 import { LOOKED_FOR, PLATFORMS, createSubjectTokenSource, detectPlatformFromEnv } from '../../src/subject-token/sources.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
@@ -81,6 +82,13 @@ describe('AutoSource', () => {
     const { source } = auto({ serviceConnectionId: 'sc-1' }).resolve(env, 'miaou');
     expect(source.type).toBe(id);
     expect(source.expectedAudience).toBe(AUDIENCE);
+  });
+
+  it('on Buildkite uses the buildkite source\'s own default time limit, which covers the agent\'s retries', () => {
+    const { source } = auto().resolve(SIGNALS.buildkite, 'miaou');
+    expect(source).toBeInstanceOf(BuildkiteSource);
+    expect((source as BuildkiteSource).timeoutMs).toBe(DEFAULT_BUILDKITE_TIMEOUT_SECONDS * 1000);
+    expect(DEFAULT_BUILDKITE_TIMEOUT_SECONDS).toBe(30);
   });
 
   it('with nothing detected, says what was looked for', async () => {
