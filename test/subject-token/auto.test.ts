@@ -142,7 +142,7 @@ describe('AutoSource', () => {
 
     it('CircleCI without an OIDC token (and without the CLI for the audience)', async () => {
       const noAudience = (await rejectionOf(auto({ audience: undefined }).getSubjectToken(context(SIGNALS.circleci)))) as CiAuthError;
-      expect(noAudience.reason).toMatch(/^circleci subject token: CIRCLE_OIDC_TOKEN_V2 is not set\. CircleCI gives OIDC tokens only to jobs that use at least one context/);
+      expect(noAudience.reason).toMatch(/^circleci subject token: CIRCLE_OIDC_TOKEN_V2 is not set\. CircleCI sets it in every job of a project on CircleCI cloud or server 4\.4\+/);
       const withAudience = (await rejectionOf(auto().getSubjectToken(context({ ...SIGNALS.circleci, PATH: '/nonexistent' })))) as CiAuthError;
       expect(withAudience.reason).toMatch(/^circleci subject token: the circleci command is not on PATH/);
     });
