@@ -266,7 +266,7 @@ describe.concurrent('doctor: all good', () => {
 
     expect(run.code).toBe(0);
     expect(lines(run.stdout)).toContain(
-      'platform  no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB)',
+      'platform  no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB)',
     );
     expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓']);
     expect(run.stdout).toMatch(/^ {2}✓ subject token from env, [45]m \d\ds left$/m);

@@ -50,7 +50,7 @@ const SIGNALS = {
   azure_pipelines: { TF_BUILD: 'True' },
   bitbucket: { BITBUCKET_BUILD_NUMBER: '7' },
   kubernetes: { KUBERNETES_SERVICE_HOST: '10.0.0.1' },
-  gcp_metadata: { K_SERVICE: 'ai-review' },
+  gcp_metadata: { CLOUD_RUN_JOB: 'ai-review' },
 } satisfies Record<string, NodeJS.ProcessEnv>;
 
 describe('detectPlatformFromEnv', () => {
@@ -61,7 +61,7 @@ describe('detectPlatformFromEnv', () => {
   it('covers every platform, and the list of what is looked for names them all', () => {
     expect(PLATFORMS.map((p) => p.id).sort()).toEqual(Object.keys(SIGNALS).sort());
     expect(LOOKED_FOR).toBe(
-      'GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB',
+      'GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB',
     );
   });
 
@@ -69,6 +69,15 @@ describe('detectPlatformFromEnv', () => {
     expect(detectPlatformFromEnv({ ...SIGNALS.kubernetes, ...SIGNALS.gitlab })?.id).toBe('gitlab');
     expect(detectPlatformFromEnv({ ...SIGNALS.gcp_metadata, ...SIGNALS.github_actions, GCE_METADATA_HOST: 'metadata.google.internal' })?.id).toBe('github_actions');
     expect(detectPlatformFromEnv({ ...SIGNALS.gcp_metadata, ...SIGNALS.kubernetes })?.id).toBe('kubernetes');
+  });
+
+  it('does not take K_SERVICE alone for Google Cloud: every Knative platform sets it', () => {
+    expect(detectPlatformFromEnv({ K_SERVICE: 'ai-review', K_REVISION: 'ai-review-00001', K_CONFIGURATION: 'ai-review' })).toBeUndefined();
+    // Knative on Kubernetes: the pod is detected as such, as before.
+    expect(detectPlatformFromEnv({ K_SERVICE: 'ai-review', ...SIGNALS.kubernetes })?.id).toBe('kubernetes');
+    // An explicit metadata server, or a Cloud Run job, is Google Cloud.
+    expect(detectPlatformFromEnv({ K_SERVICE: 'ai-review', GCE_METADATA_HOST: 'metadata.google.internal' })?.id).toBe('gcp_metadata');
+    expect(detectPlatformFromEnv({ GCE_METADATA_IP: '169.254.169.254' })?.id).toBe('gcp_metadata');
   });
 
   it('ignores values that do not mean "on" and empty variables', () => {
@@ -175,7 +184,7 @@ describe('AutoSource', () => {
     it('Google Cloud without an audience', async () => {
       const err = (await rejectionOf(auto({ audience: undefined }).getSubjectToken(context(SIGNALS.gcp_metadata)))) as CiAuthError;
       expect(err.reason).toBe(
-        'auto subject token: this job runs on Google Cloud (GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB), whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects.',
+        'auto subject token: this job runs on Google Cloud (GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB), whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects.',
       );
     });
   });
