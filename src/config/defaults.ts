@@ -30,8 +30,9 @@ export const DEFAULT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 export const DEFAULT_ID_TOKEN_VAR = "OPENCODE_ID_TOKEN";
 
 /**
- * `subjectTokenSource.path` of `kubernetes` and `auto`: a projected volume mounted at `/var/run/secrets/tokens`
- * with the projection's `path: oidc-token`. The file name is this project's choice (docs/configuration.md#kubernetes).
+ * `subjectTokenSource.path` of `kubernetes` and `auto`: this project's choice, a projected volume mounted at
+ * `/var/run/secrets/tokens` (the directory of the Kubernetes docs' example, whose file is `vault-token`) with the
+ * projection's `path: oidc-token`. docs/configuration.md#kubernetes shows the pod spec that produces it.
  */
 export const DEFAULT_KUBERNETES_TOKEN_PATH = "/var/run/secrets/tokens/oidc-token";
 
