@@ -12,6 +12,7 @@ import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSou
 import { z } from "zod";
 import { audience } from "../config/fields.js";
 import { defineSource } from "./definition.js";
+import { immutableSubjectNotes } from "./github-subject.js";
 
 const SOURCE = "github_actions";
 /** Together they mint this job's OIDC token for any audience until the job ends. */
@@ -138,6 +139,19 @@ export const githubActions = defineSource({
     details: { repository: "GITHUB_REPOSITORY", ref: "GITHUB_REF", event: "GITHUB_EVENT_NAME", workflow: "GITHUB_WORKFLOW_REF", run: "GITHUB_RUN_ID" },
     fromAuto: (settings) => new GitHubActionsSource(settings.audience),
   },
-  summaryClaims: ["repository", "ref", "ref_type", "environment", "workflow_ref", "job_workflow_ref", "event_name", "runner_environment"],
+  summaryClaims: [
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "ref",
+    "ref_type",
+    "environment",
+    "workflow_ref",
+    "job_workflow_ref",
+    "event_name",
+    "runner_environment",
+  ],
+  notes: immutableSubjectNotes,
   credentialEnv: CREDENTIAL_ENV,
 });
