@@ -1,7 +1,8 @@
 /**
  * What one kind of subject-token source declares about itself, so that everything else is derived from a table
  * of these (sources.ts): the config schema and the list of `type`s, the factory, `auto`'s detection, doctor's
- * platform line, the claims worth showing, and the environment variables that hold credentials.
+ * platform line, the claims worth showing (and doctor's notes on a token), and the environment variables that
+ * hold credentials.
  *
  * A source's cache identity is its own `cacheIdentity()` (source.ts): it needs the running job's values.
  */
