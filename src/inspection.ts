@@ -15,7 +15,7 @@ import { CiAuthError, GrantRefusedError } from "./errors.js";
 import type { ClaimCheck } from "./expect-claims.js";
 import { GRANT_TYPES } from "./grant/grant.js";
 import { createLogger } from "./log.js";
-import { detectPlatformFromEnv } from "./subject-token/sources.js";
+import { detectPlatformFromEnv, notesOnToken } from "./subject-token/sources.js";
 import { TokenProvider } from "./token-provider.js";
 
 export type InspectionStatus = "ok" | "warn" | "fail" | "skip";
@@ -112,6 +112,8 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
     // The expectClaims problem is its own step, below.
     const problems = examined.problems.filter((p) => p.code !== "ERR_SUBJECT_TOKEN_CLAIMS");
     const lines = examined.claims ? claimLines(examined.claims, tokens.source.expectedAudience) : [];
+    // What the platforms say about the token (GitHub: which form of `sub` the IdP must match).
+    if (examined.payload) lines.push(...notesOnToken(examined.payload));
     const left = examined.expiresAt === undefined ? "" : `, ${duration(examined.expiresAt - now())} left`;
     if (problems.length === 0) {
       steps.push({ step: "subject-token", status: "ok", title: `subject token from ${sourceName}${left}`, lines });

@@ -19,6 +19,13 @@ describe('globMatch', () => {
     expect(globMatch('refs/*/main', 'refs/heads/feature/main')).toBe(true);
   });
 
+  it("GitHub's immutable sub: a pattern written for the name form does not match it", () => {
+    const immutable = 'repo:acme@200001/app@100001:ref:refs/heads/main';
+    expect(globMatch('repo:acme/*:ref:refs/heads/*', immutable)).toBe(false);
+    expect(globMatch('repo:acme@200001/*:ref:refs/heads/*', immutable)).toBe(true);
+    expect(globMatch('repo:acme@200001/app@100001:*', immutable)).toBe(true);
+  });
+
   it('`?` matches exactly one character (a `/` too)', () => {
     expect(globMatch('v?', 'v1')).toBe(true);
     expect(globMatch('v?', 'v')).toBe(false);

@@ -6,6 +6,14 @@
 /** `timeoutSeconds`: each request to the CI token service and the IdP, headers and body; also `exec`'s limit. */
 export const DEFAULT_TIMEOUT_SECONDS = 10;
 
+/**
+ * `subjectTokenSource.timeoutSeconds` of `buildkite` (and `auto` on Buildkite): the limit for `buildkite-agent oidc
+ * request-token`, which retries by itself, up to 5 attempts with waits of 1, 2, 4 and 8 s on 429, 5xx and network
+ * errors (buildkite/agent clicommand/oidc_request_token.go; buildkite/roko's Exponential). 30 s lets those 15 s of
+ * waits and five quick requests finish, where the 10 s of `timeoutSeconds` would stop the agent after its third try.
+ */
+export const DEFAULT_BUILDKITE_TIMEOUT_SECONDS = 30;
+
 /** `retry`: attempts in all (the first included), and the time budget of one token request. */
 export const DEFAULT_RETRY = { maxAttempts: 4, maxElapsedSeconds: 30 } as const;
 
@@ -22,8 +30,9 @@ export const DEFAULT_SUBJECT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 export const DEFAULT_ID_TOKEN_VAR = "OPENCODE_ID_TOKEN";
 
 /**
- * `subjectTokenSource.path` of `kubernetes` and `auto`: a projected volume mounted at `/var/run/secrets/tokens`
- * with the projection's `path: oidc-token`. The file name is this project's choice (docs/configuration.md#kubernetes).
+ * `subjectTokenSource.path` of `kubernetes` and `auto`: this project's choice, a projected volume mounted at
+ * `/var/run/secrets/tokens` (the directory of the Kubernetes docs' example, whose file is `vault-token`) with the
+ * projection's `path: oidc-token`. docs/configuration.md#kubernetes shows the pod spec that produces it.
  */
 export const DEFAULT_KUBERNETES_TOKEN_PATH = "/var/run/secrets/tokens/oidc-token";
 

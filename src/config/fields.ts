@@ -32,3 +32,9 @@ export const timeoutSeconds = (field: string, defaultSeconds: number) =>
     .positive({ error: `${field} must be more than 0` })
     .max(120, { error: `${field} must be at most 120` })
     .default(defaultSeconds);
+
+/** A list given as an array or as one space- or comma-separated string (the docs' "list"). */
+export const stringList = (field: string) =>
+  z
+    .union([z.array(text(field)), z.string()], { error: `${field} must be an array of strings or a space/comma-separated string` })
+    .transform((v) => (Array.isArray(v) ? v : v.split(/[\s,]+/)).map((s) => s.trim()).filter((s) => s.length > 0));

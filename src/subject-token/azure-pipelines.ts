@@ -1,7 +1,11 @@
 /**
- * Azure Pipelines: `POST $SYSTEM_OIDCREQUESTURI?api-version=7.1&serviceConnectionId=<id>` with the job access token
- * (`SYSTEM_ACCESSTOKEN`) mints a token for the service connection's federated identity, in the `oidcToken` field.
+ * Azure Pipelines: `POST $SYSTEM_OIDCREQUESTURI?api-version=7.1[&serviceConnectionId=<id>]` with the job access token
+ * (`SYSTEM_ACCESSTOKEN`) answers a token in the `oidcToken` field. With a service connection id, it is that service
+ * connection's token (workload identity federation); without, the pipeline's own token, whose claims name the
+ * organization, project, pipeline definition, repository and ref. Microsoft documents both forms of the endpoint, not
+ * the pipeline token's claims (docs/configuration.md#azure_pipelines says which are observed).
  * @see https://learn.microsoft.com/rest/api/azure/devops/distributedtask/oidctoken/create
+ * @see https://learn.microsoft.com/azure/devops/pipelines/release/convert-service-connections (the two issuers)
  * @see https://learn.microsoft.com/azure/devops/pipelines/build/variables#systemaccesstoken
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
@@ -23,20 +27,21 @@ export class AzurePipelinesSource implements SubjectTokenSource {
   readonly type = SOURCE;
   readonly expectedAudience: string | undefined;
   readonly credentialEnv = CREDENTIAL_ENV;
-  readonly serviceConnectionId: string;
+  /** Undefined: the pipeline's own token. */
+  readonly serviceConnectionId: string | undefined;
 
-  constructor(serviceConnectionId: string, audience: string | undefined) {
+  constructor(serviceConnectionId: string | undefined, audience: string | undefined) {
     this.serviceConnectionId = serviceConnectionId;
     this.expectedAudience = audience;
   }
 
   /**
-   * The service connection, the job's OIDC request URI (it holds the plan and job ids) and a fingerprint of the
-   * job access token, which only this job holds.
+   * The service connection (or the pipeline's own token), the job's OIDC request URI (it holds the plan and job ids)
+   * and a fingerprint of the job access token, which only this job holds.
    */
   async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
     const accessToken = env.SYSTEM_ACCESSTOKEN;
-    return identityOf([SOURCE, this.serviceConnectionId, env.SYSTEM_OIDCREQUESTURI, accessToken ? fingerprint(accessToken) : undefined]);
+    return identityOf([SOURCE, this.serviceConnectionId ?? "(pipeline)", env.SYSTEM_OIDCREQUESTURI, accessToken ? fingerprint(accessToken) : undefined]);
   }
 
   async getSubjectToken(context: SubjectTokenContext): Promise<string> {
@@ -60,7 +65,7 @@ export class AzurePipelinesSource implements SubjectTokenSource {
     if (insecure) throw new SubjectTokenUnavailableError(SOURCE, `SYSTEM_OIDCREQUESTURI: ${insecure}.`, { providerId });
     // Added to whatever query the URI already has, never replacing it.
     url.searchParams.set("api-version", AZURE_OIDC_API_VERSION);
-    url.searchParams.set("serviceConnectionId", this.serviceConnectionId);
+    if (this.serviceConnectionId !== undefined) url.searchParams.set("serviceConnectionId", this.serviceConnectionId);
 
     const answer = await requestTokenOverHttp(context, {
       source: SOURCE,
@@ -77,7 +82,10 @@ export class AzurePipelinesSource implements SubjectTokenSource {
       redirectReason: "SYSTEM_ACCESSTOKEN is only sent to SYSTEM_OIDCREQUESTURI",
       refusalHints: {
         401: `The job access token was refused: map the current one, \`env: { SYSTEM_ACCESSTOKEN: $(System.AccessToken) }\`, and do not set SYSTEM_ACCESSTOKEN yourself.`,
-        default: `Check subjectTokenSource.serviceConnectionId ("${this.serviceConnectionId}"): it must be the id of an Azure Resource Manager service connection that uses workload identity federation, and this pipeline must be allowed to use it.`,
+        default:
+          this.serviceConnectionId === undefined
+            ? "The pipeline's own token was refused: run on Azure DevOps Services with a current agent, or set subjectTokenSource.serviceConnectionId to use a service connection's token."
+            : `Check subjectTokenSource.serviceConnectionId ("${this.serviceConnectionId}"): it must be the id of a service connection that uses workload identity federation (Azure Resource Manager, Docker registry, or one an extension created), and this pipeline must be allowed to use it.`,
       },
     });
     return tokenFromJson(answer, { source: SOURCE, providerId, service: "the Azure Pipelines OIDC service", url, field: "oidcToken" });
@@ -90,8 +98,12 @@ export const azurePipelines = defineSource({
   type: SOURCE,
   schema: z.strictObject({
     type: z.literal(SOURCE),
-    /** The id (a GUID) of the service connection whose federated identity the token is for. */
-    serviceConnectionId: text("serviceConnectionId"),
+    /**
+     * The id (a GUID) of a service connection that uses workload identity federation: the token is then that service
+     * connection's. Omitted: the pipeline's own token. Empty is an error here, as for any text field (an unset
+     * `{env:VAR}` must not silently switch identities); `auto` alone treats it as not set.
+     */
+    serviceConnectionId: text("serviceConnectionId").optional(),
     /** When set, the token's `aud` is checked locally (Azure issues `api://AzureADTokenExchange`). */
     audience,
   }),
@@ -101,12 +113,9 @@ export const azurePipelines = defineSource({
     signal: "TF_BUILD=True or SYSTEM_OIDCREQUESTURI",
     matches: (env) => /^true$/i.test(env.TF_BUILD ?? "") || isSet(env.SYSTEM_OIDCREQUESTURI),
     details: { project: "SYSTEM_TEAMPROJECT", repository: "BUILD_REPOSITORY_NAME", branch: "BUILD_SOURCEBRANCH", build: "BUILD_BUILDID" },
-    fromAuto: (settings, unusable) =>
-      settings.serviceConnectionId
-        ? new AzurePipelinesSource(settings.serviceConnectionId, settings.audience)
-        : unusable(
-            "where a token is minted for a service connection: set subjectTokenSource.serviceConnectionId to the id of the Azure Resource Manager service connection (workload identity federation) to use.",
-          ),
+    fromAuto: (settings) => new AzurePipelinesSource(settings.serviceConnectionId, settings.audience),
   },
+  // The pipeline token's claims, as observed in real tokens (Microsoft does not document them).
+  summaryClaims: ["org_id", "prj_id", "def_id", "rpo_uri", "rpo_ref"],
   credentialEnv: CREDENTIAL_ENV,
 });

@@ -1,6 +1,9 @@
 /**
- * Bitbucket Pipelines: a step with `oidc: true` gets its token in `BITBUCKET_STEP_OIDC_TOKEN`.
+ * Bitbucket Pipelines: a step with `oidc: true` gets its token in `BITBUCKET_STEP_OIDC_TOKEN`. Its audience is the
+ * workspace's, unless `oidc: audiences: [...]` (on the step, or under `options` for every step) lists others: the
+ * token then carries those (at most 10), as an array.
  * @see https://support.atlassian.com/bitbucket-cloud/docs/integrate-pipelines-with-resource-servers-using-oidc/
+ * @see https://www.atlassian.com/blog/bitbucket/bitbucket-pipelines-oidc-now-supports-multiple-audiences
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
@@ -30,7 +33,7 @@ export class BitbucketSource implements SubjectTokenSource {
     const value = env.BITBUCKET_STEP_OIDC_TOKEN?.trim();
     if (value) return value;
     const where = env.BITBUCKET_BUILD_NUMBER ? "" : " (this does not look like a Bitbucket Pipelines step: BITBUCKET_BUILD_NUMBER is not set)";
-    throw new SubjectTokenUnavailableError(SOURCE, `BITBUCKET_STEP_OIDC_TOKEN is not set${where}. Add \`oidc: true\` to the step that runs opencode in bitbucket-pipelines.yml.`, {
+    throw new SubjectTokenUnavailableError(SOURCE, `BITBUCKET_STEP_OIDC_TOKEN is not set${where}. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: \`oidc: true\`, or \`oidc: { audiences: [<your IdP's audience>] }\` to choose the token's audience.`, {
       providerId,
     });
   }
@@ -40,7 +43,7 @@ export const bitbucket = defineSource({
   type: SOURCE,
   schema: z.strictObject({
     type: z.literal(SOURCE),
-    /** When set, the token's `aud` is checked locally. */
+    /** When set, the token's `aud` is checked locally: the workspace's, or one of the step's `oidc: audiences`. */
     audience,
   }),
   create: (config) => new BitbucketSource(config.audience),

@@ -1,18 +1,26 @@
 /**
- * Buildkite: `buildkite-agent oidc request-token --audience … [--lifetime …]`, which the agent answers for the
- * running job.
- * @see https://buildkite.com/docs/agent/v3/cli-oidc
+ * Buildkite: `buildkite-agent oidc request-token [--audience …] [--lifetime …] [--claim …]`, which the agent answers
+ * for the running job. The agent retries its own request (see DEFAULT_BUILDKITE_TIMEOUT_SECONDS), so this source has
+ * a time limit of its own, longer than `timeoutSeconds`.
+ * @see https://buildkite.com/docs/agent/cli/reference/oidc (claims, optional claims, default audience and lifetime)
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
 import { z } from "zod";
-import { audience } from "../config/fields.js";
+import { DEFAULT_BUILDKITE_TIMEOUT_SECONDS } from "../config/defaults.js";
+import { audience, stringList, timeoutSeconds } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 
 const SOURCE = "buildkite";
 /** The agent's job token: `buildkite-agent oidc request-token` mints tokens with it. */
 const CREDENTIAL_ENV = ["BUILDKITE_AGENT_ACCESS_TOKEN"] as const;
+/**
+ * The claims Buildkite adds only when asked with `--claim` (organization_id is the immutable one an IdP should pin;
+ * organization_slug, always there, can be renamed). `agent_tag:<name>` adds one agent tag.
+ */
+const OPTIONAL_CLAIM = /^(organization_id|pipeline_id|build_id|cluster_id|cluster_name|queue_id|queue_key|agent_tag:[^\s,]+)$/;
+const OPTIONAL_CLAIMS = "organization_id, pipeline_id, build_id, cluster_id, cluster_name, queue_id, queue_key, agent_tag:<name>";
 const CONTAINER_FIX = "In a container step, mount the agent into it (docker plugin: `mount-buildkite-agent: true`), which also passes these variables.";
 
 export class BuildkiteSource implements SubjectTokenSource {
@@ -20,19 +28,25 @@ export class BuildkiteSource implements SubjectTokenSource {
   readonly expectedAudience: string | undefined;
   readonly credentialEnv = CREDENTIAL_ENV;
   readonly lifetimeSeconds: number | undefined;
+  /** Optional claims, one `--claim` each. */
+  readonly claims: readonly string[];
+  readonly timeoutMs: number;
 
-  constructor(audience: string | undefined, lifetimeSeconds: number | undefined) {
+  constructor(audience: string | undefined, lifetimeSeconds: number | undefined, claims: readonly string[] = [], timeoutSeconds = DEFAULT_BUILDKITE_TIMEOUT_SECONDS) {
     this.expectedAudience = audience;
     this.lifetimeSeconds = lifetimeSeconds;
+    this.claims = claims;
+    this.timeoutMs = timeoutSeconds * 1000;
   }
 
-  /** The job (a UUID per job) and a fingerprint of its agent access token, which only that job holds. */
+  /** The settings that shape the token, the job (a UUID per job) and a fingerprint of its agent access token, which only that job holds. */
   async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
     const agentToken = env.BUILDKITE_AGENT_ACCESS_TOKEN;
     return identityOf([
       SOURCE,
       this.expectedAudience ?? "(default)",
       String(this.lifetimeSeconds ?? "(default)"),
+      this.claims.length ? [...this.claims].sort().join(",") : "(none)",
       env.BUILDKITE_JOB_ID,
       agentToken ? fingerprint(agentToken) : undefined,
     ]);
@@ -50,13 +64,14 @@ export class BuildkiteSource implements SubjectTokenSource {
     const args = ["oidc", "request-token"];
     if (this.expectedAudience !== undefined) args.push("--audience", this.expectedAudience);
     if (this.lifetimeSeconds !== undefined) args.push("--lifetime", String(this.lifetimeSeconds));
+    for (const claim of this.claims) args.push("--claim", claim);
     return runTokenCommand({
       source: SOURCE,
       providerId,
       program: "buildkite-agent",
       args,
       label: "`buildkite-agent oidc request-token`",
-      timeoutMs: context.timeoutMs,
+      timeoutMs: this.timeoutMs,
       env,
       notFound: `buildkite-agent is not on PATH. The agent provides it to every job. ${CONTAINER_FIX}`,
     });
@@ -69,17 +84,28 @@ export const buildkite = defineSource({
     type: z.literal(SOURCE),
     /** `--audience`. Omitted: Buildkite's default audience. */
     audience,
-    /** `--lifetime` in seconds. Omitted: Buildkite's default. */
+    /** `--lifetime` in seconds. Omitted: Buildkite's default (5 minutes). */
     lifetimeSeconds: z.int({ error: "lifetimeSeconds must be a whole number of seconds" }).positive({ error: "lifetimeSeconds must be more than 0" }).optional(),
+    /** Optional claims to add, one `--claim` each. Omitted: none. */
+    claims: stringList("claims")
+      .superRefine((items, ctx) => {
+        for (const item of items) {
+          if (!OPTIONAL_CLAIM.test(item)) ctx.addIssue({ code: "custom", message: `claims must list Buildkite's optional claims (${OPTIONAL_CLAIMS}): "${item}" is not one` });
+        }
+      })
+      .transform((items) => [...new Set(items)])
+      .optional(),
+    /** Limit for `buildkite-agent oidc request-token`, long enough for the agent's own retries. */
+    timeoutSeconds: timeoutSeconds("timeoutSeconds", DEFAULT_BUILDKITE_TIMEOUT_SECONDS),
   }),
-  create: (config) => new BuildkiteSource(config.audience, config.lifetimeSeconds),
+  create: (config) => new BuildkiteSource(config.audience, config.lifetimeSeconds, config.claims, config.timeoutSeconds),
   platform: {
     name: "Buildkite",
     signal: "BUILDKITE=true",
     matches: (env) => env.BUILDKITE === "true",
     details: { organization: "BUILDKITE_ORGANIZATION_SLUG", pipeline: "BUILDKITE_PIPELINE_SLUG", branch: "BUILDKITE_BRANCH", build: "BUILDKITE_BUILD_NUMBER" },
-    fromAuto: (settings) => new BuildkiteSource(settings.audience, undefined),
+    fromAuto: (settings) => new BuildkiteSource(settings.audience, undefined, [], DEFAULT_BUILDKITE_TIMEOUT_SECONDS),
   },
-  summaryClaims: ["organization_slug", "pipeline_slug", "build_branch"],
+  summaryClaims: ["organization_slug", "organization_id", "pipeline_slug", "pipeline_id", "build_branch"],
   credentialEnv: CREDENTIAL_ENV,
 });

@@ -1,6 +1,8 @@
 /**
  * CircleCI: the job's `CIRCLE_OIDC_TOKEN_V2` (its `aud` is the organization id), or, when an audience is
  * configured, a token minted for it with `circleci run oidc get --claims '{"aud":"…"}'`.
+ * No context is needed: CircleCI's docs once said the token was only in jobs that use one, and no longer do (their
+ * "OpenID Connect token availability" lists the variables with no condition but forks; CircleCI-Public/aws-cli-orb#197).
  * @see https://circleci.com/docs/openid-connect-tokens/
  * @see https://circleci.com/docs/oidc-tokens-with-custom-claims/
  */
@@ -14,7 +16,7 @@ import { defineSource } from "./definition.js";
 const SOURCE = "circleci";
 const CREDENTIAL_ENV = ["CIRCLE_OIDC_TOKEN", "CIRCLE_OIDC_TOKEN_V2"] as const;
 const NO_TOKEN =
-  "CircleCI gives OIDC tokens only to jobs that use at least one context: add `context: [<a context>]` to this job in the workflow. " +
+  "CircleCI sets it in every job of a project on CircleCI cloud or server 4.4+ (not in an air-gapped installation); if it is missing, check that the job runs there. " +
   'Jobs of pull requests from forks get none unless the project enables "Pass secrets to builds from forked pull requests" (docs/troubleshooting.md).';
 
 export class CircleCiSource implements SubjectTokenSource {

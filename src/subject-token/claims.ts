@@ -15,7 +15,7 @@ export const SUMMARY_CLAIMS: readonly string[] = ["iss", "aud", "sub", ...SOURCE
 
 /**
  * Non-secret parts of object claims, shown under a name of their own: Kubernetes puts the namespace and service
- * account in `kubernetes.io`, Google Cloud (format=full) the project in `google`.
+ * account in `kubernetes.io`, a Compute Engine VM's token (format=full) the project in `google.compute_engine`.
  */
 export const NESTED_SUMMARY_CLAIMS: Readonly<Record<string, readonly string[]>> = Object.assign({}, ...SOURCES.map((s) => s.nestedSummaryClaims ?? {}));
 

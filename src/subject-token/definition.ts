@@ -1,10 +1,12 @@
 /**
  * What one kind of subject-token source declares about itself, so that everything else is derived from a table
  * of these (sources.ts): the config schema and the list of `type`s, the factory, `auto`'s detection, doctor's
- * platform line, the claims worth showing, and the environment variables that hold credentials.
+ * platform line, the claims worth showing (and doctor's notes on a token), and the environment variables that
+ * hold credentials.
  *
  * A source's cache identity is its own `cacheIdentity()` (source.ts): it needs the running job's values.
  */
+import type { JWTPayload } from "jose";
 import type { z } from "zod";
 import type { SubjectTokenSource } from "./source.js";
 
@@ -52,6 +54,12 @@ export interface SourceDefinition<Schema extends z.ZodObject = z.ZodObject> {
   readonly summaryClaims?: readonly string[];
   /** Non-secret parts of object claims, shown under a name of their own: name → path into the payload. */
   readonly nestedSummaryClaims?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * What doctor should say about a token of this platform beyond its claims: lines shown as they are, under the
+   * claims (non-secret: built from claims). Asked of every token; a note keys on its platform's own claims.
+   * GitHub: which form of `sub` the IdP must match.
+   */
+  notes?(payload: JWTPayload): string[];
   /**
    * The environment variables that hold this platform's credentials with its default settings: blanked in the
    * agent's shell whatever the config says (src/agent/). A configured source may add its own (a `var`).

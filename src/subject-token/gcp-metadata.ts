@@ -2,8 +2,10 @@
  * Google Cloud: the metadata server mints an identity token for the service account attached to the VM (or the
  * Cloud Run service, or the GKE workload): `GET <base>/computeMetadata/v1/instance/service-accounts/default/identity
  * ?audience=…&format=full` with `Metadata-Flavor: Google`, the JWT as the whole body. The base is plain http on
- * purpose (transport.ts: METADATA_SERVER_HOSTS); `GCE_METADATA_HOST`, which Google's client libraries also read,
- * overrides the default host.
+ * purpose (transport.ts: METADATA_SERVER_HOSTS). `GCE_METADATA_IP`, else `GCE_METADATA_HOST`, overrides the default
+ * host, as Google's Node.js client reads them (googleapis/gcp-metadata, src/index.ts `getBaseUrl`: the IP wins, and
+ * a value without a scheme is http). Google's Python client uses `GCE_METADATA_IP` only to ping; the Node one is the
+ * reference here.
  * @see https://cloud.google.com/compute/docs/instances/verifying-instance-identity#request_signature
  */
 import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
@@ -17,6 +19,17 @@ import { defineSource } from "./definition.js";
 
 const SOURCE = "gcp_metadata";
 const IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity";
+/** The variables that override the metadata server's host, in order of precedence. */
+const HOST_VARIABLES = ["GCE_METADATA_IP", "GCE_METADATA_HOST"] as const;
+
+/** The metadata server named by the environment, and the variable that named it; undefined when none is set. */
+function metadataServerFromEnv(env: NodeJS.ProcessEnv): { variable: string; base: string } | undefined {
+  for (const variable of HOST_VARIABLES) {
+    const value = env[variable]?.trim();
+    if (value) return { variable, base: /^https?:\/\//i.test(value) ? value : `http://${value}` };
+  }
+  return undefined;
+}
 
 export class GcpMetadataSource implements SubjectTokenSource {
   readonly type = SOURCE;
@@ -26,7 +39,7 @@ export class GcpMetadataSource implements SubjectTokenSource {
   readonly #baseUrl: string | undefined;
   readonly #defaultBaseUrl: string;
 
-  /** `baseUrl` is the configured one, if any; `defaultBaseUrl` applies when neither it nor GCE_METADATA_HOST is set. */
+  /** `baseUrl` is the configured one, if any; `defaultBaseUrl` applies when neither it nor the environment names one. */
   constructor(audience: string, baseUrl: string | undefined, defaultBaseUrl: string) {
     this.expectedAudience = audience;
     this.#baseUrl = baseUrl;
@@ -41,10 +54,9 @@ export class GcpMetadataSource implements SubjectTokenSource {
     return undefined;
   }
 
-  /** The identity endpoint's URL: the configured base, else `http://$GCE_METADATA_HOST`, else the default. */
+  /** The identity endpoint's URL: the configured base, else `GCE_METADATA_IP`, else `GCE_METADATA_HOST`, else the default. */
   identityUrl(env: NodeJS.ProcessEnv): URL {
-    const host = env.GCE_METADATA_HOST?.trim();
-    const base = new URL(this.#baseUrl ?? (host ? `http://${host}` : this.#defaultBaseUrl));
+    const base = new URL(this.#baseUrl ?? metadataServerFromEnv(env)?.base ?? this.#defaultBaseUrl);
     const url = new URL(`${base.pathname.replace(/\/+$/, "")}${IDENTITY_PATH}`, base);
     url.searchParams.set("audience", this.expectedAudience);
     url.searchParams.set("format", "full");
@@ -57,7 +69,9 @@ export class GcpMetadataSource implements SubjectTokenSource {
     try {
       url = this.identityUrl(env);
     } catch {
-      throw new SubjectTokenUnavailableError(SOURCE, "GCE_METADATA_HOST is not a valid host name.", { providerId });
+      // metadataBaseUrl is a valid URL (the schema checks it): only a variable can be wrong here.
+      const variable = metadataServerFromEnv(env)?.variable ?? "GCE_METADATA_HOST";
+      throw new SubjectTokenUnavailableError(SOURCE, `${variable} is not a valid host name or URL.`, { providerId });
     }
     const insecure = insecureMetadataReason(url);
     if (insecure) throw new SubjectTokenUnavailableError(SOURCE, `the metadata server URL: ${insecure}.`, { providerId });
@@ -100,14 +114,18 @@ export const gcpMetadata = defineSource({
   create: (config) => new GcpMetadataSource(config.audience, config.metadataBaseUrl, DEFAULT_METADATA_BASE_URL),
   platform: {
     name: "Google Cloud",
-    signal: "GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB",
-    matches: (env) => isSet(env.GCE_METADATA_HOST) || isSet(env.K_SERVICE) || isSet(env.CLOUD_RUN_JOB),
+    // Not K_SERVICE alone: every Knative platform sets it (knative/serving docs/runtime-contract.md), and no variable
+    // tells a Cloud Run service from Knative; Google's own client probes the metadata server to know, which `auto`
+    // never does. CLOUD_RUN_JOB is Cloud Run jobs' own. On a Cloud Run service or a plain VM, set the type.
+    signal: "GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB",
+    matches: (env) => isSet(env.GCE_METADATA_IP) || isSet(env.GCE_METADATA_HOST) || isSet(env.CLOUD_RUN_JOB),
     details: { service: "K_SERVICE", job: "CLOUD_RUN_JOB", metadata: "GCE_METADATA_HOST" },
     fromAuto: (settings, unusable) =>
       settings.audience
         ? new GcpMetadataSource(settings.audience, undefined, DEFAULT_METADATA_BASE_URL)
         : unusable("whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects."),
   },
+  // Only Compute Engine VMs' tokens (format=full) carry `google.compute_engine`; Cloud Run's and GKE's do not.
   nestedSummaryClaims: { "google/project_id": ["google", "compute_engine", "project_id"] },
   credentialEnv: [],
 });

@@ -1,6 +1,7 @@
 /**
  * GitHub Actions: ask the job's token service for a fresh OIDC token with the configured audience.
- * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect
+ * @see https://docs.github.com/en/actions/concepts/security/openid-connect
+ * @see https://docs.github.com/en/actions/reference/security/oidc (the claims, and both forms of `sub`)
  */
 import { readFile } from "node:fs/promises";
 import { SubjectTokenUnavailableError } from "../errors.js";
@@ -11,23 +12,49 @@ import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSou
 import { z } from "zod";
 import { audience } from "../config/fields.js";
 import { defineSource } from "./definition.js";
+import { immutableSubjectNotes } from "./github-subject.js";
 
 const SOURCE = "github_actions";
 /** Together they mint this job's OIDC token for any audience until the job ends. */
 const CREDENTIAL_ENV = ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"] as const;
 const MISSING_PERMISSION =
   "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set. Add `permissions: id-token: write` to the workflow or job. " +
-  "GitHub never gives these to pull requests from forks; see docs/troubleshooting.md for alternatives.";
+  "Pull requests from forks of public repositories never get these; see docs/troubleshooting.md for alternatives.";
 
-/** True when the job runs for a pull request whose head is a fork (GitHub withholds OIDC there). */
+interface EventRepository {
+  id?: unknown;
+  full_name?: unknown;
+}
+
+/**
+ * Whether a pull request's head lives in another repository than its base. `repo.fork` says whether a repository is
+ * a fork, not whether the pull request comes from one: a pull request between two branches of a repository that is
+ * itself a fork has `fork: true` on both sides. A deleted fork leaves `head.repo` null. Ids survive renames, so they
+ * win over names when both are there. Anything else (no base repository, odd types) is not called a fork.
+ * @see https://docs.github.com/en/rest/pulls/pulls#get-a-pull-request (`head.repo` is a nullable repository)
+ */
+function headIsAnotherRepository(pullRequest: unknown): boolean {
+  if (typeof pullRequest !== "object" || pullRequest === null) return false;
+  const { head, base } = pullRequest as { head?: { repo?: EventRepository | null }; base?: { repo?: EventRepository | null } };
+  const baseRepo = base?.repo;
+  if (typeof baseRepo !== "object" || baseRepo === null) return false;
+  const headRepo = head?.repo;
+  if (headRepo === null) return true;
+  if (typeof headRepo !== "object") return false;
+  if (typeof headRepo.id === "number" && typeof baseRepo.id === "number") return headRepo.id !== baseRepo.id;
+  if (typeof headRepo.full_name === "string" && typeof baseRepo.full_name === "string") return headRepo.full_name !== baseRepo.full_name;
+  return false;
+}
+
+/** True when the job runs for a pull request from a fork (GitHub withholds OIDC there). */
 async function isForkPullRequest(env: NodeJS.ProcessEnv): Promise<boolean> {
   const path = env.GITHUB_EVENT_PATH;
   const event = env.GITHUB_EVENT_NAME;
   // pull_request_target runs in the base repository and may get OIDC tokens: a missing permission there is not a fork problem.
   if (!path || !event?.startsWith("pull_request") || event === "pull_request_target") return false;
   try {
-    const payload = JSON.parse(await readFile(path, "utf8")) as { pull_request?: { head?: { repo?: { fork?: unknown } } } };
-    return payload.pull_request?.head?.repo?.fork === true;
+    const payload = JSON.parse(await readFile(path, "utf8")) as { pull_request?: unknown };
+    return headIsAnotherRepository(payload.pull_request);
   } catch {
     return false;
   }
@@ -68,7 +95,7 @@ export class GitHubActionsSource implements SubjectTokenSource {
       if (await isForkPullRequest(env)) {
         throw new SubjectTokenUnavailableError(
           SOURCE,
-          "this job runs for a pull request from a fork, and GitHub never grants OIDC tokens to fork pull requests. " +
+          "this job runs for a pull request from a fork, and GitHub withholds OIDC tokens from those (always for forks of public repositories). " +
             "Run the AI step on push or behind a maintainer-approved `pull_request_target` gate that does not check out PR code (docs/troubleshooting.md).",
           { providerId },
         );
@@ -112,6 +139,19 @@ export const githubActions = defineSource({
     details: { repository: "GITHUB_REPOSITORY", ref: "GITHUB_REF", event: "GITHUB_EVENT_NAME", workflow: "GITHUB_WORKFLOW_REF", run: "GITHUB_RUN_ID" },
     fromAuto: (settings) => new GitHubActionsSource(settings.audience),
   },
-  summaryClaims: ["repository", "ref", "ref_type", "environment", "workflow_ref", "job_workflow_ref", "event_name", "runner_environment"],
+  summaryClaims: [
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "repository_owner_id",
+    "ref",
+    "ref_type",
+    "environment",
+    "workflow_ref",
+    "job_workflow_ref",
+    "event_name",
+    "runner_environment",
+  ],
+  notes: immutableSubjectNotes,
   credentialEnv: CREDENTIAL_ENV,
 });

@@ -5,6 +5,7 @@
  *
  * Adding a platform: one module that exports its `defineSource({ … })`, and one line here.
  */
+import type { JWTPayload } from "jose";
 import { autoSource } from "./auto.js";
 import { azurePipelines } from "./azure-pipelines.js";
 import { bitbucket } from "./bitbucket.js";
@@ -43,6 +44,14 @@ export const EVERY_PLATFORM_CREDENTIAL_ENV: readonly string[] = [...new Set(SOUR
 /** The platform this process runs on, or undefined. */
 export function detectPlatformFromEnv(environment: NodeJS.ProcessEnv): DetectedPlatform | undefined {
   return detectPlatformIn(environment, PLATFORMS);
+}
+
+/**
+ * What the platforms say about a token, beyond its claims (doctor shows it under them). Every platform is asked,
+ * whatever the source: a note keys on its platform's own claims, and a `file` or `env` source may hold any token.
+ */
+export function notesOnToken(payload: JWTPayload): string[] {
+  return SOURCES.flatMap((s: SourceDefinition) => s.notes?.(payload) ?? []);
 }
 
 /** The validated `subjectTokenSource` block of any source in the table. */

@@ -185,13 +185,17 @@ describe.concurrent('doctor: all good', () => {
     expect(out).toContain('  ✓ config valid: jwt_bearer with subject token from github_actions');
     expect(run.stdout).toMatch(/^ {2}✓ subject token from github_actions, [45]m \d\ds left$/m);
     // The non-secret claims, aligned, with the audience checked against the configured one.
-    expect(out).toContain(`      iss                 ${world.ci.issuer}`);
-    expect(out).toContain(`      aud                 ${world.idp.issuer}  ✓ configured audience`);
-    expect(out).toContain('      sub                 repo:acme/app:ref:refs/heads/main');
-    expect(out).toContain('      repository          acme/app');
-    expect(out).toContain('      ref                 refs/heads/main');
-    expect(out).toContain('      job_workflow_ref    acme/app/.github/workflows/ci.yml@refs/heads/main');
-    expect(out).toContain('      event_name          push');
+    expect(out).toContain(`      iss                  ${world.ci.issuer}`);
+    expect(out).toContain(`      aud                  ${world.idp.issuer}  ✓ configured audience`);
+    expect(out).toContain('      sub                  repo:acme/app:ref:refs/heads/main');
+    expect(out).toContain('      repository           acme/app');
+    expect(out).toContain('      ref                  refs/heads/main');
+    expect(out).toContain('      job_workflow_ref     acme/app/.github/workflows/ci.yml@refs/heads/main');
+    expect(out).toContain('      event_name           push');
+    // The ids an IdP should pin, as GitHub's immutable sub holds them; the name form of sub gets no note.
+    expect(out).toContain('      repository_id        100001');
+    expect(out).toContain('      repository_owner_id  200001');
+    expect(run.stdout).not.toContain('note: ');
     expect(run.stdout).toContain('  ✓ expectClaims: all 2 match\n      repository  acme/app         ✓ acme/*\n      ref         refs/heads/main  ✓ refs/heads/main\n');
     expect(run.stdout).toContain(
       `  ✓ discovery reached\n      issuer          ${world.idp.issuer}\n      token endpoint  ${world.idp.tokenEndpoint}\n      grant types     advertises ${JWT_BEARER}\n`,
@@ -257,6 +261,26 @@ describe.concurrent('doctor: all good', () => {
     expect(world.idp.grants).toEqual([expect.objectContaining({ ok: true })]);
   });
 
+  it("GitHub's immutable sub: ready, and a note under the claims says which sub the IdP must expect (no parsing of sub)", async () => {
+    const { project, doctor, config, githubJob } = await scene({ ci: { githubSubject: 'immutable' } });
+    await project.writeConfig(config({ expectClaims: { repository_owner_id: '200001', repository_id: '100001' } }));
+
+    const run = await doctor([], githubJob());
+    await capture('immutable-subject', run);
+
+    expect(run.code, run.stdout).toBe(0);
+    expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓', '✓']);
+    const out = lines(run.stdout);
+    expect(out).toContain('      sub                  repo:acme@200001/app@100001:ref:refs/heads/main');
+    const claimsEnd = out.indexOf('      runner_environment   github-hosted');
+    expect(claimsEnd).toBeGreaterThan(0);
+    // Right under the claims, before the next step.
+    expect(out[claimsEnd + 1]).toBe(
+      "      note: sub is GitHub's immutable form, with the owner's and the repository's ids: an IdP that matches sub must expect repo:acme@200001/app@100001:ref:refs/heads/main, not repo:acme/app:ref:refs/heads/main; or pin repository_owner_id 200001 and repository_id 100001 instead (docs/idp-setup.md#githubs-two-forms-of-sub).",
+    );
+    expect(out[claimsEnd + 2]).toBe('  ✓ expectClaims: all 2 match');
+  });
+
   it('an env source with no CI platform: platform "none", exit 0', async () => {
     const { world, project, doctor, config } = await scene();
     const token = await world.ci.mint({ aud: world.idp.issuer });
@@ -266,7 +290,7 @@ describe.concurrent('doctor: all good', () => {
 
     expect(run.code).toBe(0);
     expect(lines(run.stdout)).toContain(
-      'platform  no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB)',
+      'platform  no CI platform detected (looked for GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB)',
     );
     expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✓']);
     expect(run.stdout).toMatch(/^ {2}✓ subject token from env, [45]m \d\ds left$/m);
@@ -309,7 +333,7 @@ describe.concurrent('doctor: the subject token', () => {
     expect(run.code).toBe(1);
     expect(marks(run.stdout)).toEqual(['✓', '✓', '✗', '✓', '-']);
     expect(run.stdout).toMatch(/^ {2}✓ subject token from github_actions, [45]m \d\ds left$/m);
-    expect(lines(run.stdout)).toContain('      ref                 refs/heads/feature-x');
+    expect(lines(run.stdout)).toContain('      ref                  refs/heads/feature-x');
     expect(run.stdout).toContain(
       [
         '  ✗ expectClaims: 1 of 2 do not match',
@@ -412,7 +436,7 @@ describe.concurrent('doctor: the subject token', () => {
 
     expect(run.code).toBe(1);
     expect(marks(run.stdout)).toEqual(['✓', '✓', '✓', '✗']);
-    expect(lines(run.stdout)).toContain(`      aud                 ${wrong}  ✓ configured audience`);
+    expect(lines(run.stdout)).toContain(`      aud                  ${wrong}  ✓ configured audience`);
     expect(run.stdout).toContain(
       [
         '  ✗ grant refused by the IdP (HTTP 400)',
@@ -672,7 +696,7 @@ describe.concurrent('doctor: other platforms', () => {
     await project.writeConfig(config({ subjectTokenSource: { type: 'bitbucket' } }));
     const run = await doctor([], { CI: 'true', BITBUCKET_BUILD_NUMBER: '42' });
     expect(run.code).toBe(1);
-    expect(run.stdout).toContain('  ✗ no subject token from bitbucket\n    → bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.\n');
+    expect(run.stdout).toContain("  ✗ no subject token from bitbucket\n    → bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: `oidc: true`, or `oidc: { audiences: [<your IdP's audience>] }` to choose the token's audience.\n");
   });
 
   it('auto on GitLab: names the source it picked, and does not warn about the platform', async () => {

@@ -25,15 +25,34 @@ describe('platform sources', () => {
     expect(issues({ type: 'bitbucket', oidc: true })).toEqual([{ path: '', message: 'Unrecognized key: "oidc"' }]);
   });
 
-  it('buildkite: lifetimeSeconds is a positive whole number', () => {
-    expect(ok({ type: 'buildkite', audience: 'a', lifetimeSeconds: 600 })).toEqual({ type: 'buildkite', audience: 'a', lifetimeSeconds: 600 });
+  it('buildkite: lifetimeSeconds is a positive whole number; timeoutSeconds defaults to 30 s, for the agent\'s own retries', () => {
+    expect(ok({ type: 'buildkite', audience: 'a', lifetimeSeconds: 600 })).toEqual({ type: 'buildkite', audience: 'a', lifetimeSeconds: 600, timeoutSeconds: 30 });
+    expect(ok({ type: 'buildkite', timeoutSeconds: 0.5 })).toEqual({ type: 'buildkite', timeoutSeconds: 0.5 });
+    expect(issues({ type: 'buildkite', timeoutSeconds: 121 })).toEqual([{ path: 'timeoutSeconds', message: 'timeoutSeconds must be at most 120' }]);
     expect(issues({ type: 'buildkite', lifetimeSeconds: 1.5 })).toEqual([{ path: 'lifetimeSeconds', message: 'lifetimeSeconds must be a whole number of seconds' }]);
     expect(issues({ type: 'buildkite', lifetimeSeconds: 0 })).toEqual([{ path: 'lifetimeSeconds', message: 'lifetimeSeconds must be more than 0' }]);
   });
 
-  it('azure_pipelines: serviceConnectionId is required', () => {
+  it('buildkite: claims is a list of Buildkite\'s optional claims, as an array or a string', () => {
+    expect(ok({ type: 'buildkite', claims: ['organization_id', 'pipeline_id'] })).toMatchObject({ claims: ['organization_id', 'pipeline_id'] });
+    expect(ok({ type: 'buildkite', claims: 'organization_id, pipeline_id' })).toMatchObject({ claims: ['organization_id', 'pipeline_id'] });
+    expect(ok({ type: 'buildkite', claims: 'organization_id organization_id agent_tag:queue' })).toMatchObject({ claims: ['organization_id', 'agent_tag:queue'] });
+    const LIST = 'organization_id, pipeline_id, build_id, cluster_id, cluster_name, queue_id, queue_key, agent_tag:<name>';
+    expect(issues({ type: 'buildkite', claims: ['organizationid'] })).toEqual([{ path: 'claims', message: `claims must list Buildkite's optional claims (${LIST}): "organizationid" is not one` }]);
+    expect(issues({ type: 'buildkite', claims: ['organization_id', 'sub', 'agent_tag:'] })).toEqual([
+      { path: 'claims', message: `claims must list Buildkite's optional claims (${LIST}): "sub" is not one` },
+      { path: 'claims', message: `claims must list Buildkite's optional claims (${LIST}): "agent_tag:" is not one` },
+    ]);
+    expect(issues({ type: 'buildkite', claims: 7 })).toEqual([{ path: 'claims', message: 'claims must be an array of strings or a space/comma-separated string' }]);
+  });
+
+  it('azure_pipelines: serviceConnectionId is optional (the pipeline\'s own token), but not empty when given', () => {
     expect(ok({ type: 'azure_pipelines', serviceConnectionId: ' 3f2a ' })).toEqual({ type: 'azure_pipelines', serviceConnectionId: '3f2a' });
-    expect(issues({ type: 'azure_pipelines' })).toEqual([{ path: 'serviceConnectionId', message: 'serviceConnectionId is required' }]);
+    expect(ok({ type: 'azure_pipelines' })).toEqual({ type: 'azure_pipelines' });
+    // An unset {env:VAR} must not silently switch from a service connection's identity to the pipeline's.
+    expect(issues({ type: 'azure_pipelines', serviceConnectionId: ' ' })).toEqual([
+      { path: 'serviceConnectionId', message: 'serviceConnectionId must not be empty (if it comes from {env:VAR}, check that VAR is set in the job)' },
+    ]);
   });
 
   it('kubernetes: path defaults to the documented projected-token path', () => {

@@ -8,14 +8,16 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
+import { DEFAULT_BUILDKITE_TIMEOUT_SECONDS, DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from '../../src/config/defaults.js';
 import { SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
 import type { AutoSource } from '../../src/subject-token/auto.js';
+import { BuildkiteSource } from '../../src/subject-token/buildkite.js';
 import type { AutoSettings } from '../../src/subject-token/definition.js';
 import { LOOKED_FOR, PLATFORMS, createSubjectTokenSource, detectPlatformFromEnv } from '../../src/subject-token/sources.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { fp, rejectionOf } from '../support/harness.js';
+import { startTokenEndpoint } from '../support/token-endpoint.js';
 
 const AUDIENCE = 'https://auth.example.com/realms/acme';
 
@@ -48,7 +50,7 @@ const SIGNALS = {
   azure_pipelines: { TF_BUILD: 'True' },
   bitbucket: { BITBUCKET_BUILD_NUMBER: '7' },
   kubernetes: { KUBERNETES_SERVICE_HOST: '10.0.0.1' },
-  gcp_metadata: { K_SERVICE: 'ai-review' },
+  gcp_metadata: { CLOUD_RUN_JOB: 'ai-review' },
 } satisfies Record<string, NodeJS.ProcessEnv>;
 
 describe('detectPlatformFromEnv', () => {
@@ -59,7 +61,7 @@ describe('detectPlatformFromEnv', () => {
   it('covers every platform, and the list of what is looked for names them all', () => {
     expect(PLATFORMS.map((p) => p.id).sort()).toEqual(Object.keys(SIGNALS).sort());
     expect(LOOKED_FOR).toBe(
-      'GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB',
+      'GITHUB_ACTIONS=true, GITLAB_CI=true, CIRCLECI=true, BUILDKITE=true, TF_BUILD=True or SYSTEM_OIDCREQUESTURI, BITBUCKET_BUILD_NUMBER, KUBERNETES_SERVICE_HOST, GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB',
     );
   });
 
@@ -67,6 +69,15 @@ describe('detectPlatformFromEnv', () => {
     expect(detectPlatformFromEnv({ ...SIGNALS.kubernetes, ...SIGNALS.gitlab })?.id).toBe('gitlab');
     expect(detectPlatformFromEnv({ ...SIGNALS.gcp_metadata, ...SIGNALS.github_actions, GCE_METADATA_HOST: 'metadata.google.internal' })?.id).toBe('github_actions');
     expect(detectPlatformFromEnv({ ...SIGNALS.gcp_metadata, ...SIGNALS.kubernetes })?.id).toBe('kubernetes');
+  });
+
+  it('does not take K_SERVICE alone for Google Cloud: every Knative platform sets it', () => {
+    expect(detectPlatformFromEnv({ K_SERVICE: 'ai-review', K_REVISION: 'ai-review-00001', K_CONFIGURATION: 'ai-review' })).toBeUndefined();
+    // Knative on Kubernetes: the pod is detected as such, as before.
+    expect(detectPlatformFromEnv({ K_SERVICE: 'ai-review', ...SIGNALS.kubernetes })?.id).toBe('kubernetes');
+    // An explicit metadata server, or a Cloud Run job, is Google Cloud.
+    expect(detectPlatformFromEnv({ K_SERVICE: 'ai-review', GCE_METADATA_HOST: 'metadata.google.internal' })?.id).toBe('gcp_metadata');
+    expect(detectPlatformFromEnv({ GCE_METADATA_IP: '169.254.169.254' })?.id).toBe('gcp_metadata');
   });
 
   it('ignores values that do not mean "on" and empty variables', () => {
@@ -82,6 +93,13 @@ describe('AutoSource', () => {
     expect(source.expectedAudience).toBe(AUDIENCE);
   });
 
+  it('on Buildkite uses the buildkite source\'s own default time limit, which covers the agent\'s retries', () => {
+    const { source } = auto().resolve(SIGNALS.buildkite, 'miaou');
+    expect(source).toBeInstanceOf(BuildkiteSource);
+    expect((source as BuildkiteSource).timeoutMs).toBe(DEFAULT_BUILDKITE_TIMEOUT_SECONDS * 1000);
+    expect(DEFAULT_BUILDKITE_TIMEOUT_SECONDS).toBe(30);
+  });
+
   it('with nothing detected, says what was looked for', async () => {
     const err = (await rejectionOf(auto().getSubjectToken(context({ CI: 'true', JENKINS_URL: 'https://jenkins.example' })))) as CiAuthError;
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
@@ -94,6 +112,21 @@ describe('AutoSource', () => {
     const token = await ci.mint({ style: 'gitlab', aud: AUDIENCE });
     expect(fp(await auto().getSubjectToken(context({ GITLAB_CI: 'true', OPENCODE_ID_TOKEN: token })))).toBe(fp(token));
     expect(fp(await auto({ var: 'MY_TOKEN' }).getSubjectToken(context({ GITLAB_CI: 'true', MY_TOKEN: token })))).toBe(fp(token));
+  });
+
+  it('on Azure Pipelines without serviceConnectionId, requests the pipeline\'s own token; with one, that connection\'s', async () => {
+    const endpoint = await startTokenEndpoint();
+    try {
+      const pipelineToken = await ci.mint({ style: 'plain', aud: AUDIENCE, claims: { sub: 'p://acme/app/app-ci' } });
+      endpoint.answer(() => ({ status: 200, body: JSON.stringify({ oidcToken: pipelineToken }) }));
+      const env = { ...SIGNALS.azure_pipelines, SYSTEM_OIDCREQUESTURI: `${endpoint.origin}/oidctoken`, SYSTEM_ACCESSTOKEN: 'job-access-token' };
+      expect(fp(await auto().getSubjectToken(context(env)))).toBe(fp(pipelineToken));
+      expect(endpoint.requests.at(-1)?.query).toEqual({ 'api-version': '7.1' });
+      await auto({ serviceConnectionId: 'sc-1' }).getSubjectToken(context(env));
+      expect(endpoint.requests.at(-1)?.query).toEqual({ 'api-version': '7.1', serviceConnectionId: 'sc-1' });
+    } finally {
+      await endpoint.close();
+    }
   });
 
   it('reads a Kubernetes projected token from the configured path', async () => {
@@ -118,21 +151,19 @@ describe('AutoSource', () => {
 
     it('CircleCI without an OIDC token (and without the CLI for the audience)', async () => {
       const noAudience = (await rejectionOf(auto({ audience: undefined }).getSubjectToken(context(SIGNALS.circleci)))) as CiAuthError;
-      expect(noAudience.reason).toMatch(/^circleci subject token: CIRCLE_OIDC_TOKEN_V2 is not set\. CircleCI gives OIDC tokens only to jobs that use at least one context/);
+      expect(noAudience.reason).toMatch(/^circleci subject token: CIRCLE_OIDC_TOKEN_V2 is not set\. CircleCI sets it in every job of a project on CircleCI cloud or server 4\.4\+/);
       const withAudience = (await rejectionOf(auto().getSubjectToken(context({ ...SIGNALS.circleci, PATH: '/nonexistent' })))) as CiAuthError;
       expect(withAudience.reason).toMatch(/^circleci subject token: the circleci command is not on PATH/);
     });
 
     it('Bitbucket without `oidc: true`', async () => {
       const err = (await rejectionOf(auto().getSubjectToken(context(SIGNALS.bitbucket)))) as CiAuthError;
-      expect(err.reason).toBe('bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.');
+      expect(err.reason).toBe("bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: `oidc: true`, or `oidc: { audiences: [<your IdP's audience>] }` to choose the token's audience.");
     });
 
-    it('Azure Pipelines without a service connection in the config', async () => {
-      const err = (await rejectionOf(auto().getSubjectToken(context(SIGNALS.azure_pipelines)))) as CiAuthError;
-      expect(err.reason).toBe(
-        'auto subject token: this job runs on Azure Pipelines (TF_BUILD=True or SYSTEM_OIDCREQUESTURI), where a token is minted for a service connection: set subjectTokenSource.serviceConnectionId to the id of the Azure Resource Manager service connection (workload identity federation) to use.',
-      );
+    it('Azure Pipelines without SYSTEM_ACCESSTOKEN (with or without a service connection)', async () => {
+      const err = (await rejectionOf(auto().getSubjectToken(context({ ...SIGNALS.azure_pipelines, SYSTEM_OIDCREQUESTURI: 'https://dev.azure.example/x' })))) as CiAuthError;
+      expect(err.reason).toMatch(/^azure_pipelines subject token: SYSTEM_ACCESSTOKEN is not set\. /);
     });
 
     it('Azure Pipelines with a service connection but without SYSTEM_ACCESSTOKEN', async () => {
@@ -153,7 +184,7 @@ describe('AutoSource', () => {
     it('Google Cloud without an audience', async () => {
       const err = (await rejectionOf(auto({ audience: undefined }).getSubjectToken(context(SIGNALS.gcp_metadata)))) as CiAuthError;
       expect(err.reason).toBe(
-        'auto subject token: this job runs on Google Cloud (GCE_METADATA_HOST, K_SERVICE or CLOUD_RUN_JOB), whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects.',
+        'auto subject token: this job runs on Google Cloud (GCE_METADATA_IP, GCE_METADATA_HOST or CLOUD_RUN_JOB), whose metadata server needs an audience: set subjectTokenSource.audience to the one your IdP expects.',
       );
     });
   });

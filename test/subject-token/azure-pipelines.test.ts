@@ -2,10 +2,12 @@
  * AzurePipelinesSource against a scripted OIDC endpoint on loopback, standing in for SYSTEM_OIDCREQUESTURI.
  * The access token is compared through fingerprints only.
  */
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { SubjectTokenRequestError, SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
 import { AzurePipelinesSource } from '../../src/subject-token/azure-pipelines.js';
+import { summarizeClaims } from '../../src/subject-token/claims.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { fp, rejectionOf } from '../support/harness.js';
@@ -16,14 +18,42 @@ const ACCESS_TOKEN = 'azure-job-access-token-0123456789ABCDEFabcdef';
 const AZURE_AUD = 'api://AzureADTokenExchange';
 const PATH = '/acme/_apis/distributedtask/hubs/build/plans/plan-1/jobs/job-1/oidctoken';
 
+const ORG_ID = '6a2b0c1d-0000-4000-8000-0000000000aa';
+const TENANT_ID = '72f988bf-0000-4000-8000-0000000000bb';
+
 let ci: CiIssuer;
 let endpoint: TokenEndpoint;
+/** A service connection's token, from the Microsoft Entra issuer (newer service connections). */
 let token: string;
+/** The pipeline's own token, with the claims seen in real ones (sigstore/fulcio#1803). */
+let pipelineToken: string;
 
 beforeAll(async () => {
   ci = await startCiIssuer();
   endpoint = await startTokenEndpoint();
-  token = await ci.mint({ aud: AZURE_AUD, style: 'plain', claims: { sub: `sc://acme/app/${CONNECTION}` } });
+  const b64 = (uuid: string) => Buffer.from(uuid.replaceAll('-', ''), 'hex').toString('base64url');
+  token = await ci.mint({
+    aud: AZURE_AUD,
+    style: 'plain',
+    claims: { iss: `https://login.microsoftonline.com/${TENANT_ID}/v2.0`, sub: `/eid1/c/pub/t/${b64(TENANT_ID)}/a/${b64(CONNECTION)}/sc/${ORG_ID}/${CONNECTION}` },
+  });
+  pipelineToken = await ci.mint({
+    aud: AZURE_AUD,
+    style: 'plain',
+    expiresIn: 600,
+    claims: {
+      iss: `https://vstoken.dev.azure.com/${ORG_ID}`,
+      sub: 'p://acme/app/app-ci',
+      org_id: ORG_ID,
+      prj_id: '0d5c9a7e-0000-4000-8000-0000000000cc',
+      def_id: '42',
+      rpo_id: '1e8f3b2a-0000-4000-8000-0000000000dd',
+      rpo_uri: 'https://dev.azure.com/acme/app/_git/app',
+      rpo_ref: 'refs/heads/main',
+      rpo_ver: '0123456789abcdef0123456789abcdef01234567',
+      run_id: '1234',
+    },
+  });
 });
 
 afterAll(async () => {
@@ -31,8 +61,13 @@ afterAll(async () => {
   await ci?.close();
 });
 
+/** Like Azure DevOps: a service connection's token when the query names one, the pipeline's own token otherwise. */
 beforeEach(() => {
-  endpoint.answer(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ oidcToken: token }) }));
+  endpoint.answer((req) => ({
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ oidcToken: req.query.serviceConnectionId === undefined ? pipelineToken : token }),
+  }));
 });
 
 function job(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -41,11 +76,13 @@ function job(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 const context = (env: NodeJS.ProcessEnv, timeoutMs = 5000): SubjectTokenContext => ({ providerId: 'miaou', env, fetch: globalThis.fetch, timeoutMs });
 const source = () => new AzurePipelinesSource(CONNECTION, AZURE_AUD);
+const pipelineSource = () => new AzurePipelinesSource(undefined, AZURE_AUD);
 
 function expectNoSecrets(err: Error): void {
   const text = `${err.message}\n${err.stack ?? ''}`;
   expect(text.includes(ACCESS_TOKEN), 'message contains SYSTEM_ACCESSTOKEN').toBe(false);
   expect(text.includes(token), 'message contains the OIDC token').toBe(false);
+  expect(text.includes(pipelineToken), 'message contains the pipeline token').toBe(false);
 }
 
 describe('AzurePipelinesSource', () => {
@@ -64,6 +101,17 @@ describe('AzurePipelinesSource', () => {
   it('adds its parameters to a query the URI already has', async () => {
     await source().getSubjectToken(context(job({ SYSTEM_OIDCREQUESTURI: `${endpoint.origin}${PATH}?audit=1&api-version=6.0` })));
     expect(endpoint.requests.at(-1)?.query).toEqual({ audit: '1', 'api-version': '7.1', serviceConnectionId: CONNECTION });
+  });
+
+  it('without serviceConnectionId, asks for the pipeline\'s own token: no serviceConnectionId in the query', async () => {
+    const got = await pipelineSource().getSubjectToken(context(job()));
+    expect(fp(got)).toBe(fp(pipelineToken));
+    const req = endpoint.requests.at(-1);
+    expect(req?.method).toBe('POST');
+    expect(req?.query).toEqual({ 'api-version': '7.1' });
+    expect(fp(req?.headers.authorization)).toBe(fp(`Bearer ${ACCESS_TOKEN}`));
+    await pipelineSource().getSubjectToken(context(job({ SYSTEM_OIDCREQUESTURI: `${endpoint.origin}${PATH}?audit=1` })));
+    expect(endpoint.requests.at(-1)?.query).toEqual({ audit: '1', 'api-version': '7.1' });
   });
 
   it('without SYSTEM_ACCESSTOKEN, says how to map it', async () => {
@@ -98,9 +146,30 @@ describe('AzurePipelinesSource', () => {
     endpoint.answer(() => ({ status: 404, headers: { 'content-type': 'application/json' }, body: '{"message":"Service connection not found"}' }));
     const notFound = (await rejectionOf(source().getSubjectToken(context(job())))) as CiAuthError;
     expect(notFound.reason).toBe(
-      `azure_pipelines subject token: the Azure Pipelines OIDC service at ${endpoint.origin} answered HTTP 404: {"message":"Service connection not found"}. Check subjectTokenSource.serviceConnectionId ("${CONNECTION}"): it must be the id of an Azure Resource Manager service connection that uses workload identity federation, and this pipeline must be allowed to use it.`,
+      `azure_pipelines subject token: the Azure Pipelines OIDC service at ${endpoint.origin} answered HTTP 404: {"message":"Service connection not found"}. Check subjectTokenSource.serviceConnectionId ("${CONNECTION}"): it must be the id of a service connection that uses workload identity federation (Azure Resource Manager, Docker registry, or one an extension created), and this pipeline must be allowed to use it.`,
     );
     expectNoSecrets(notFound);
+  });
+
+  it('the pipeline token\'s claims that an IdP can pin are among those logs and doctor show', () => {
+    expect(summarizeClaims(decodeJwt(pipelineToken))).toMatchObject({
+      iss: `https://vstoken.dev.azure.com/${ORG_ID}`,
+      sub: 'p://acme/app/app-ci',
+      org_id: ORG_ID,
+      prj_id: '0d5c9a7e-0000-4000-8000-0000000000cc',
+      def_id: '42',
+      rpo_uri: 'https://dev.azure.com/acme/app/_git/app',
+      rpo_ref: 'refs/heads/main',
+    });
+  });
+
+  it('a 4xx for the pipeline\'s own token does not talk about a service connection id that was not given', async () => {
+    endpoint.answer(() => ({ status: 400, body: 'bad request' }));
+    const err = (await rejectionOf(pipelineSource().getSubjectToken(context(job())))) as CiAuthError;
+    expect(err.reason).toBe(
+      `azure_pipelines subject token: the Azure Pipelines OIDC service at ${endpoint.origin} answered HTTP 400: bad request. The pipeline's own token was refused: run on Azure DevOps Services with a current agent, or set subjectTokenSource.serviceConnectionId to use a service connection's token.`,
+    );
+    expect(err.transient).toBe(false);
   });
 
   it('5xx and 429 are transient, with Retry-After', async () => {
@@ -142,6 +211,11 @@ describe('AzurePipelinesSource', () => {
     expect(identity).not.toContain(ACCESS_TOKEN);
     expect(await source().cacheIdentity(context(job({ SYSTEM_ACCESSTOKEN: 'another-job-access-token' })))).not.toBe(identity);
     expect(await new AzurePipelinesSource('other', undefined).cacheIdentity(context(job()))).not.toBe(identity);
+    // The pipeline's own token is another identity than any service connection's, in the same job.
+    const pipeline = await pipelineSource().cacheIdentity(context(job()));
+    expect(pipeline).toBeDefined();
+    expect(pipeline).not.toBe(identity);
+    expect(pipeline).not.toContain(ACCESS_TOKEN);
     expect(await source().cacheIdentity(context({}))).toBeUndefined();
   });
 });

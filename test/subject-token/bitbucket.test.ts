@@ -1,8 +1,9 @@
-/** BitbucketSource: BITBUCKET_STEP_OIDC_TOKEN, and the `oidc: true` fix when it is missing. */
+/** BitbucketSource: BITBUCKET_STEP_OIDC_TOKEN (one audience or several), and the `oidc` fix when it is missing. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
+import { SubjectTokenInvalidError, SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
 import { BitbucketSource } from '../../src/subject-token/bitbucket.js';
+import { checkSubjectToken } from '../../src/subject-token/claims.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { fp, rejectionOf } from '../support/harness.js';
@@ -40,9 +41,19 @@ describe('BitbucketSource', () => {
   it('without it, asks for `oidc: true` on the step', async () => {
     const err = (await rejectionOf(new BitbucketSource(undefined).getSubjectToken(context(step({ BITBUCKET_STEP_OIDC_TOKEN: undefined }))))) as CiAuthError;
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
-    expect(err.reason).toBe('bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Add `oidc: true` to the step that runs opencode in bitbucket-pipelines.yml.');
+    expect(err.reason).toBe("bitbucket subject token: BITBUCKET_STEP_OIDC_TOKEN is not set. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: `oidc: true`, or `oidc: { audiences: [<your IdP's audience>] }` to choose the token's audience.");
     const outside = (await rejectionOf(new BitbucketSource(undefined).getSubjectToken(context({})))) as CiAuthError;
     expect(outside.reason).toContain('(this does not look like a Bitbucket Pipelines step: BITBUCKET_BUILD_NUMBER is not set)');
+  });
+
+  it('a step with `oidc: audiences:` gets a token with those audiences, as an array: any of them passes the local check', async () => {
+    const IDP = 'https://auth.example.com/realms/acme';
+    const multi = await ci.mint({ aud: [IDP, 'https://other.example'], style: 'plain', claims: { repositoryUuid: '{repo-uuid}' } });
+    const env = step({ BITBUCKET_STEP_OIDC_TOKEN: multi });
+    const source = new BitbucketSource(IDP);
+    const got = await source.getSubjectToken(context(env));
+    expect(checkSubjectToken(got, { source: 'bitbucket', providerId: 'miaou', expectedAudience: IDP }).claims.aud).toEqual([IDP, 'https://other.example']);
+    expect(() => checkSubjectToken(got, { source: 'bitbucket', providerId: 'miaou', expectedAudience: 'https://third.example' })).toThrow(SubjectTokenInvalidError);
   });
 
   it('cacheIdentity: the repository, the step and a fingerprint of the token', async () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SubjectTokenRequestError, SubjectTokenUnavailableError, type CiAuthError } from '../../src/errors.js';
 import { BuildkiteSource } from '../../src/subject-token/buildkite.js';
+import { summarizeClaims } from '../../src/subject-token/claims.js';
 import type { SubjectTokenContext } from '../../src/subject-token/source.js';
 import { startCiIssuer, type CiIssuer } from '../support/ci-issuer.js';
 import { pathWith, writeFakeCli, type FakeCli } from '../support/fake-cli.js';
@@ -60,6 +61,15 @@ describe('BuildkiteSource', () => {
     expect(call?.env.BUILDKITE_JOB_ID).toBe('job-uuid-1');
   });
 
+  it('passes each optional claim as its own --claim, and the token carries them', async () => {
+    const minted = await ci.mint({ aud: AUDIENCE, style: 'plain', claims: { ...buildkiteClaims, organization_id: '0190d9c4-0000-4000-8000-000000000001', pipeline_id: '0190d9c4-0000-4000-8000-000000000002' } });
+    await agent.plan({ tokens: { [AUDIENCE]: minted } });
+    const token = await new BuildkiteSource(AUDIENCE, undefined, ['organization_id', 'pipeline_id']).getSubjectToken(context(job()));
+    expect((await agent.calls()).at(-1)?.argv).toEqual(['oidc', 'request-token', '--audience', AUDIENCE, '--claim', 'organization_id', '--claim', 'pipeline_id']);
+    // Logs and doctor show the immutable ids next to the slugs.
+    expect(summarizeClaims(decodeJwt(token))).toMatchObject({ organization_slug: 'acme', organization_id: '0190d9c4-0000-4000-8000-000000000001', pipeline_id: '0190d9c4-0000-4000-8000-000000000002' });
+  });
+
   it('leaves out --audience and --lifetime when they are not configured', async () => {
     await agent.plan({ tokens: { '(default)': await ci.mint({ aud: 'https://buildkite.com/acme', style: 'plain' }) } });
     await new BuildkiteSource(undefined, undefined).getSubjectToken(context(job()));
@@ -94,11 +104,20 @@ describe('BuildkiteSource', () => {
     expect(refused.transient).toBe(false);
   });
 
-  it('a hung agent is stopped at timeoutSeconds, as a transient failure', async () => {
-    await agent.plan({ tokens: { '*': 'x' }, sleepMs: 30_000 });
-    const err = (await rejectionOf(new BuildkiteSource(AUDIENCE, undefined).getSubjectToken(context(job(), 400)))) as CiAuthError;
+  it('a hung agent is stopped at the source\'s timeoutSeconds, as a transient failure', async () => {
+    await agent.plan({ tokens: { '*': 'x' }, sleepMs: 60_000 });
+    // The context's limit (oauth2.timeoutSeconds) is not the one that applies.
+    const err = (await rejectionOf(new BuildkiteSource(AUDIENCE, undefined, [], 0.4).getSubjectToken(context(job(), 60_000)))) as CiAuthError;
     expect(err.reason).toBe('buildkite subject token: `buildkite-agent oidc request-token` did not finish within 0.4s and was stopped.');
     expect(err.transient).toBe(true);
+  });
+
+  it('oauth2.timeoutSeconds does not cut off an agent that is still retrying: the source\'s own limit applies', async () => {
+    const minted = await ci.mint({ aud: AUDIENCE, style: 'plain', claims: buildkiteClaims });
+    // An agent that answers after about a second, as after a retry; the context allows only 0.3 s.
+    await agent.plan({ tokens: { [AUDIENCE]: minted }, sleepMs: 1000 });
+    const token = await new BuildkiteSource(AUDIENCE, undefined).getSubjectToken(context(job(), 300));
+    expect(fp(token)).toBe(fp(minted));
   });
 
   it('cacheIdentity: the job and a fingerprint of its agent token, never the token itself', async () => {
@@ -109,6 +128,10 @@ describe('BuildkiteSource', () => {
     expect(identity).not.toContain('agent-token-secret');
     expect(await source.cacheIdentity(context(job({ BUILDKITE_JOB_ID: 'job-uuid-2' })))).not.toBe(identity);
     expect(await new BuildkiteSource(AUDIENCE, 600).cacheIdentity(context(job()))).not.toBe(identity);
+    // Requested claims change the token: another identity, whatever their order.
+    const withClaims = await new BuildkiteSource(AUDIENCE, undefined, ['organization_id', 'pipeline_id']).cacheIdentity(context(job()));
+    expect(withClaims).not.toBe(identity);
+    expect(await new BuildkiteSource(AUDIENCE, undefined, ['pipeline_id', 'organization_id']).cacheIdentity(context(job()))).toBe(withClaims);
     expect(await source.cacheIdentity(context({}))).toBeUndefined();
   });
 });

@@ -59,10 +59,13 @@ describe('CircleCiSource without an audience: the token in the environment', () 
     expect(await cli.calls()).toEqual([]);
   });
 
-  it('without a token, says that the job needs a context', async () => {
+  it('without a token, says where CircleCI gives one, and the fork setting; no context is needed', async () => {
     const err = (await rejectionOf(new CircleCiSource(undefined).getSubjectToken(context(job({ CIRCLE_OIDC_TOKEN_V2: undefined, CIRCLE_OIDC_TOKEN: '' }))))) as CiAuthError;
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
-    expect(err.reason).toMatch(/^circleci subject token: CIRCLE_OIDC_TOKEN_V2 is not set\. CircleCI gives OIDC tokens only to jobs that use at least one context: add `context: \[<a context>\]`/);
+    expect(err.reason).toBe(
+      'circleci subject token: CIRCLE_OIDC_TOKEN_V2 is not set. CircleCI sets it in every job of a project on CircleCI cloud or server 4.4+ (not in an air-gapped installation); if it is missing, check that the job runs there. Jobs of pull requests from forks get none unless the project enables "Pass secrets to builds from forked pull requests" (docs/troubleshooting.md).',
+    );
+    expect(err.reason).not.toMatch(/context/);
     expect(err.reason).toContain('Pass secrets to builds from forked pull requests');
   });
 
@@ -98,12 +101,12 @@ describe('CircleCiSource with an audience: `circleci run oidc get`', () => {
     );
   });
 
-  it('a failing CLI in a job without OIDC tokens also gets the context fix', async () => {
+  it('a failing CLI in a job without OIDC tokens also gets the explanation', async () => {
     await cli.plan({ stderr: 'Error: failed to get OIDC token: unauthorized', exitCode: 1 });
     const err = (await rejectionOf(new CircleCiSource(AUDIENCE).getSubjectToken(context(job({ CIRCLE_OIDC_TOKEN_V2: undefined, CIRCLE_OIDC_TOKEN: undefined }))))) as CiAuthError;
     expect(err).toBeInstanceOf(SubjectTokenRequestError);
     expect(err.reason).toMatch(
-      /^circleci subject token: `circleci run oidc get` exited with code 1: Error: failed to get OIDC token: unauthorized\. CIRCLE_OIDC_TOKEN_V2 is not set either: CircleCI gives OIDC tokens only to jobs that use at least one context/,
+      /^circleci subject token: `circleci run oidc get` exited with code 1: Error: failed to get OIDC token: unauthorized\. CIRCLE_OIDC_TOKEN_V2 is not set either: CircleCI sets it in every job of a project on CircleCI cloud or server 4\.4\+/,
     );
     expect(err.transient).toBe(false);
   });

@@ -217,8 +217,10 @@ describe("summarizeClaims", () => {
     expect(summary.exp).toBe(isoSeconds(payload.exp as number));
     // Identifying claims of a GitHub token are present …
     expect(summary).toMatchObject({ iss: ci.issuer, aud: AUDIENCE, repository: "acme/app", ref: "refs/heads/main", environment: "production" });
+    // … with the ids an IdP should pin (GitHub's immutable sub is built from them) …
+    expect(summary).toMatchObject({ repository_id: "100001", repository_owner: "acme", repository_owner_id: "200001" });
     // … and the rest is not.
-    for (const dropped of ["jti", "iat", "nbf", "sha", "actor", "run_id", "repository_id", "custom_secretish", "nonce"]) expect(summary).not.toHaveProperty(dropped);
+    for (const dropped of ["jti", "iat", "nbf", "sha", "actor", "run_id", "repository_visibility", "custom_secretish", "nonce"]) expect(summary).not.toHaveProperty(dropped);
   });
 
   it("works for GitLab-style claims", async () => {

@@ -1,5 +1,5 @@
 /**
- * GcpMetadataSource against a fake metadata server on loopback (metadataBaseUrl / GCE_METADATA_HOST).
+ * GcpMetadataSource against a fake metadata server on loopback (metadataBaseUrl, GCE_METADATA_IP, GCE_METADATA_HOST).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
@@ -58,6 +58,54 @@ describe('GcpMetadataSource', () => {
     const source = new GcpMetadataSource(AUDIENCE, undefined, DEFAULT);
     expect(source.identityUrl({}).origin).toBe('http://metadata.google.internal');
     expect(fp(await source.getSubjectToken(context({ GCE_METADATA_HOST: metadata.origin.replace('http://', '') })))).toBe(fp(token));
+  });
+
+  describe('the environment names the metadata server as Google\'s Node.js client reads it (gcp-metadata getBaseUrl)', () => {
+    const source = () => new GcpMetadataSource(AUDIENCE, undefined, DEFAULT);
+    const hostPort = () => metadata.origin.replace('http://', '');
+
+    it('GCE_METADATA_IP alone', async () => {
+      const before = metadata.requests.length;
+      expect(fp(await source().getSubjectToken(context({ GCE_METADATA_IP: hostPort() })))).toBe(fp(token));
+      expect(metadata.requests.length).toBe(before + 1);
+      expect(source().identityUrl({ GCE_METADATA_IP: '169.254.169.254' }).origin).toBe('http://169.254.169.254');
+    });
+
+    it('GCE_METADATA_IP wins over GCE_METADATA_HOST', async () => {
+      const before = metadata.requests.length;
+      // The host would be refused (plain http to another host): the request goes to the IP, and succeeds.
+      expect(fp(await source().getSubjectToken(context({ GCE_METADATA_IP: hostPort(), GCE_METADATA_HOST: 'metadata.example.com' })))).toBe(fp(token));
+      expect(metadata.requests.length).toBe(before + 1);
+      expect(source().identityUrl({ GCE_METADATA_IP: '169.254.169.254', GCE_METADATA_HOST: 'metadata.google.internal' }).origin).toBe('http://169.254.169.254');
+    });
+
+    it('a value with a scheme is used as it is, not prefixed with another http://', async () => {
+      expect(fp(await source().getSubjectToken(context({ GCE_METADATA_HOST: metadata.origin })))).toBe(fp(token));
+      expect(source().identityUrl({ GCE_METADATA_HOST: 'https://metadata.example.com' }).href).toBe(`https://metadata.example.com${IDENTITY}?audience=${encodeURIComponent(AUDIENCE)}&format=full`);
+    });
+
+    it('an empty GCE_METADATA_IP does not count; metadataBaseUrl beats both variables', async () => {
+      expect(source().identityUrl({ GCE_METADATA_IP: ' ', GCE_METADATA_HOST: 'metadata.google.internal' }).origin).toBe('http://metadata.google.internal');
+      const configured = new GcpMetadataSource(AUDIENCE, metadata.origin, DEFAULT);
+      expect(configured.identityUrl({ GCE_METADATA_IP: '169.254.169.254', GCE_METADATA_HOST: 'metadata.google.internal' }).origin).toBe(metadata.origin);
+    });
+
+    it('an invalid value: the message names the variable that was read', async () => {
+      const ip = (await rejectionOf(source().getSubjectToken(context({ GCE_METADATA_IP: 'not a host', GCE_METADATA_HOST: 'metadata.google.internal' })))) as CiAuthError;
+      expect(ip).toBeInstanceOf(SubjectTokenUnavailableError);
+      expect(ip.reason).toBe('gcp_metadata subject token: GCE_METADATA_IP is not a valid host name or URL.');
+      const host = (await rejectionOf(source().getSubjectToken(context({ GCE_METADATA_HOST: 'http://[bad' })))) as CiAuthError;
+      expect(host.reason).toBe('gcp_metadata subject token: GCE_METADATA_HOST is not a valid host name or URL.');
+    });
+
+    it('plain http to another host named by GCE_METADATA_IP is refused, before sending anything', async () => {
+      const before = metadata.requests.length;
+      const err = (await rejectionOf(source().getSubjectToken(context({ GCE_METADATA_IP: '10.0.0.9' })))) as CiAuthError;
+      expect(err.reason).toBe(
+        'gcp_metadata subject token: the metadata server URL: http://10.0.0.9 is not https (plain http is only allowed to the metadata server, metadata.google.internal or 169.254.169.254, and to loopback addresses).',
+      );
+      expect(metadata.requests.length).toBe(before);
+    });
   });
 
   it('refuses plain http to any other host, before sending anything', async () => {

@@ -195,8 +195,52 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
     return path;
   }
 
-  const forkEvent = { action: "opened", number: 7, pull_request: { number: 7, head: { ref: "patch-1", repo: { full_name: "mallory/app", fork: true } }, base: { repo: { full_name: "acme/app", fork: false } } } };
-  const sameRepoEvent = { action: "opened", number: 8, pull_request: { number: 8, head: { ref: "feature", repo: { full_name: "acme/app", fork: false } } } };
+  // Shaped like GitHub's `pull_request` webhook payloads (the parts the check reads, plus enough around them).
+  const forkEvent = {
+    action: "opened",
+    number: 7,
+    pull_request: {
+      number: 7,
+      head: { ref: "patch-1", label: "mallory:patch-1", repo: { id: 900001, full_name: "mallory/app", fork: true } },
+      base: { ref: "main", label: "acme:main", repo: { id: 100001, full_name: "acme/app", fork: false } },
+    },
+    repository: { id: 100001, full_name: "acme/app", fork: false },
+  };
+  const sameRepoEvent = {
+    action: "opened",
+    number: 8,
+    pull_request: {
+      number: 8,
+      head: { ref: "feature", label: "acme:feature", repo: { id: 100001, full_name: "acme/app", fork: false } },
+      base: { ref: "main", label: "acme:main", repo: { id: 100001, full_name: "acme/app", fork: false } },
+    },
+    repository: { id: 100001, full_name: "acme/app", fork: false },
+  };
+  /** Between two branches of a repository that is itself a fork: `fork` is true on both sides, and it is no fork pull request. */
+  const insideAForkEvent = {
+    action: "opened",
+    number: 3,
+    pull_request: {
+      number: 3,
+      head: { ref: "feature", label: "mallory:feature", repo: { id: 900001, full_name: "mallory/app", fork: true } },
+      base: { ref: "main", label: "mallory:main", repo: { id: 900001, full_name: "mallory/app", fork: true } },
+    },
+    repository: { id: 900001, full_name: "mallory/app", fork: true },
+  };
+  /** The fork was deleted after the pull request was opened: GitHub sends `head.repo: null`. */
+  const deletedForkEvent = {
+    action: "synchronize",
+    number: 9,
+    pull_request: { number: 9, head: { ref: "patch-2", label: "mallory:patch-2", repo: null }, base: { ref: "main", repo: { id: 100001, full_name: "acme/app", fork: false } } },
+  };
+  /** From one fork of an upstream into another fork of it. */
+  const forkToForkEvent = {
+    pull_request: { head: { repo: { id: 900002, full_name: "eve/app", fork: true } }, base: { repo: { id: 900001, full_name: "mallory/app", fork: true } } },
+  };
+  /** A renamed repository: names differ between a stale and a fresh copy, the ids do not. */
+  const renamedEvent = {
+    pull_request: { head: { repo: { id: 100001, full_name: "acme/app-old", fork: false } }, base: { repo: { id: 100001, full_name: "acme/app", fork: false } } },
+  };
 
   it.each([
     ["both variables absent", {}],
@@ -219,18 +263,26 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
     expectNoSecrets(err);
   });
 
-  it("a pull request from a fork gets the fork-specific message", async () => {
-    const env = { GITHUB_EVENT_NAME: "pull_request", GITHUB_EVENT_PATH: await eventFile("fork.json", forkEvent) };
+  it.each([
+    ["from a fork", forkEvent, "pull_request"],
+    ["from a fork that was deleted since (head.repo is null)", deletedForkEvent, "pull_request"],
+    ["from one fork into another fork", forkToForkEvent, "pull_request"],
+    ["from a fork, on pull_request_review", forkEvent, "pull_request_review"],
+  ])("a pull request %s gets the fork-specific message", async (_label, payload, event) => {
+    const env = { GITHUB_EVENT_NAME: event, GITHUB_EVENT_PATH: await eventFile(`fork-${event}-${payload.pull_request.head.repo?.id ?? "deleted"}.json`, payload) };
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(env)));
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
-    expect(err.message).toMatch(/pull request from a fork/);
-    expect(err.message).toMatch(/never grants OIDC tokens to fork pull requests/);
+    expect(err.message).toMatch(/this job runs for a pull request from a fork, and GitHub withholds OIDC tokens from those/);
     expect(err.message).not.toContain(PERMISSION);
     expectNoSecrets(err);
   });
 
-  it("a pull request from the same repository gets the permission message", async () => {
-    const env = { GITHUB_EVENT_NAME: "pull_request", GITHUB_EVENT_PATH: await eventFile("same-repo.json", sameRepoEvent) };
+  it.each([
+    ["from a branch of the same repository", sameRepoEvent],
+    ["between two branches of a repository that is itself a fork", insideAForkEvent],
+    ["of a renamed repository (same id, another name)", renamedEvent],
+  ])("a pull request %s gets the permission message", async (_label, payload) => {
+    const env = { GITHUB_EVENT_NAME: "pull_request", GITHUB_EVENT_PATH: await eventFile(`same-${_label.length}.json`, payload) };
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(env)));
     expect(err.message).toContain(PERMISSION);
     expect(err.message).not.toMatch(/this job runs for a pull request from a fork/);
@@ -247,6 +299,9 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
     ["not JSON", () => eventFile("broken.json", "{ not json")],
     ["without pull_request", () => eventFile("no-pr.json", { action: "opened" })],
     ["with fork: \"true\" as a string", () => eventFile("string-fork.json", { pull_request: { head: { repo: { fork: "true" } } } })],
+    ["without the base repository", () => eventFile("no-base.json", { pull_request: { head: { repo: { id: 900001, full_name: "mallory/app", fork: true } } } })],
+    ["with a null head repository but no base repository", () => eventFile("null-head-no-base.json", { pull_request: { head: { repo: null } } })],
+    ["with names that are not strings", () => eventFile("odd-names.json", { pull_request: { head: { repo: { full_name: 1 } }, base: { repo: { full_name: 2 } } } })],
   ])("an event file that is %s falls back to the permission message", async (_label, make) => {
     const env = { GITHUB_EVENT_NAME: "pull_request", GITHUB_EVENT_PATH: await make() };
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(env)));

@@ -18,7 +18,20 @@ import type { CryptoKey, JWK, JWTPayload } from 'jose';
 /** Which default claim set a minted token starts from. */
 export type CiTokenStyle = 'github' | 'gitlab' | 'plain';
 
+/**
+ * GitHub's two default forms of `sub` for the default claims (acme/app, owner id 200001, repository id 100001, on main):
+ * the name form, and the immutable form that repositories created or renamed after GitHub's cut-over (and those that
+ * opted in) get. A repository's tokens carry one of them; the plugin must behave the same with either.
+ */
+export const GITHUB_SUBJECTS = {
+  name: 'repo:acme/app:ref:refs/heads/main',
+  immutable: 'repo:acme@200001/app@100001:ref:refs/heads/main',
+} as const;
+export type GithubSubjectForm = keyof typeof GITHUB_SUBJECTS;
+
 export interface CiIssuerOptions {
+  /** The form of `sub` in GitHub-style tokens. Default `'name'`. */
+  githubSubject?: GithubSubjectForm;
   /** Claims merged over the style defaults of every token (minted or fetched). A claim set to `undefined` is removed. */
   defaultClaims?: Record<string, unknown>;
   /** Token lifetime in seconds when neither `expiresIn` nor `exp` is given. Default 300 (GitHub's 5 min). */
@@ -78,9 +91,9 @@ export interface CiIssuer {
 const ALG = 'ES256';
 
 /** GitHub Actions-like claims for `acme/app` on `main` (without iss/aud/iat/nbf/exp/jti). */
-function githubDefaults(): Record<string, unknown> {
+function githubDefaults(subject: GithubSubjectForm): Record<string, unknown> {
   return {
-    sub: 'repo:acme/app:ref:refs/heads/main',
+    sub: GITHUB_SUBJECTS[subject],
     repository: 'acme/app',
     repository_id: '100001',
     repository_owner: 'acme',
@@ -119,8 +132,8 @@ function gitlabDefaults(): Record<string, unknown> {
   };
 }
 
-function styleDefaults(style: CiTokenStyle): Record<string, unknown> {
-  if (style === 'github') return githubDefaults();
+function styleDefaults(style: CiTokenStyle, subject: GithubSubjectForm): Record<string, unknown> {
+  if (style === 'github') return githubDefaults(subject);
   if (style === 'gitlab') return gitlabDefaults();
   return { sub: 'system:serviceaccount:ci:runner' };
 }
@@ -179,7 +192,7 @@ export async function startCiIssuer(opts: CiIssuerOptions = {}): Promise<CiIssue
     const now = Math.floor(Date.now() / 1000);
     const iat = options.iat ?? now;
     const exp = options.exp ?? iat + (options.expiresIn ?? lifetime);
-    const base = mergeClaims(styleDefaults(options.style ?? 'github'), opts.defaultClaims, ...endpointLayers);
+    const base = mergeClaims(styleDefaults(options.style ?? 'github', opts.githubSubject ?? 'name'), opts.defaultClaims, ...endpointLayers);
     const owner = typeof base['repository_owner'] === 'string' ? base['repository_owner'] : 'acme';
     const payload = mergeClaims(
       {
