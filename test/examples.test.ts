@@ -59,10 +59,12 @@ function asRead(text: string, env: NodeJS.ProcessEnv): OpencodeConfig {
 }
 
 describe("examples/opencode.*.json", () => {
-  it("includes the documented configurations: one per subject-token source, plus the client-authentication variants", () => {
+  it("includes the documented configurations: one per subject-token source, the client-authentication variants and the cloud platforms", () => {
     expect(configFiles).toEqual([
       "opencode.auto.json",
+      "opencode.azure-openai.json",
       "opencode.azure-pipelines.json",
+      "opencode.azure-provider.json",
       "opencode.bitbucket.json",
       "opencode.buildkite.json",
       "opencode.circleci.json",
@@ -76,6 +78,7 @@ describe("examples/opencode.*.json", () => {
       "opencode.private-key-jwt.json",
       "opencode.token-exchange.json",
       "opencode.url.json",
+      "opencode.vertex-ai.json",
     ]);
   });
 
@@ -109,6 +112,25 @@ describe("examples/opencode.*.json", () => {
     const pretty = `${JSON.stringify(CANONICAL, null, 2)}\n`;
     expect(await readFile(join(EXAMPLES, "opencode.github-actions.json"), "utf8")).toBe(pretty);
     expect(await readFile(join(ROOT, "docs", "configuration.md"), "utf8")).toContain(pretty);
+  });
+
+  it("the cloud examples: no client for Google STS, Entra's assertion audience, and the azure provider's baseURL without /v1", async () => {
+    const parsed = async (file: string) => {
+      const [result] = parseProviders(JSON.parse(await readFile(join(EXAMPLES, file), "utf8")) as OpencodeConfig, {});
+      if (!result?.ok) throw new Error(`${file} should be valid`);
+      return result.config;
+    };
+    for (const file of ["opencode.azure-openai.json", "opencode.azure-provider.json"]) {
+      const config = await parsed(file);
+      expect(config.authFlow, file).toBe("client_credentials");
+      expect(config.subjectTokenSource.audience, file).toBe("api://AzureADTokenExchange");
+    }
+    const vertex = await parsed("opencode.vertex-ai.json");
+    expect(vertex.clientId).toBeUndefined();
+    expect(vertex.serviceAccountImpersonation?.email).toMatch(/@[\w-]+\.iam\.gserviceaccount\.com$/);
+    // @ai-sdk/azure appends /v1 (and ?api-version=v1) to a baseURL on *.openai.azure.com (docs/cloud-platforms.md).
+    const azure = JSON.parse(await readFile(join(EXAMPLES, "opencode.azure-provider.json"), "utf8")) as OpencodeConfig;
+    expect(azure.provider?.azure?.options?.baseURL).toMatch(/^https:\/\/[\w-]+\.openai\.azure\.com\/openai$/);
   });
 
   it("the {env:VAR} references are needed: without them the confidential examples are refused", async () => {
