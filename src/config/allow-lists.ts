@@ -85,6 +85,11 @@ export function allowListIssues(config: OAuth2Config, lists: AllowLists): Config
       });
     }
   }
+  // The IAM endpoint receives the federated token: the job's token endpoints list covers it too.
+  const iam = config.serviceAccountImpersonation?.endpoint;
+  if (tokenEndpoints && iam !== undefined && !tokenEndpoints.values.includes(iam)) {
+    issues.push({ path: "oauth2.serviceAccountImpersonation.endpoint", message: notAllowed("the IAM Credentials endpoint", iam, tokenEndpoints) });
+  }
   const audience = config.subjectTokenSource.audience;
   if (audiences && audience !== undefined && !audiences.values.includes(audience)) {
     issues.push({ path: "oauth2.subjectTokenSource.audience", message: notAllowed("the audience", audience, audiences) });

@@ -34,7 +34,7 @@ function entraHint(code: number, clientId: string | undefined, p: Presented): st
     case 700212:
       return `The federated credential's audience differs from the token's "${claim(p, "aud")}": make them equal (Entra's default is api://AzureADTokenExchange; subjectTokenSource.audience sets the token's).`;
     case 700024:
-      return "The job's token was outside its valid time range when Entra checked it: check the runner's clock. The next attempt mints a fresh token.";
+      return "The job's token was outside its valid time range when Entra checked it: check the runner's clock, and that the source gives a token that is still valid (gitlab, env and file sources present the one the job holds).";
     case 7000272:
     case 700027:
       return `Entra could not verify the token with the keys published by its issuer "${claim(p, "iss")}": the credential's issuer must be the CI platform's OIDC issuer, exactly.`;
@@ -64,7 +64,7 @@ function googleHint(error: string, description: string, p: Presented): string | 
     return `The provider's attribute condition refused this job (${shown}): change the condition, or run the job where it allows.`;
   }
   if (/issuer in ID Token/i.test(description)) return `The provider's issuer must be the CI platform's OIDC issuer "${claim(p, "iss")}", exactly.`;
-  if (/stale to sign-in/i.test(description)) return "Google saw the job's token as too old or not yet valid: check the runner's clock. The next attempt mints a fresh token.";
+  if (/stale to sign-in/i.test(description)) return "Google saw the job's token as too old or not yet valid: check the runner's clock, and that the source gives a token that is still valid.";
   if (error === "invalid_target") return "The pool or provider in tokenExchangeAudience does not exist, or is disabled or deleted: check its project number, pool id and provider id.";
   if (/Invalid value for "audience"/i.test(description)) {
     return "tokenExchangeAudience must be the provider's full name: //iam.googleapis.com/projects/<project number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>.";

@@ -31,6 +31,14 @@ export const REFUSAL_HINTS: Record<string, string> = {
   invalid_request: "The IdP rejected the request's shape: check authFlow and subjectTokenType.",
 };
 
+/** The generic hint for an OAuth error; with client_credentials the client's authentication is the job's token. */
+function refusalHint(error: string, flow: AuthFlow): string | undefined {
+  if (flow === "client_credentials" && error === "invalid_client") {
+    return "The IdP did not accept the job's token as the client's authentication: check the federated credential registered for this client (issuer, subject, audience) against the token's claims, which the plugin logs with this error.";
+  }
+  return REFUSAL_HINTS[error];
+}
+
 /** Map any openid-client failure to one of our errors, keeping the IdP's `error` and `error_description`. */
 /** OAuth error codes that mean "the server is in trouble", not "you are refused" (RFC 6749 §5.2, §4.1.2.1). */
 const TRANSIENT_OAUTH_ERRORS = new Set(["server_error", "temporarily_unavailable"]);
@@ -43,7 +51,7 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     return new GrantRefusedError(flow, err.error, description, {
       providerId,
       status: err.status,
-      hint: cloudRefusalHint(err.error, err.error_description, clientId, presented) ?? REFUSAL_HINTS[err.error],
+      hint: cloudRefusalHint(err.error, err.error_description, clientId, presented) ?? refusalHint(err.error, flow),
       cause: err,
       transient,
       retryAfterMs: transient ? retryAfterOf(err) : undefined,
@@ -54,7 +62,7 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
     const params = err.cause[0]?.parameters;
     const error = params?.error ?? "invalid_client";
     const description = params?.error_description === undefined ? undefined : scrub(params.error_description);
-    const hint = cloudRefusalHint(error, params?.error_description, clientId, presented) ?? REFUSAL_HINTS[error];
+    const hint = cloudRefusalHint(error, params?.error_description, clientId, presented) ?? refusalHint(error, flow);
     return new GrantRefusedError(flow, error, description, { providerId, status: err.status, hint, cause: err });
   }
   const where = tokenEndpoint ? ` at ${tokenEndpoint}` : "";

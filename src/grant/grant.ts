@@ -4,6 +4,7 @@
  */
 import * as client from "openid-client";
 import { decodeJwt } from "jose";
+import { GOOGLE_CLOUD_PLATFORM_SCOPE } from "../config/defaults.js";
 import { DEFAULT_SUBJECT_TOKEN_TYPE, type AuthFlow, type OAuth2Config } from "../config/schema.js";
 import { TokenResponseError } from "../errors.js";
 import { scrub } from "../log.js";
@@ -40,7 +41,10 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
     for (const r of config.tokenExchangeResource ?? []) params.append("resource", r);
     if (config.requestedTokenType) params.set("requested_token_type", config.requestedTokenType);
   }
-  if (config.scopes?.length) params.set("scope", config.scopes.join(" "));
+  // With impersonation the STS token only buys the service account's: it needs cloud-platform, whatever scopes the
+  // final token gets (serviceAccountImpersonation.scopes, else scopes), as Google's own client does.
+  const scopes = config.serviceAccountImpersonation ? [GOOGLE_CLOUD_PLATFORM_SCOPE] : config.scopes;
+  if (scopes?.length) params.set("scope", scopes.join(" "));
   return params;
 }
 

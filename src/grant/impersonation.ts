@@ -47,10 +47,13 @@ interface GoogleError {
 }
 
 /** What to do about a refusal, by Google's status: what to grant to whom. */
-function refusalHint(status: string | undefined, httpStatus: number, config: OAuth2Config, impersonation: Impersonation, subject: string | undefined): string {
+function refusalHint(status: string | undefined, httpStatus: number, said: string, config: OAuth2Config, impersonation: Impersonation, subject: string | undefined): string {
   const provider = config.tokenExchangeAudience?.find((a) => a.startsWith("//iam.googleapis.com/"));
   const principal = provider && subject ? googlePrincipalOf(provider, subject) : undefined;
   const who = principal ?? "the pool's principal for this job (principal://iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/subject/<sub>)";
+  if (/insufficient authentication scopes/i.test(said)) {
+    return "The federated token from STS lacks the cloud-platform scope that IAM Credentials needs: do not narrow the STS step's scope; put the service account token's scopes in serviceAccountImpersonation.scopes.";
+  }
   if (status === "PERMISSION_DENIED" || httpStatus === 403) {
     return `Grant roles/iam.workloadIdentityUser on the service account ${impersonation.email} to ${who} (or to a principalSet that contains it); a new binding takes a minute or two to apply.`;
   }
@@ -111,7 +114,7 @@ export async function impersonateServiceAccount(federated: AccessToken, config: 
     const googleStatus = typeof error?.status === "string" ? error.status : undefined;
     const said = typeof error?.message === "string" ? quote(error.message, 300) : quote(text, 200);
     const transient = isTransientStatus(status);
-    const hint = transient ? "" : refusalHint(googleStatus, status, config, impersonation, options.subject);
+    const hint = transient ? "" : refusalHint(googleStatus, status, said, config, impersonation, options.subject);
     throw new ImpersonationError(email, `IAM Credentials answered HTTP ${status}${googleStatus ? ` ${googleStatus}` : ""}${said ? `: ${said}` : ""}.${hint ? ` ${hint}` : ""}`, {
       providerId,
       status,

@@ -13,9 +13,10 @@ import { toOpencodeError } from "./opencode-error.js";
 type FetchInput = Parameters<typeof globalThis.fetch>[0];
 
 /**
- * Static-key headers the AI SDKs send from `apiKey`: on a managed provider that key is the plugin's placeholder
- * (or a key nobody should need), and Azure refuses a request whose `api-key` is wrong even when it carries a valid
- * Bearer token. The access token is the only credential a managed provider's requests carry.
+ * Static-key headers the AI SDKs send from `apiKey` (`@ai-sdk/azure` always sends `api-key`): on a managed provider
+ * that key is the plugin's placeholder, or a key nobody should need. Azure refuses a wrong key, and what it does
+ * when a key and a Bearer token arrive together is not documented; so the access token is the only credential a
+ * managed provider's requests carry.
  */
 const API_KEY_HEADERS = ["api-key", "x-api-key"];
 

@@ -153,7 +153,7 @@ describe("Entra's refusals say what to register, from the token's claims", () =>
       const { tokens } = provider();
       const err = await rejectionOf(tokens.getToken());
       expect((err as GrantRefusedError).errorDescription).toMatch(/^AADSTS700024: Client assertion is not within its valid time range\./);
-      expect(err.message).toContain("The job's token was outside its valid time range when Entra checked it: check the runner's clock.");
+      expect(err.message).toContain("The job's token was outside its valid time range when Entra checked it: check the runner's clock, and that the source gives a token that is still valid");
     } finally {
       entraSkewMs = 0;
     }

@@ -111,6 +111,22 @@ describe('STS, then IAM Credentials', () => {
     expectNoLeak([log.text()], [{ label: 'service account token', value: token.value }, ...[...sts.federatedTokens.keys()].map((value, i) => ({ label: `federated token ${i}`, value }))]);
   });
 
+  it("asks STS for cloud-platform whatever the final token's scopes, and IAM for those", async () => {
+    const scopes = ['https://www.googleapis.com/auth/cloud-platform.read-only'];
+    const { tokens } = provider({ scopes, serviceAccountImpersonation: { email: SA, endpoint: iam.url } });
+    const stsBefore = sts.requests.length;
+    await tokens.getToken();
+    expect(sts.requests[stsBefore]?.params['scope']).toBe(CLOUD_PLATFORM_SCOPE);
+    expect(iam.requests.at(-1)?.body).toEqual({ scope: scopes, lifetime: '3600s' });
+  });
+
+  it('the job\'s token-endpoint allow-list covers the IAM endpoint, which receives the federated token', () => {
+    const lists = { OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: sts.tokenEndpoint };
+    const refused = parseOAuth2Block('vertex', block(), lists);
+    expect(!refused.ok && refused.error.issues.map((i) => i.path)).toEqual(['oauth2.serviceAccountImpersonation.endpoint']);
+    expect(parseOAuth2Block('vertex', block(), { OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: `${sts.tokenEndpoint},${iam.url}` }).ok).toBe(true);
+  });
+
   it('without impersonation, the federated token itself is the access token', async () => {
     const { tokens } = provider({ serviceAccountImpersonation: undefined });
     const token = await tokens.getToken();
