@@ -3,9 +3,11 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // The e2e files spawn the real opencode CLI (~3-5 s a run); give them room on a 2-core machine.
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Deadlines, not waits: a passing test is not slowed by them. They are sized for a shared 2-core runner where
+    // another suite runs too (a CLI test that takes 2 s alone took 26 s there). Files that run the real opencode CLI
+    // set their own, longer ones.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     pool: "forks",
     // @actions/workflow-parser imports its schema JSON without an import attribute, which Node refuses; let Vite
     // load it instead (test/ci/workflow-files.test.ts).

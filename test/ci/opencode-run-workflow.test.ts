@@ -24,7 +24,8 @@ const WORKFLOW = join(REPO_ROOT, ".github", "workflows", "opencode-run.yml");
 const SETUP_USES = "OWNER/opencode-ci-auth/.github/actions/setup";
 
 /** Installs and opencode runs take seconds each, several times that on a loaded 2-core machine. */
-const HEAVY = 120_000;
+/** A deadline for installs and a real opencode run: a minute alone, several beside another suite on 2 cores. */
+const HEAVY = 300_000;
 
 let releases: PluginReleases;
 let world: World;

@@ -16,7 +16,8 @@ import { createJob, installedVersion, OPENCODE_BIN, writeJson, type Job } from "
 import { LOAD_MARKER_ENV, publishPluginReleases, type PluginReleases } from "./support/plugin-releases.js";
 
 /** Runs of the action and of opencode take seconds each, several times that on a loaded 2-core machine. */
-const HEAVY = 120_000;
+/** A deadline for installs and a real opencode run: a minute alone, several beside another suite on 2 cores. */
+const HEAVY = 300_000;
 
 let releases: PluginReleases;
 let world: World;

@@ -6,12 +6,15 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startCiIssuer, type CiIssuer } from "../support/ci-issuer.js";
 import { startFaultProxy, startProxiedIdp, type FaultProxy, type ProxiedIdp } from "../support/fault-proxy.js";
 import { IDP_CLIENTS } from "../support/idp.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
 import { createSandbox, type Sandbox } from "../support/opencode-cli.js";
+
+// Each test runs the real opencode CLI once or more: a deadline sized for a loaded 2-core runner, not a wait.
+vi.setConfig({ testTimeout: 300_000 });
 
 let ci: CiIssuer;
 let ciProxy: FaultProxy;

@@ -2,10 +2,13 @@
  * End to end with the real opencode CLI: the issue's config (pointed at the loopback world), `opencode run`, and
  * what the model server, the IdP and the user's terminal saw. Each run gets its own HOME and XDG dirs.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createSandbox, type RunResult, type Sandbox } from "../support/opencode-cli.js";
 import { githubActionsEnv, issueConfig as issueConfigFor } from "../support/issue-config.js";
 import { startWorld, type World } from "../support/world.js";
+
+// Each test runs the real opencode CLI once or more: a deadline sized for a loaded 2-core runner, not a wait.
+vi.setConfig({ testTimeout: 300_000 });
 
 let world: World;
 const sandboxes: Sandbox[] = [];

@@ -43,7 +43,8 @@ export function runCli(args: string[], options: { cwd: string; env: NodeJS.Proce
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+    // A deadline for a hung command, sized for a loaded 2-core runner (a 2 s run took 26 s there).
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(err);

@@ -90,7 +90,8 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sa
         let stderr = "";
         child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
         child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-        const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 90_000);
+        // A deadline for a hung run; a loaded runner can take a minute for a run that takes 4 s alone.
+        const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 240_000);
         child.on("error", reject);
         child.on("close", (code) => {
           clearTimeout(timer);
