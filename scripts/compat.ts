@@ -4,14 +4,16 @@
  * another. Each version is installed from the npm registry into a directory of its own, outside the repository:
  * `<os temp dir>/opencode-ci-auth-compat/<version>` (about 0.5 GB each with its platform binaries; delete it freely),
  * or `$OPENCODE_CI_AUTH_COMPAT_DIR/<version>`. Later runs reuse it. Needs `dist/` (the npm script builds first).
- * Prints one line per version at the end: passed, failed (the scenarios), or not installable and why. Exits 1 unless
- * every version passed.
+ * Then, when the registry serves `@opencode-ai/plugin` at that version, type-checks src/ against it (the peer
+ * dependency range claims those types fit). Prints one line per version at the end: passed, failed (the scenarios or
+ * the types), or not installable and why. Exits 1 unless every version passed.
  */
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { COMPAT_VERSIONS } from "../test/compat/versions.js";
 import { installOpencode, InstallError, type OpencodeInstall } from "../test/compat/install-opencode.js";
+import { pluginTypeErrors } from "../test/compat/plugin-types.js";
 import { REPO_ROOT } from "../test/support/opencode-cli.js";
 
 type Outcome = { version: string; result: "passed" | "failed" | "install failed" | "does not start"; detail?: string };
@@ -52,7 +54,15 @@ async function check(version: string): Promise<Outcome> {
   const plugin = install.pluginDir ? `@opencode-ai/plugin@${version}` : "@opencode-ai/plugin of the devDependencies (the registry has none at this version)";
   process.stdout.write(`== opencode ${version}: running the core scenarios (config dir prepared with ${plugin})\n`);
   const code = await runScenarios(install);
-  return { version, result: code === 0 ? "passed" : "failed", ...(code === 0 ? {} : { detail: `vitest exited ${code}` }) };
+  if (code !== 0) return { version, result: "failed", detail: `the core scenarios failed (vitest exited ${code})` };
+  if (!install.pluginDir) return { version, result: "passed", detail: `the core scenarios; types not checked (the registry has no @opencode-ai/plugin@${version})` };
+  process.stdout.write(`== opencode ${version}: type-checking src/ against @opencode-ai/plugin@${version}\n`);
+  const errors = await pluginTypeErrors(REPO_ROOT, install.pluginDir, install.dir);
+  if (errors.length > 0) {
+    process.stdout.write(`${errors.join("\n")}\n`);
+    return { version, result: "failed", detail: `src/ does not type-check against @opencode-ai/plugin@${version} (${errors.length} errors)` };
+  }
+  return { version, result: "passed", detail: `the core scenarios, and src/ type-checks against @opencode-ai/plugin@${version}` };
 }
 
 const outcomes: Outcome[] = [];
