@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 
 import { gitlab } from "../../src/subject-token/gitlab.js";
+import { COMPAT_VERSIONS } from "../compat/versions.js";
 import { pipelineWith, preview, TEMPLATE } from "./support/gitlab-ci-local.js";
 
 const run = promisify(execFile);
@@ -67,7 +68,7 @@ describe("templates/opencode-run.yml", () => {
       "config-path": ".opencode-ci/opencode.json",
       "id-token-var": gitlab.schema.parse({ type: "gitlab" }).var,
       audience: undefined,
-      "opencode-version": "latest",
+      "opencode-version": COMPAT_VERSIONS[0],
       "plugin-version": "latest",
       "allowed-issuers": "",
       "allowed-token-endpoints": "",

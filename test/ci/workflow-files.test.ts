@@ -19,6 +19,7 @@ import type { FileReference } from "@actions/workflow-parser/workflows/file-refe
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 
+import { COMPAT_VERSIONS } from "../compat/versions.js";
 import { REPO_ROOT } from "../support/opencode-cli.js";
 
 const ACTION = ".github/actions/setup/action.yml";
@@ -164,7 +165,7 @@ describe("GitHub workflow and action files", () => {
       version: { required: false, default: "latest" },
       "install-opencode": { required: false, default: "false" },
       "opencode-package": { required: false, default: "opencode-ai" },
-      "opencode-version": { required: false, default: "latest" },
+      "opencode-version": { required: false, default: COMPAT_VERSIONS[0] },
       "node-version": { required: false, default: "" },
       cache: { required: false, default: "false" },
     });

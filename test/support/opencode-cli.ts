@@ -10,7 +10,24 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const OPENCODE_BIN = join(REPO_ROOT, "node_modules", ".bin", "opencode");
+/**
+ * The opencode executable: the devDependency by default; `OPENCODE_CI_AUTH_OPENCODE_BIN` (a path) picks
+ * another install, which is how `npm run test:compat` runs these tests against other opencode versions.
+ */
+const OPENCODE_BIN = process.env.OPENCODE_CI_AUTH_OPENCODE_BIN
+  ? resolve(process.env.OPENCODE_CI_AUTH_OPENCODE_BIN)
+  : join(REPO_ROOT, "node_modules", ".bin", "opencode");
+/** The `@opencode-ai/plugin` package put into opencode's config dir; `OPENCODE_CI_AUTH_OPENCODE_PLUGIN_DIR` picks another. */
+const OPENCODE_PLUGIN_PACKAGE = process.env.OPENCODE_CI_AUTH_OPENCODE_PLUGIN_DIR
+  ? resolve(process.env.OPENCODE_CI_AUTH_OPENCODE_PLUGIN_DIR)
+  : join(REPO_ROOT, "node_modules", "@opencode-ai", "plugin");
+/**
+ * opencode before 1.14 (measured: 1.3.2) empties `$XDG_CACHE_HOME/opencode` at start unless its `version` file holds
+ * opencode's cache version, and installs npm plugins with `bun add` into `<cache>/node_modules`. When
+ * `OPENCODE_CI_AUTH_OPENCODE_CACHE_VERSION` gives that value (test:compat reads it from the release under test), the
+ * sandbox writes it and links our build there as well.
+ */
+const OPENCODE_CACHE_VERSION = process.env.OPENCODE_CI_AUTH_OPENCODE_CACHE_VERSION;
 
 export interface Sandbox {
   root: string;
@@ -52,12 +69,20 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sa
 
   // Where opencode installs a bare npm plugin name (`<name>@latest`): our build, linked in.
   await linkPackage(REPO_ROOT, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
+  if (OPENCODE_CACHE_VERSION) {
+    const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
+    await writeFile(join(cacheDir, "version"), OPENCODE_CACHE_VERSION);
+    // A range, not a version: opencode then only asks the registry whether its latest release satisfies it (always),
+    // so it never replaces the link with a published release.
+    await writeFile(join(cacheDir, "package.json"), JSON.stringify({ dependencies: { "opencode-ci-auth": "*" } }));
+    await linkPackage(REPO_ROOT, join(cacheDir, "node_modules", "opencode-ci-auth"));
+  }
   // opencode installs @opencode-ai/plugin into each config dir before loading plugins; pre-populate it.
   const globalConfigDir = join(xdg.XDG_CONFIG_HOME, "opencode");
   await mkdir(globalConfigDir, { recursive: true });
-  const pluginVersion = JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "@opencode-ai", "plugin", "package.json"), "utf8")).version as string;
+  const pluginVersion = JSON.parse(await readFile(join(OPENCODE_PLUGIN_PACKAGE, "package.json"), "utf8")).version as string;
   await writeFile(join(globalConfigDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": pluginVersion } }));
-  await linkPackage(join(REPO_ROOT, "node_modules", "@opencode-ai", "plugin"), join(globalConfigDir, "node_modules", "@opencode-ai", "plugin"));
+  await linkPackage(OPENCODE_PLUGIN_PACKAGE, join(globalConfigDir, "node_modules", "@opencode-ai", "plugin"));
 
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
