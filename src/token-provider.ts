@@ -3,15 +3,15 @@
  * This is what the hooks and the CLI use; it owns no opencode knowledge.
  */
 import type { Configuration } from "openid-client";
-import type { OAuth2Config } from "./config/schema.js";
-import type { JWTPayload } from "jose";
+import type { OAuth2Config } from "./config/types.js";
 import { readAllowLists } from "./config/allow-lists.js";
 import { RetriesExhaustedError, SubjectTokenClaimsError, type CiAuthError, type SubjectTokenInvalidError } from "./errors.js";
 import { reasonOf } from "./describe-failure.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
 import { createGrantClient } from "./grant/client.js";
 import { impersonateServiceAccount } from "./grant/impersonation.js";
-import { requestAccessToken, type AccessToken } from "./grant/grant.js";
+import type { AccessToken } from "./access-token.js";
+import { requestAccessToken } from "./grant/grant.js";
 import { createLogger, type Logger } from "./log.js";
 import { decodeSubjectToken, subjectTokenFacts, summarizeClaims } from "./subject-token/claims.js";
 import { SUBJECT_TOKEN_RULES } from "./subject-token-rules.js";
@@ -50,10 +50,25 @@ export interface TokenWitness {
 /** A subject token with less validity left than this is replaced before a retry, so the IdP never sees it expire. */
 export const SUBJECT_TOKEN_MIN_VALIDITY_MS = 60_000;
 
+/**
+ * A decoded JWT's claims. Spelled out rather than taken from jose, which the bundle hides: the published declarations
+ * may not import it. jose's JWTPayload is assignable to it.
+ */
+export interface JwtClaims {
+  iss?: string;
+  sub?: string;
+  aud?: string | string[];
+  jti?: string;
+  nbf?: number;
+  exp?: number;
+  iat?: number;
+  [claim: string]: unknown;
+}
+
 /** What the rules say of one subject token; `problems` is empty when it may be sent. */
 export interface SubjectTokenExamination {
   /** Undefined when the token is not a JWT. */
-  payload?: JWTPayload;
+  payload?: JwtClaims;
   /** The non-secret summary (with `exp`), for logs and doctor. */
   claims?: Record<string, unknown>;
   expiresAt?: number | undefined;
@@ -187,7 +202,10 @@ export class TokenProvider {
     });
   }
 
-  /** The openid-client configuration, discovered once and shared; a failed discovery is retried next time. */
+  /**
+   * The openid-client configuration, discovered once and shared; a failed discovery is retried next time.
+   * @internal Not in the published declarations: its type is openid-client's, which the bundle hides.
+   */
   client(): Promise<Configuration> {
     if (!this.#client) {
       const pending = createGrantClient(this.providerId, this.config, { fetch: this.#fetch, allowLists: readAllowLists(this.#env) });
@@ -205,7 +223,7 @@ export class TokenProvider {
    */
   examineSubjectToken(token: string): SubjectTokenExamination {
     const where = { source: this.source.type, providerId: this.providerId };
-    let payload: JWTPayload;
+    let payload: JwtClaims;
     try {
       payload = decodeSubjectToken(token, where);
     } catch (err) {

@@ -10,7 +10,8 @@ import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../errors.js";
 import { insecureReason } from "../http/transport.js";
 import { allowListIssues, readAllowLists } from "./allow-lists.js";
-import { oauth2Schema, type OAuth2Config } from "./schema.js";
+import { oauth2Schema } from "./schema.js";
+import type { OAuth2Config } from "./types.js";
 
 export type ParsedProvider = { providerId: string; ok: true; config: OAuth2Config } | { providerId: string; ok: false; error: ConfigError };
 

@@ -293,7 +293,7 @@ export const oauth2Schema = z
   .transform(applyServiceDefaults);
 
 /** The input a user writes. */
-export type OAuth2Input = z.input<typeof oauth2Schema>;
+export type { OAuth2Input } from "./types.js";
 /** The validated, defaulted block. */
-export type OAuth2Config = z.output<typeof oauth2Schema>;
+export type { OAuth2Config } from "./types.js";
 export type AuthFlow = (typeof AUTH_FLOWS)[number];

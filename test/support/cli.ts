@@ -91,13 +91,13 @@ async function newestMtime(dir: string): Promise<{ path: string; mtimeMs: number
 
 /**
  * Fails fast, with the fix, when dist/ is missing or older than src/: these tests run the build, and a stale one
- * would test yesterday's code. `npm test` builds first; locally run `npx tsc -p tsconfig.build.json`.
+ * would test yesterday's code. `npm test` builds first; locally run `npm run build`.
  */
 export async function assertBuilt(): Promise<void> {
   const built = await stat(CLI).catch(() => undefined);
   const source = await newestMtime(join(REPO_ROOT, 'src'));
   if (!built || source.mtimeMs > (await newestMtime(join(REPO_ROOT, 'dist'))).mtimeMs) {
-    throw new Error(`dist/ is ${built ? `older than ${relative(REPO_ROOT, source.path)}` : 'missing'}: run \`npx tsc -p tsconfig.build.json\` (npm test builds first)`);
+    throw new Error(`dist/ is ${built ? `older than ${relative(REPO_ROOT, source.path)}` : 'missing'}: run \`npm run build\` (npm test builds first)`);
   }
 }
 
