@@ -8,10 +8,10 @@ import { readAllowLists } from "./config/allow-lists.js";
 import { RetriesExhaustedError, SubjectTokenClaimsError, type CiAuthError, type SubjectTokenInvalidError } from "./errors.js";
 import { reasonOf } from "./describe-failure.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
-import { createGrantClient } from "./grant/client.js";
-import { impersonateServiceAccount } from "./grant/impersonation.js";
 import type { AccessToken } from "./access-token.js";
-import { requestAccessToken } from "./grant/grant.js";
+import type * as GrantClientModule from "./grant/client.js";
+import type * as GrantModule from "./grant/grant.js";
+import type * as ImpersonationModule from "./grant/impersonation.js";
 import { createLogger, type Logger } from "./log.js";
 import { decodeSubjectToken, subjectTokenFacts, summarizeClaims } from "./subject-token/claims.js";
 import { SUBJECT_TOKEN_RULES } from "./subject-token-rules.js";
@@ -45,6 +45,27 @@ export interface TokenWitness {
   accessToken(value: string): void;
   /** The `iss` of a subject token that passed the local checks. */
   subjectTokenIssuer(iss: string): void;
+}
+
+/**
+ * The grant layer (openid-client, oauth4webapi, jose's key handling) is imported on the first grant, not with the
+ * plugin: opencode's start then does not pay for it, and a run served from the file cache never loads it.
+ */
+let grantLayer: Promise<GrantLayer> | undefined;
+interface GrantLayer {
+  createGrantClient: typeof GrantClientModule.createGrantClient;
+  requestAccessToken: typeof GrantModule.requestAccessToken;
+  impersonateServiceAccount: typeof ImpersonationModule.impersonateServiceAccount;
+}
+function loadGrantLayer(): Promise<GrantLayer> {
+  grantLayer ??= Promise.all([import("./grant/client.js"), import("./grant/grant.js"), import("./grant/impersonation.js")]).then(
+    ([client, grant, impersonation]) => ({
+      createGrantClient: client.createGrantClient,
+      requestAccessToken: grant.requestAccessToken,
+      impersonateServiceAccount: impersonation.impersonateServiceAccount,
+    }),
+  );
+  return grantLayer;
 }
 
 /** A subject token with less validity left than this is replaced before a retry, so the IdP never sees it expire. */
@@ -208,7 +229,8 @@ export class TokenProvider {
    */
   client(): Promise<Configuration> {
     if (!this.#client) {
-      const pending = createGrantClient(this.providerId, this.config, { fetch: this.#fetch, allowLists: readAllowLists(this.#env) });
+      const options = { fetch: this.#fetch, allowLists: readAllowLists(this.#env) };
+      const pending = loadGrantLayer().then((layer) => layer.createGrantClient(this.providerId, this.config, options));
       this.#client = pending;
       pending.catch(() => {
         if (this.#client === pending) this.#client = undefined;
@@ -262,11 +284,13 @@ export class TokenProvider {
 
   /** One grant with this subject token, without retries. `presented`: its non-secret claims, for refusal hints. */
   async requestWith(subjectToken: string, presented?: Record<string, unknown>): Promise<AccessToken> {
+    const { requestAccessToken } = await loadGrantLayer();
     return requestAccessToken(await this.client(), this.config, subjectToken, { providerId: this.providerId, now: this.#now, presented });
   }
 
   /** The service account's token for a federated token (serviceAccountImpersonation), without retries. */
   async impersonate(federated: AccessToken, presented?: Record<string, unknown>): Promise<AccessToken> {
+    const { impersonateServiceAccount } = await loadGrantLayer();
     const token = await impersonateServiceAccount(federated, this.config, {
       providerId: this.providerId,
       fetch: this.#fetch ?? globalThis.fetch,
@@ -299,6 +323,7 @@ export class TokenProvider {
       let subject = await retry(() => this.subjectToken());
       claims = subject.claims;
       const configuration = await retry(() => this.client());
+      const { requestAccessToken } = await loadGrantLayer();
       this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
       const granted = await retry(async (attempt) => {
         // A retry after long waits must not present a token about to expire: mint a new one.

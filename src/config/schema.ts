@@ -2,7 +2,7 @@
  * The zod schema of `provider.<id>.options.oauth2`: the single source of truth for what a user may write.
  * Every field has a doc comment; docs/configuration.md mirrors them. Messages say how to fix, not only what is wrong.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { insecureReason } from "../http/transport.js";
 import { DEFAULT_AUTH_FLOW, DEFAULT_CACHE, DEFAULT_RETRY, DEFAULT_SUBJECT_TOKEN_TYPE, DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
 import {
