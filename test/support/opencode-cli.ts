@@ -1,13 +1,15 @@
 /**
- * Runs the real opencode CLI (npm `opencode-ai`) in a sandbox: its own HOME and XDG dirs, this repository
- * installed where opencode caches npm plugins (so `"plugin": ["opencode-ci-auth"]` loads our build, by its
- * npm name, without a registry), and npm kept offline so opencode's background dependency install cannot stall.
+ * Runs the real opencode CLI (npm `opencode-ai`) in a sandbox: its own HOME and XDG dirs, this package as `npm pack`
+ * made it (test/support/packed-package.ts) installed where opencode caches npm plugins (so
+ * `"plugin": ["opencode-ci-auth"]` loads it, by its npm name, without a registry), and npm kept offline so opencode's
+ * background dependency install cannot stall.
  */
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { packedPackage } from "./packed-package.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /**
@@ -67,15 +69,16 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sa
   };
   await mkdir(project, { recursive: true });
 
-  // Where opencode installs a bare npm plugin name (`<name>@latest`): our build, linked in.
-  await linkPackage(REPO_ROOT, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
+  // Where opencode installs a bare npm plugin name (`<name>@latest`): the packed package, linked in.
+  const { packageDir } = packedPackage();
+  await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
   if (OPENCODE_CACHE_VERSION) {
     const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
     await writeFile(join(cacheDir, "version"), OPENCODE_CACHE_VERSION);
     // A range, not a version: opencode then only asks the registry whether its latest release satisfies it (always),
     // so it never replaces the link with a published release.
     await writeFile(join(cacheDir, "package.json"), JSON.stringify({ dependencies: { "opencode-ci-auth": "*" } }));
-    await linkPackage(REPO_ROOT, join(cacheDir, "node_modules", "opencode-ci-auth"));
+    await linkPackage(packageDir, join(cacheDir, "node_modules", "opencode-ci-auth"));
   }
   // opencode installs @opencode-ai/plugin into each config dir before loading plugins; pre-populate it.
   const globalConfigDir = join(xdg.XDG_CONFIG_HOME, "opencode");
