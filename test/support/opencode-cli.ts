@@ -56,8 +56,16 @@ async function linkPackage(target: string, linkPath: string): Promise<void> {
   await symlink(target, linkPath, "dir");
 }
 
+export interface SandboxOptions {
+  /**
+   * `linked` (default): the packed package is put where opencode keeps npm plugins, so no registry is asked.
+   * `none`: nothing is there; opencode installs the plugin itself from whatever registry the run's env names.
+   */
+  plugin?: "linked" | "none";
+}
+
 /** A fresh sandbox. `baseEnv` is the job's environment (CI variables); nothing of the caller's HOME leaks in. */
-export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sandbox> {
+export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}, options: SandboxOptions = {}): Promise<Sandbox> {
   const root = await mkdtemp(join(tmpdir(), "opencode-ci-auth-e2e-"));
   const home = join(root, "home");
   const project = join(root, "project");
@@ -71,8 +79,9 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sa
 
   // Where opencode installs a bare npm plugin name (`<name>@latest`): the packed package, linked in.
   const { packageDir } = packedPackage();
-  await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
-  if (OPENCODE_CACHE_VERSION) {
+  const linked = (options.plugin ?? "linked") === "linked";
+  if (linked) await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
+  if (linked && OPENCODE_CACHE_VERSION) {
     const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
     await writeFile(join(cacheDir, "version"), OPENCODE_CACHE_VERSION);
     // A range, not a version: opencode then only asks the registry whether its latest release satisfies it (always),
@@ -84,7 +93,11 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sa
   const globalConfigDir = join(xdg.XDG_CONFIG_HOME, "opencode");
   await mkdir(globalConfigDir, { recursive: true });
   const pluginVersion = JSON.parse(await readFile(join(OPENCODE_PLUGIN_PACKAGE, "package.json"), "utf8")).version as string;
-  await writeFile(join(globalConfigDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": pluginVersion } }));
+  const sdkDependency = { dependencies: { "@opencode-ai/plugin": pluginVersion } };
+  await writeFile(join(globalConfigDir, "package.json"), JSON.stringify(sdkDependency));
+  // With a lockfile that agrees, opencode's dependency check finds the directory in sync and asks no registry (the
+  // offline default needs no lockfile: npm fails fast there).
+  if (!linked) await writeFile(join(globalConfigDir, "package-lock.json"), JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": sdkDependency } }));
   await linkPackage(OPENCODE_PLUGIN_PACKAGE, join(globalConfigDir, "node_modules", "@opencode-ai", "plugin"));
 
   const env: NodeJS.ProcessEnv = {
