@@ -78,8 +78,8 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}, options: Sa
   await mkdir(project, { recursive: true });
 
   // Where opencode installs a bare npm plugin name (`<name>@latest`): the packed package, linked in.
-  const { packageDir } = packedPackage();
   const linked = (options.plugin ?? "linked") === "linked";
+  const packageDir = linked ? packedPackage().packageDir : "";
   if (linked) await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
   if (linked && OPENCODE_CACHE_VERSION) {
     const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
