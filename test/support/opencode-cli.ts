@@ -62,6 +62,8 @@ export interface SandboxOptions {
    * `none`: nothing is there; opencode installs the plugin itself from whatever registry the run's env names.
    */
   plugin?: "linked" | "none";
+  /** The installed package to link; by default the one the vitest run packed (test/support/packed-package.ts). */
+  packageDir?: string;
 }
 
 /** A fresh sandbox. `baseEnv` is the job's environment (CI variables); nothing of the caller's HOME leaks in. */
@@ -79,7 +81,7 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}, options: Sa
 
   // Where opencode installs a bare npm plugin name (`<name>@latest`): the packed package, linked in.
   const linked = (options.plugin ?? "linked") === "linked";
-  const packageDir = linked ? packedPackage().packageDir : "";
+  const packageDir = linked ? (options.packageDir ?? packedPackage().packageDir) : "";
   if (linked) await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
   if (linked && OPENCODE_CACHE_VERSION) {
     const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
