@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Packs and installs the package once per run: the e2e and CLI tests load it as a user's install would.
+    globalSetup: ["test/support/global-setup.ts"],
     // @actions/workflow-parser imports its schema JSON without an import attribute, which Node refuses; let Vite
     // load it instead (test/ci/workflow-files.test.ts).
     server: { deps: { inline: ["@actions/workflow-parser"] } },

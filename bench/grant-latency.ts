@@ -4,14 +4,14 @@
  * The library's TokenProvider runs against the loopback CI token service and IdP. Discovery happens once, during
  * warm-up, as in a real run. Each sample of the full round trip is a `getToken()` after the previous token was
  * invalidated (exactly the path a 401 from the provider takes). The split times the two legs separately, in the
- * same loop: `subjectToken()` (GitHub token request + local claim checks) and `requestAccessToken()` (the token
- * endpoint request with that subject token).
+ * same loop: `subjectToken()` (GitHub token request + local claim checks) and `requestWith()` (the token endpoint
+ * request with that subject token, on the discovered configuration). Both legs run in the built package: its
+ * bundled openid-client would refuse a configuration made by the one in node_modules.
  */
 import type { World } from "../test/support/world.js";
 import type { LibModule } from "./built-package.js";
 import { PROVIDER_ID, parsedOAuth2Config } from "./provider-config.js";
 import { median, msSince, percentile } from "./stats.js";
-import { requestAccessToken } from "../src/grant/grant.js";
 
 export interface LatencySummary {
   medianMs: number;
@@ -24,7 +24,7 @@ export interface GrantLatencyResult {
   roundTrip: LatencySummary;
   /** subjectToken() alone. */
   subjectToken: LatencySummary;
-  /** requestAccessToken() alone. */
+  /** requestWith() alone: the grant request. */
   grant: LatencySummary;
   /** Grants the IdP saw during the timed loop: 2 per sample (one for each path) proves none was served from cache. */
   idpGrants: number;
@@ -37,10 +37,8 @@ function summarize(samples: readonly number[]): LatencySummary {
 export async function measureGrantLatency(lib: LibModule, world: World, samples: number, warmup: number): Promise<GrantLatencyResult> {
   const config = parsedOAuth2Config(lib, world);
   const tokens = lib.createTokenProvider(PROVIDER_ID, config, { logger: lib.createLogger({ level: "silent" }) });
-  const grantOptions = { providerId: PROVIDER_ID };
 
   for (let i = 0; i < warmup; i++) tokens.invalidate((await tokens.getToken()).value);
-  const configuration = await tokens.client();
 
   const roundTrip: number[] = [];
   const subjectToken: number[] = [];
@@ -56,7 +54,7 @@ export async function measureGrantLatency(lib: LibModule, world: World, samples:
     const subject = await tokens.subjectToken();
     subjectToken.push(msSince(start));
     start = process.hrtime.bigint();
-    await requestAccessToken(configuration, config, subject.token, grantOptions);
+    await tokens.requestWith(subject.token);
     grant.push(msSince(start));
   }
   const idpGrants = world.idp.grants.length - grantsBefore;

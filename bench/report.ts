@@ -35,7 +35,7 @@ export function sourceRevision(): string {
 }
 
 export function allPass(results: BenchResults): boolean {
-  return results.hotPath.pass && results.singleFlight.every((b) => b.pass);
+  return results.hotPath.pass && results.singleFlight.every((b) => b.pass) && results.importTime.pass;
 }
 
 export function toJson(results: BenchResults, date: Date): string {
@@ -70,8 +70,8 @@ export function toTable(results: BenchResults, date: Date): string {
     ]),
     [
       `3 import dist/index.js, fresh process (median of ${imp.runs})`,
-      `${fixed(imp.pluginMs, 1)} ms · ${fixed(imp.ratioToEmpty, 0)}× an empty module (${fixed(imp.emptyMs, 2)} ms), +${fixed(imp.pluginMs - imp.emptyMs, 1)} ms`,
-      "",
+      `${fixed(imp.pluginMs, 1)} ms · ${fixed(imp.ratioToEmpty, 1)}× an empty module (${fixed(imp.emptyMs, 2)} ms), +${fixed(imp.pluginMs - imp.emptyMs, 1)} ms · CPU ${fixed(imp.pluginCpuMs, 1)} ms (empty ${fixed(imp.emptyCpuMs, 1)} ms)`,
+      verdict(imp.pass, `≤ ${imp.targetMs} ms`),
     ],
     [`4 fresh token, loopback round trip (n=${lat.samples})`, latency(lat.roundTrip), ""],
     ["  ├ subject token (CI token service)", latency(lat.subjectToken), ""],

@@ -6,7 +6,11 @@
  * the README's config, narrating each step. Nothing leaves 127.0.0.1.
  */
 import { createHash } from "node:crypto";
-import { createSandbox } from "../test/support/opencode-cli.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createSandbox, REPO_ROOT } from "../test/support/opencode-cli.js";
+import { packAndInstall } from "../test/support/packed-package.js";
 import { githubActionsEnv, issueConfig } from "../test/support/issue-config.js";
 import { startWorld } from "../test/support/world.js";
 
@@ -16,6 +20,9 @@ const step = (n: number, text: string) => say(`\n\x1b[1m${n}. ${text}\x1b[0m`);
 const fingerprint = (token: string) => `sha256:${createHash("sha256").update(token).digest("hex").slice(0, 12)}`;
 
 const world = await startWorld();
+// The package as a user installs it: npm pack of the build (`npm run demo` builds first), installed with npm.
+const packScratch = await mkdtemp(join(tmpdir(), "opencode-ci-auth-demo-"));
+const { packageDir } = await packAndInstall(REPO_ROOT, packScratch);
 let exitCode = 1;
 try {
   step(1, "A local world on 127.0.0.1");
@@ -28,7 +35,7 @@ try {
     // What a job with `permissions: id-token: write` gets from GitHub.
     ...githubActionsEnv(world),
     OPENCODE_CI_AUTH_LOG_LEVEL: "info",
-  });
+  }, { packageDir });
   try {
     step(2, "opencode.json: no secret, no API key, no model list");
     say(JSON.stringify(config, null, 2).replace(/^/gm, "   "));
@@ -63,5 +70,6 @@ try {
   }
 } finally {
   await world.close();
+  await rm(packScratch, { recursive: true, force: true });
 }
 process.exit(exitCode);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// What `npm publish` would upload, checked: the tarball holds dist/ (with the type declarations), README.md, LICENSE
-// and package.json, every file package.json points at (main, types, exports, bin), and nothing else: no tests, no
-// sources, no CI files. Run after a build (`npm test` builds first; so does `npm run build`):
+// What `npm publish` would upload, checked: the tarball holds dist/ (with the type declarations and the bundled
+// packages' licences, dist/THIRD_PARTY_LICENSES), README.md, LICENSE and package.json, every file package.json points
+// at (main, types, exports, bin), and nothing else: no tests, no sources, no CI files. package.json declares no
+// runtime `dependencies`: they are bundled into dist/, so opencode's install of the plugin fetches one tarball. Run after a build (`npm test` builds first; so does `npm run build`):
 //   node scripts/pack-check.mjs
 // It lists the files with `npm pack --dry-run --json --ignore-scripts`, so it never rebuilds dist/ under running tests.
 import { execFileSync } from "node:child_process";
@@ -33,7 +34,11 @@ export function referencedFiles(manifest) {
 export function checkPack(files, manifest) {
   const problems = [];
   const have = new Set(files);
-  for (const required of [...TOP_LEVEL, "dist/index.js", "dist/index.d.ts", "dist/lib.js", "dist/lib.d.ts"]) {
+  const dependencies = Object.keys(manifest.dependencies ?? {});
+  if (dependencies.length > 0) {
+    problems.push(`package.json has runtime dependencies (${dependencies.join(", ")}): the build bundles them, so list them in devDependencies`);
+  }
+  for (const required of [...TOP_LEVEL, "dist/index.js", "dist/index.d.ts", "dist/lib.js", "dist/lib.d.ts", "dist/cli/main.js", "dist/THIRD_PARTY_LICENSES"]) {
     if (!have.has(required)) problems.push(`missing ${required}`);
   }
   for (const path of referencedFiles(manifest)) {
@@ -66,7 +71,7 @@ function main() {
     process.exitCode = 1;
     return;
   }
-  process.stdout.write("pack check passed: dist/ with declarations, README.md, LICENSE, package.json, and no tests\n");
+  process.stdout.write("pack check passed: dist/ with declarations and licences, README.md, LICENSE, package.json, no dependencies, no tests\n");
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

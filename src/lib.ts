@@ -7,7 +7,7 @@ export { createTokenProvider, type TokenProvider, type TokenProviderOptions, typ
 export type { AccessToken } from "./access-token.js";
 export { parseOAuth2Block, parseProvider, parseProviders, type ParsedProvider, type ProviderEntry } from "./config/parse.js";
 export { substituteEnvReferences } from "./config/env-references.js";
-export type { OAuth2Config, OAuth2Input, AuthFlow, SubjectTokenSourceConfig } from "./config/schema.js";
+export type { AuthFlow, OAuth2Config, OAuth2Input, SubjectTokenSourceConfig } from "./config/types.js";
 export type { SubjectTokenSource, SubjectTokenContext } from "./subject-token/source.js";
 export { createLogger, type Logger, type LogLevel } from "./log.js";
 export {

@@ -6,12 +6,36 @@
  * a token, even at trace level.
  */
 import pino from "pino";
-import pretty from "pino-pretty";
 import { CENSOR, scrub } from "./scrub.js";
 
 export { scrub };
 
-export type Logger = pino.Logger;
+/** One level's method, as pino takes it: fields first (optional), then a message with printf-style arguments. */
+export interface LogFn {
+  (fields: object, message?: string, ...args: unknown[]): void;
+  (message: string, ...args: unknown[]): void;
+}
+
+/**
+ * The logger this package hands out: pino's, described here rather than imported from pino, which the bundle hides
+ * (the published declarations may not import it).
+ */
+export interface Logger {
+  level: string;
+  fatal: LogFn;
+  error: LogFn;
+  warn: LogFn;
+  info: LogFn;
+  debug: LogFn;
+  trace: LogFn;
+  isLevelEnabled(level: string): boolean;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+/** Where log lines go: each call gets one line of text. */
+export interface LogDestination {
+  write(line: string): unknown;
+}
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export const LOG_LEVEL_ENV = "OPENCODE_CI_AUTH_LOG_LEVEL";
@@ -85,25 +109,44 @@ export function resolveLogFormat(requested: unknown, env: NodeJS.ProcessEnv = pr
   return asFormat(env[LOG_FORMAT_ENV]) ?? asFormat(requested) ?? "pretty";
 }
 
+const LEVEL_LABELS: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
+/** Fields the pretty line shows in its prefix, or not at all; every other field follows the message as JSON. */
+const PREFIX_FIELDS = new Set(["level", "time", "pid", "hostname", "name", "provider", "msg"]);
+const twoDigits = (n: number) => String(n).padStart(2, "0");
+
+/**
+ * One of pino's JSON lines as the `pretty` line: `[HH:MM:SS] LEVEL: opencode-ci-auth [<provider>]: <msg> {fields}`,
+ * local time. Our own few lines instead of pino-pretty, which cost a dependency tree and import time. It only
+ * reshapes what pino wrote, after redaction and scrubbing, so it cannot un-hide a secret.
+ */
+export function formatPrettyLine(line: string): string {
+  let event: Record<string, unknown>;
+  try {
+    event = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line.endsWith("\n") ? line : `${line}\n`;
+  }
+  const at = new Date(typeof event.time === "number" ? event.time : Date.now());
+  const time = `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}:${twoDigits(at.getSeconds())}`;
+  const level = LEVEL_LABELS[Number(event.level)] ?? String(event.level);
+  const provider = event.provider === undefined ? "" : ` [${String(event.provider)}]`;
+  const rest = Object.entries(event).filter(([key]) => !PREFIX_FIELDS.has(key));
+  const fields = rest.length > 0 ? ` ${JSON.stringify(Object.fromEntries(rest))}` : "";
+  return `[${time}] ${level}: opencode-ci-auth${provider}: ${typeof event.msg === "string" ? event.msg : ""}${fields}\n`;
+}
+
 /** stderr, synchronously (a CI job may exit right after an error), as readable lines or JSON. */
-function stderrDestination(format: LogFormat): pino.DestinationStream {
-  if (format === "json") return pino.destination({ fd: 2, sync: true });
-  return pretty({
-    destination: 2,
-    sync: true,
-    colorize: false,
-    singleLine: true,
-    translateTime: "SYS:HH:MM:ss",
-    ignore: "pid,hostname,name,provider",
-    messageFormat: "opencode-ci-auth{if provider} [{provider}]{end}: {msg}",
-  });
+function stderrDestination(format: LogFormat): LogDestination {
+  const stderr = pino.destination({ fd: 2, sync: true });
+  if (format === "json") return stderr;
+  return { write: (line: string) => void stderr.write(formatPrettyLine(line)) };
 }
 
 export interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
   /** Where lines go; stderr unless a test captures them. */
-  destination?: pino.DestinationStream;
+  destination?: LogDestination;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {

@@ -3,15 +3,15 @@
  * This is what the hooks and the CLI use; it owns no opencode knowledge.
  */
 import type { Configuration } from "openid-client";
-import type { OAuth2Config } from "./config/schema.js";
-import type { JWTPayload } from "jose";
+import type { OAuth2Config } from "./config/types.js";
 import { readAllowLists } from "./config/allow-lists.js";
 import { RetriesExhaustedError, SubjectTokenClaimsError, type CiAuthError, type SubjectTokenInvalidError } from "./errors.js";
 import { reasonOf } from "./describe-failure.js";
 import { checkExpectedClaims, formatClaimTable } from "./expect-claims.js";
-import { createGrantClient } from "./grant/client.js";
-import { impersonateServiceAccount } from "./grant/impersonation.js";
-import { requestAccessToken, type AccessToken } from "./grant/grant.js";
+import type { AccessToken } from "./access-token.js";
+import type * as GrantClientModule from "./grant/client.js";
+import type * as GrantModule from "./grant/grant.js";
+import type * as ImpersonationModule from "./grant/impersonation.js";
 import { createLogger, type Logger } from "./log.js";
 import { decodeSubjectToken, subjectTokenFacts, summarizeClaims } from "./subject-token/claims.js";
 import { SUBJECT_TOKEN_RULES } from "./subject-token-rules.js";
@@ -47,13 +47,49 @@ export interface TokenWitness {
   subjectTokenIssuer(iss: string): void;
 }
 
+/**
+ * The grant layer (openid-client, oauth4webapi, jose's key handling) is imported on the first grant, not with the
+ * plugin: opencode's start then does not pay for it, and a run served from the file cache never loads it.
+ */
+let grantLayer: Promise<GrantLayer> | undefined;
+interface GrantLayer {
+  createGrantClient: typeof GrantClientModule.createGrantClient;
+  requestAccessToken: typeof GrantModule.requestAccessToken;
+  impersonateServiceAccount: typeof ImpersonationModule.impersonateServiceAccount;
+}
+function loadGrantLayer(): Promise<GrantLayer> {
+  grantLayer ??= Promise.all([import("./grant/client.js"), import("./grant/grant.js"), import("./grant/impersonation.js")]).then(
+    ([client, grant, impersonation]) => ({
+      createGrantClient: client.createGrantClient,
+      requestAccessToken: grant.requestAccessToken,
+      impersonateServiceAccount: impersonation.impersonateServiceAccount,
+    }),
+  );
+  return grantLayer;
+}
+
 /** A subject token with less validity left than this is replaced before a retry, so the IdP never sees it expire. */
 export const SUBJECT_TOKEN_MIN_VALIDITY_MS = 60_000;
+
+/**
+ * A decoded JWT's claims. Spelled out rather than taken from jose, which the bundle hides: the published declarations
+ * may not import it. jose's JWTPayload is assignable to it.
+ */
+export interface JwtClaims {
+  iss?: string;
+  sub?: string;
+  aud?: string | string[];
+  jti?: string;
+  nbf?: number;
+  exp?: number;
+  iat?: number;
+  [claim: string]: unknown;
+}
 
 /** What the rules say of one subject token; `problems` is empty when it may be sent. */
 export interface SubjectTokenExamination {
   /** Undefined when the token is not a JWT. */
-  payload?: JWTPayload;
+  payload?: JwtClaims;
   /** The non-secret summary (with `exp`), for logs and doctor. */
   claims?: Record<string, unknown>;
   expiresAt?: number | undefined;
@@ -187,10 +223,14 @@ export class TokenProvider {
     });
   }
 
-  /** The openid-client configuration, discovered once and shared; a failed discovery is retried next time. */
+  /**
+   * The openid-client configuration, discovered once and shared; a failed discovery is retried next time.
+   * @internal Not in the published declarations: its type is openid-client's, which the bundle hides.
+   */
   client(): Promise<Configuration> {
     if (!this.#client) {
-      const pending = createGrantClient(this.providerId, this.config, { fetch: this.#fetch, allowLists: readAllowLists(this.#env) });
+      const options = { fetch: this.#fetch, allowLists: readAllowLists(this.#env) };
+      const pending = loadGrantLayer().then((layer) => layer.createGrantClient(this.providerId, this.config, options));
       this.#client = pending;
       pending.catch(() => {
         if (this.#client === pending) this.#client = undefined;
@@ -205,7 +245,7 @@ export class TokenProvider {
    */
   examineSubjectToken(token: string): SubjectTokenExamination {
     const where = { source: this.source.type, providerId: this.providerId };
-    let payload: JWTPayload;
+    let payload: JwtClaims;
     try {
       payload = decodeSubjectToken(token, where);
     } catch (err) {
@@ -244,11 +284,13 @@ export class TokenProvider {
 
   /** One grant with this subject token, without retries. `presented`: its non-secret claims, for refusal hints. */
   async requestWith(subjectToken: string, presented?: Record<string, unknown>): Promise<AccessToken> {
+    const { requestAccessToken } = await loadGrantLayer();
     return requestAccessToken(await this.client(), this.config, subjectToken, { providerId: this.providerId, now: this.#now, presented });
   }
 
   /** The service account's token for a federated token (serviceAccountImpersonation), without retries. */
   async impersonate(federated: AccessToken, presented?: Record<string, unknown>): Promise<AccessToken> {
+    const { impersonateServiceAccount } = await loadGrantLayer();
     const token = await impersonateServiceAccount(federated, this.config, {
       providerId: this.providerId,
       fetch: this.#fetch ?? globalThis.fetch,
@@ -281,6 +323,7 @@ export class TokenProvider {
       let subject = await retry(() => this.subjectToken());
       claims = subject.claims;
       const configuration = await retry(() => this.client());
+      const { requestAccessToken } = await loadGrantLayer();
       this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
       const granted = await retry(async (attempt) => {
         // A retry after long waits must not present a token about to expire: mint a new one.

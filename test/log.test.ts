@@ -7,7 +7,7 @@ import { Writable } from "node:stream";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { LOG_FORMAT_ENV, LOG_LEVEL_ENV, createLogger, resolveLogFormat, resolveLogLevel, scrub, type LogLevel } from "../src/log.js";
+import { LOG_FORMAT_ENV, LOG_LEVEL_ENV, createLogger, formatPrettyLine, resolveLogFormat, resolveLogLevel, scrub, type LogLevel } from "../src/log.js";
 import { startCiIssuer, type CiIssuer } from "./support/ci-issuer.js";
 
 const CENSOR = "[redacted]";
@@ -270,5 +270,31 @@ describe("resolveLogFormat", () => {
   it("skips an unknown env value instead of overriding a valid option", () => {
     expect(resolveLogFormat("json", { [LOG_FORMAT_ENV]: "xml" })).toBe("json");
     expect(resolveLogFormat(undefined, { [LOG_FORMAT_ENV]: "" })).toBe("pretty");
+  });
+});
+
+describe("the pretty format (formatPrettyLine, applied to each JSON line pino writes)", () => {
+  it("prints time, level, name, provider, message, then the other fields as JSON", () => {
+    const log = capture();
+    log.logger.child({ provider: "miaou" }).warn({ event: "grant_retry", attempt: 2 }, "retrying the grant");
+    log.logger.info("no provider here");
+    const [first, second] = log.raw().split("\n").filter(Boolean).map(formatPrettyLine);
+    expect(first).toMatch(/^\[\d\d:\d\d:\d\d\] WARN: opencode-ci-auth \[miaou\]: retrying the grant \{"event":"grant_retry","attempt":2\}\n$/);
+    expect(second).toMatch(/^\[\d\d:\d\d:\d\d\] INFO: opencode-ci-auth: no provider here\n$/);
+  });
+
+  it("keeps an error on the same line, and secrets stay redacted", () => {
+    const log = capture();
+    log.logger.error({ err: new Error(`refused ${jwt}`), accessToken: jwt }, "grant failed");
+    const line = formatPrettyLine(log.raw());
+    expect(line.split("\n")).toHaveLength(2);
+    expect(line).toContain('ERROR: opencode-ci-auth: grant failed {"err":{"type":"Error","message":"refused');
+    expect(line).toContain(`"accessToken":"${CENSOR}"`);
+    expect(line).not.toContain(jwt);
+  });
+
+  it("passes a line that is not JSON through unchanged, ending it with a newline", () => {
+    expect(formatPrettyLine("not json")).toBe("not json\n");
+    expect(formatPrettyLine("not json\n")).toBe("not json\n");
   });
 });

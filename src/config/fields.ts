@@ -3,7 +3,7 @@
  * an http(s) URL that follows a transport rule, and the optional `audience`. Messages say how to fix, not only
  * what is wrong.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const text = (field: string) =>
   z

@@ -6,11 +6,12 @@
  * Values are taken as they are: `{env:VAR}` was already substituted, once, by opencode (or by the CLI's config
  * loader); substituting again would expand references that came from the environment (env-references.ts).
  */
-import type { z } from "zod";
+import type * as z from "zod";
 import { ConfigError, type ConfigIssue } from "../errors.js";
 import { insecureReason } from "../http/transport.js";
 import { allowListIssues, readAllowLists } from "./allow-lists.js";
-import { oauth2Schema, type OAuth2Config } from "./schema.js";
+import { oauth2Schema } from "./schema.js";
+import type { OAuth2Config } from "./types.js";
 
 export type ParsedProvider = { providerId: string; ok: true; config: OAuth2Config } | { providerId: string; ok: false; error: ConfigError };
 

@@ -2,7 +2,7 @@
  * The zod schema of `provider.<id>.options.oauth2`: the single source of truth for what a user may write.
  * Every field has a doc comment; docs/configuration.md mirrors them. Messages say how to fix, not only what is wrong.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { insecureReason } from "../http/transport.js";
 import { DEFAULT_AUTH_FLOW, DEFAULT_CACHE, DEFAULT_RETRY, DEFAULT_SUBJECT_TOKEN_TYPE, DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
 import {
@@ -293,7 +293,7 @@ export const oauth2Schema = z
   .transform(applyServiceDefaults);
 
 /** The input a user writes. */
-export type OAuth2Input = z.input<typeof oauth2Schema>;
+export type { OAuth2Input } from "./types.js";
 /** The validated, defaulted block. */
-export type OAuth2Config = z.output<typeof oauth2Schema>;
+export type { OAuth2Config } from "./types.js";
 export type AuthFlow = (typeof AUTH_FLOWS)[number];

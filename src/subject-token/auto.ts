@@ -4,7 +4,7 @@
  * context's environment, and never probes the network. A platform that is detected but not set up for OIDC fails
  * with that platform's own fix (its source's message); nothing detected fails with the list of what was looked for.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/defaults.js";
 import { audience, text } from "../config/fields.js";
 import { SubjectTokenUnavailableError } from "../errors.js";

@@ -7,7 +7,7 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_BUILDKITE_TIMEOUT_SECONDS } from "../config/defaults.js";
 import { audience, stringList, timeoutSeconds } from "../config/fields.js";
 import { defineSource } from "./definition.js";

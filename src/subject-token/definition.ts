@@ -7,7 +7,7 @@
  * A source's cache identity is its own `cacheIdentity()` (source.ts): it needs the running job's values.
  */
 import type { JWTPayload } from "jose";
-import type { z } from "zod";
+import type * as z from "zod";
 import type { SubjectTokenSource } from "./source.js";
 
 /** What `auto` passes to the platform it detected: its own settings, common to every platform. */

@@ -8,7 +8,7 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_TIMEOUT_SECONDS } from "../config/defaults.js";
 import { audience, text, timeoutSeconds } from "../config/fields.js";
 import { defineSource } from "./definition.js";

@@ -12,7 +12,7 @@ import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../error
 import { insecureMetadataReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_METADATA_BASE_URL } from "../config/defaults.js";
 import { text, tokenUrl } from "../config/fields.js";
 import { defineSource } from "./definition.js";

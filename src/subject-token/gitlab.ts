@@ -4,7 +4,7 @@
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_ID_TOKEN_VAR } from "../config/defaults.js";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { decodeJwt } from "jose";
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/defaults.js";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";

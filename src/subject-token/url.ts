@@ -8,7 +8,7 @@ import { SubjectTokenRequestError } from "../errors.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { tokenFromJson } from "./json-token-field.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
-import { z } from "zod";
+import * as z from "zod";
 import { audience, text, tokenUrl } from "../config/fields.js";
 import { insecureReason } from "../http/transport.js";
 import { defineSource } from "./definition.js";

@@ -4,7 +4,7 @@
  * made from it (test/ci/support/plugin-releases.ts). Then the real opencode CLI, in the same HOME, must load exactly
  * the version the action resolved, for every plugin spec the action documents, without one registry request.
  */
-import { cp, lstat, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, lstat, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -208,17 +208,19 @@ describe("the setup action", () => {
     expect(run2.warnings).toEqual([expect.stringContaining("It is not used: opencode-ci-auth@")]);
     expect(await readdir(latest)).not.toContain(extra.name);
 
-    // A symbolic link where npm writes a folder: it could lead anywhere, so it is refused before anything is read.
-    await rm(join(latest, "zod"), { recursive: true });
-    await symlink(join(latest, "jose"), join(latest, "zod"));
+    // A symbolic link where npm writes a folder (the plugin's own: the bundle has no dependencies beside it): it
+    // could lead anywhere, so it is refused before anything is read.
+    const moved = join(home, "moved-plugin");
+    await rename(join(latest, "opencode-ci-auth"), moved);
+    await symlink(moved, join(latest, "opencode-ci-auth"));
     const third = await createJob({ registry: releases.registry, home });
     jobs.push(third);
     const run3 = await third.setupAction({ version: releases.packed });
     expect(run3.ok, run3.log).toBe(true);
-    expect(run3.step("plugin").stdout).toContain(`refused: ${join(latest, "zod")} is a symbolic link, which npm does not make there`);
+    expect(run3.step("plugin").stdout).toContain(`refused: ${join(latest, "opencode-ci-auth")} is a symbolic link, which npm does not make there`);
     expect(await readdir(join(third.runnerTemp, "opencode-ci-auth-setup", `check-${releases.packed}`)), "refused before npm pack").toEqual([]);
     expect(run3.step("plugin").stdout).toContain(`opencode-ci-auth@${releases.packed} -> ${join(first.packagesDir, "opencode-ci-auth@latest")}`);
-    expect((await lstat(join(latest, "zod"))).isDirectory()).toBe(true);
+    expect((await lstat(join(latest, "opencode-ci-auth"))).isDirectory()).toBe(true);
     const again = await createJob({ registry: releases.registry, home });
     jobs.push(again);
     const run4 = await again.setupAction({ version: releases.packed });

@@ -13,6 +13,8 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Packs and installs the package once per run: the e2e and CLI tests load it as a user's install would.
+    globalSetup: ["test/support/global-setup.ts"],
     maxWorkers: 1,
   },
 });

@@ -171,17 +171,18 @@ describe("FileSource", () => {
       return;
     }
     // root reads anything: run the same source as "nobody" in a child process. The child cannot read this checkout
-    // (CI clones into a root-only dir), so it gets a copy of the build (`npm test` builds first) and of the one
-    // package the module imports (zod, for its schema) next to it.
+    // (CI clones into a root-only dir), so it gets a copy of the build (`npm test` builds first; the bundle needs no
+    // node_modules) and asks the library entry for a token from this file.
     await chmod(dir, 0o755);
     const copy = join(dir, "built");
     await cp(DIST, copy, { recursive: true });
-    await cp(join(DIST, "..", "node_modules", "zod"), join(copy, "node_modules", "zod"), { recursive: true });
-    await writeFile(join(copy, "package.json"), JSON.stringify({ type: "module" }));
     await execFileAsync("chmod", ["-R", "a+rX", copy]);
+    const block = { issuer: "http://127.0.0.1:9/", clientId: "ci", cache: "memory", subjectTokenSource: { type: "file", path } };
     const script = [
-      `import { FileSource } from ${JSON.stringify(pathToFileURL(join(copy, "subject-token", "file.js")).href)};`,
-      `try { await new FileSource(${JSON.stringify(path)}, undefined).getSubjectToken({ providerId: "${PROVIDER}", env: {}, fetch, timeoutMs: 10000 }); console.log(JSON.stringify({ ok: true })); }`,
+      `import { createTokenProvider, parseOAuth2Block } from ${JSON.stringify(pathToFileURL(join(copy, "lib.js")).href)};`,
+      `const parsed = parseOAuth2Block("${PROVIDER}", ${JSON.stringify(block)}, {});`,
+      `if (!parsed.ok) throw parsed.error;`,
+      `try { await createTokenProvider("${PROVIDER}", parsed.config, { env: {} }).getToken(); console.log(JSON.stringify({ ok: true })); }`,
       `catch (e) { console.log(JSON.stringify({ ok: false, name: e.name, message: e.message })); }`,
     ].join("\n");
     const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], {

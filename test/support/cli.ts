@@ -1,5 +1,6 @@
 /**
- * Runs the built `opencode-ci-auth` command (dist/cli/main.js) as a child process, for true exit codes and true
+ * Runs the `opencode-ci-auth` command of the packed package (the `bin` link npm made when it installed the tarball,
+ * test/support/packed-package.ts) as a child process, for true exit codes and true
  * stdout/stderr, in a project of its own: a temp dir with a `.git` (bounding opencode's upward config search), a
  * fake HOME and XDG_CONFIG_HOME, and an environment built from scratch (only PATH is inherited), so nothing of
  * the developer's or the CI runner's own opencode config or CI variables leaks in. Nothing here prints output.
@@ -10,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 import { REPO_ROOT } from './opencode-cli.js';
+import { packedPackage } from './packed-package.js';
 
-export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+/** The command as npm installed it: `node_modules/.bin/opencode-ci-auth` of a consumer of the packed tarball. */
+export const cliPath = (): string => packedPackage().bin;
 
 export interface CliResult {
   code: number | null;
@@ -35,10 +38,10 @@ export interface CliProject {
   dispose(): Promise<void>;
 }
 
-/** Runs dist/cli/main.js with `args`; kills it after `timeoutMs`. */
+/** Runs the packed command with `args`; kills it after `timeoutMs`. */
 export function runCli(args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath(), ...args], { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -91,13 +94,13 @@ async function newestMtime(dir: string): Promise<{ path: string; mtimeMs: number
 
 /**
  * Fails fast, with the fix, when dist/ is missing or older than src/: these tests run the build, and a stale one
- * would test yesterday's code. `npm test` builds first; locally run `npx tsc -p tsconfig.build.json`.
+ * would test yesterday's code. `npm test` builds first; locally run `npm run build`.
  */
 export async function assertBuilt(): Promise<void> {
-  const built = await stat(CLI).catch(() => undefined);
+  const built = await stat(join(REPO_ROOT, 'dist', 'cli', 'main.js')).catch(() => undefined);
   const source = await newestMtime(join(REPO_ROOT, 'src'));
   if (!built || source.mtimeMs > (await newestMtime(join(REPO_ROOT, 'dist'))).mtimeMs) {
-    throw new Error(`dist/ is ${built ? `older than ${relative(REPO_ROOT, source.path)}` : 'missing'}: run \`npx tsc -p tsconfig.build.json\` (npm test builds first)`);
+    throw new Error(`dist/ is ${built ? `older than ${relative(REPO_ROOT, source.path)}` : 'missing'}: run \`npm run build\` (npm test builds first)`);
   }
 }
 

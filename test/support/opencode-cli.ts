@@ -1,13 +1,15 @@
 /**
- * Runs the real opencode CLI (npm `opencode-ai`) in a sandbox: its own HOME and XDG dirs, this repository
- * installed where opencode caches npm plugins (so `"plugin": ["opencode-ci-auth"]` loads our build, by its
- * npm name, without a registry), and npm kept offline so opencode's background dependency install cannot stall.
+ * Runs the real opencode CLI (npm `opencode-ai`) in a sandbox: its own HOME and XDG dirs, this package as `npm pack`
+ * made it (test/support/packed-package.ts) installed where opencode caches npm plugins (so
+ * `"plugin": ["opencode-ci-auth"]` loads it, by its npm name, without a registry), and npm kept offline so opencode's
+ * background dependency install cannot stall.
  */
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { packedPackage } from "./packed-package.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /**
@@ -54,8 +56,18 @@ async function linkPackage(target: string, linkPath: string): Promise<void> {
   await symlink(target, linkPath, "dir");
 }
 
+export interface SandboxOptions {
+  /**
+   * `linked` (default): the packed package is put where opencode keeps npm plugins, so no registry is asked.
+   * `none`: nothing is there; opencode installs the plugin itself from whatever registry the run's env names.
+   */
+  plugin?: "linked" | "none";
+  /** The installed package to link; by default the one the vitest run packed (test/support/packed-package.ts). */
+  packageDir?: string;
+}
+
 /** A fresh sandbox. `baseEnv` is the job's environment (CI variables); nothing of the caller's HOME leaks in. */
-export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sandbox> {
+export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}, options: SandboxOptions = {}): Promise<Sandbox> {
   const root = await mkdtemp(join(tmpdir(), "opencode-ci-auth-e2e-"));
   const home = join(root, "home");
   const project = join(root, "project");
@@ -67,21 +79,27 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}): Promise<Sa
   };
   await mkdir(project, { recursive: true });
 
-  // Where opencode installs a bare npm plugin name (`<name>@latest`): our build, linked in.
-  await linkPackage(REPO_ROOT, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
-  if (OPENCODE_CACHE_VERSION) {
+  // Where opencode installs a bare npm plugin name (`<name>@latest`): the packed package, linked in.
+  const linked = (options.plugin ?? "linked") === "linked";
+  const packageDir = linked ? (options.packageDir ?? packedPackage().packageDir) : "";
+  if (linked) await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
+  if (linked && OPENCODE_CACHE_VERSION) {
     const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
     await writeFile(join(cacheDir, "version"), OPENCODE_CACHE_VERSION);
     // A range, not a version: opencode then only asks the registry whether its latest release satisfies it (always),
     // so it never replaces the link with a published release.
     await writeFile(join(cacheDir, "package.json"), JSON.stringify({ dependencies: { "opencode-ci-auth": "*" } }));
-    await linkPackage(REPO_ROOT, join(cacheDir, "node_modules", "opencode-ci-auth"));
+    await linkPackage(packageDir, join(cacheDir, "node_modules", "opencode-ci-auth"));
   }
   // opencode installs @opencode-ai/plugin into each config dir before loading plugins; pre-populate it.
   const globalConfigDir = join(xdg.XDG_CONFIG_HOME, "opencode");
   await mkdir(globalConfigDir, { recursive: true });
   const pluginVersion = JSON.parse(await readFile(join(OPENCODE_PLUGIN_PACKAGE, "package.json"), "utf8")).version as string;
-  await writeFile(join(globalConfigDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": pluginVersion } }));
+  const sdkDependency = { dependencies: { "@opencode-ai/plugin": pluginVersion } };
+  await writeFile(join(globalConfigDir, "package.json"), JSON.stringify(sdkDependency));
+  // With a lockfile that agrees, opencode's dependency check finds the directory in sync and asks no registry (the
+  // offline default needs no lockfile: npm fails fast there).
+  if (!linked) await writeFile(join(globalConfigDir, "package-lock.json"), JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": sdkDependency } }));
   await linkPackage(OPENCODE_PLUGIN_PACKAGE, join(globalConfigDir, "node_modules", "@opencode-ai", "plugin"));
 
   const env: NodeJS.ProcessEnv = {
