@@ -198,7 +198,7 @@ describe("the setup action", () => {
     const home = join((await job()).root, "kept-home");
     const first = await createJob({ registry: releases.registry, home });
     jobs.push(first);
-    const run1 = await first.setupAction({ version: releases.packed });
+    const run1 = await first.setupAction({ version: releases.packed, prepare: "false" });
     expect(run1.ok, run1.log).toBe(true);
     // Every file of a genuine release (so npm pack and the file comparison pass), in a place npm would not have put
     // it: only npm ls sees that the tree is not npm's.
@@ -208,7 +208,7 @@ describe("the setup action", () => {
 
     const second = await createJob({ registry: releases.registry, home });
     jobs.push(second);
-    const run2 = await second.setupAction({ version: releases.packed });
+    const run2 = await second.setupAction({ version: releases.packed, prepare: "false" });
     expect(run2.ok, run2.log).toBe(true);
     expect(run2.step("plugin").stdout).toContain(`refused: npm ls: extraneous: ${extra.name}@${extra.version}`);
     expect(run2.warnings).toEqual([expect.stringContaining("It is not used: opencode-ci-auth@")]);
@@ -219,7 +219,7 @@ describe("the setup action", () => {
     await symlink(join(latest, "jose"), join(latest, "zod"));
     const third = await createJob({ registry: releases.registry, home });
     jobs.push(third);
-    const run3 = await third.setupAction({ version: releases.packed });
+    const run3 = await third.setupAction({ version: releases.packed, prepare: "false" });
     expect(run3.ok, run3.log).toBe(true);
     expect(run3.step("plugin").stdout).toContain(`refused: ${join(latest, "zod")} is a symbolic link, which npm does not make there`);
     expect(await readdir(join(third.runnerTemp, "opencode-ci-auth-setup", `check-${releases.packed}`)), "refused before npm pack").toEqual([]);
