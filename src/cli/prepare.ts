@@ -10,7 +10,8 @@
 import { execFile } from "node:child_process";
 import { cp, lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { integrityOf, tarballFiles } from "./package-tarball.js";
 
 export const SDK = "@opencode-ai/plugin";
@@ -59,8 +60,19 @@ function unreachable(result: Run): boolean {
   return /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|ECONNRESET|network|fetch failed/i.test(result.stderr + result.stdout);
 }
 
+/**
+ * npm as a command line: `npm` on PATH; on Windows, whose `npm.cmd` Node cannot start without a shell, the npm that
+ * ships beside node.exe, run by node itself.
+ */
+function npmCommand(): { command: string; prefix: string[] } {
+  if (process.platform !== "win32") return { command: "npm", prefix: [] };
+  const cli = join(dirname(process.execPath), "node_modules", "npm", "bin", "npm-cli.js");
+  return existsSync(cli) ? { command: process.execPath, prefix: [cli] } : { command: "npm", prefix: [] };
+}
+
 async function npm(args: string[], env: NodeJS.ProcessEnv, step: string): Promise<Run> {
-  const result = await run(process.platform === "win32" ? "npm.cmd" : "npm", args, env);
+  const { command, prefix } = npmCommand();
+  const result = await run(command, [...prefix, ...args], env);
   if (result.missing) throw new PrepareError(`prepare: ${step}: npm was not found on PATH. Install Node.js with npm (opencode-ci-auth prepare runs npm to install ${SDK}).`);
   if (result.code !== 0 && unreachable(result)) {
     throw new PrepareError(
