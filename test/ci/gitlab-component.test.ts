@@ -304,7 +304,9 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expect(result.code, output.slice(-4000)).toBe(0);
     const record = (await readFile(join(scratch, `record-${projects.length}`), "utf8")).trim().split("\n");
     const unset = "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>";
+    // --version: the install check, the version it prints, and prepare's (which matches opencode's SDK to it).
     expect(record).toEqual([
+      `--version ${unset}`,
       `--version ${unset}`,
       `--version ${unset}`,
       `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=${endpoints} OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=${sourceUrls}`,
