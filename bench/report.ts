@@ -5,12 +5,15 @@ import type { GrantLatencyResult, LatencySummary } from "./grant-latency.js";
 import type { HotPathResult } from "./hot-path.js";
 import type { ImportTimeResult } from "./import-time.js";
 import type { BurstResult } from "./single-flight.js";
+import type { WholeRunResult } from "./whole-run.js";
 
 export interface BenchResults {
   hotPath: HotPathResult;
   singleFlight: BurstResult[];
   importTime: ImportTimeResult;
   grantLatency: GrantLatencyResult;
+  /** Figure 5; undefined with --no-whole-run. */
+  wholeRun: WholeRunResult | undefined;
   durationMs: number;
 }
 
@@ -35,7 +38,7 @@ export function sourceRevision(): string {
 }
 
 export function allPass(results: BenchResults): boolean {
-  return results.hotPath.pass && results.singleFlight.every((b) => b.pass) && results.importTime.pass;
+  return results.hotPath.pass && results.singleFlight.every((b) => b.pass) && results.importTime.pass && (results.wholeRun?.pass ?? true);
 }
 
 export function toJson(results: BenchResults, date: Date): string {
@@ -51,6 +54,15 @@ const CALLERS_GOT = {
 const verdict = (pass: boolean, rule: string): string => `${pass ? "PASS" : "FAIL"} (${rule})`;
 const fixed = (n: number, digits: number): string => n.toFixed(digits);
 const latency = (s: LatencySummary): string => `median ${fixed(s.medianMs, 2)} ms · p95 ${fixed(s.p95Ms, 2)} ms`;
+
+function wholeRunRows(whole: WholeRunResult | undefined): Array<[string, string, string]> {
+  if (!whole) return [["5 whole opencode run", "skipped (--no-whole-run)", ""]];
+  return whole.variants.map((v, i): [string, string, string] => [
+    i === 0 ? `5 opencode ${whole.opencodeVersion} run, median of ${whole.rounds}: ${v.label}` : `  … ${v.label}`,
+    `${fixed(v.medianMs / 1000, 2)} s · ${fixed(v.ratioToStaticKey, 3)}× the static key`,
+    v.id === "this-prepared" ? verdict(whole.pass, `≤ ${whole.targetRatio}×`) : "",
+  ]);
+}
 
 export function toTable(results: BenchResults, date: Date): string {
   const { hotPath: hot, singleFlight, importTime: imp, grantLatency: lat } = results;
@@ -76,6 +88,7 @@ export function toTable(results: BenchResults, date: Date): string {
     [`4 fresh token, loopback round trip (n=${lat.samples})`, latency(lat.roundTrip), ""],
     ["  ├ subject token (CI token service)", latency(lat.subjectToken), ""],
     ["  └ grant (IdP token endpoint)", latency(lat.grant), ""],
+    ...wholeRunRows(results.wholeRun),
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
@@ -84,6 +97,7 @@ export function toTable(results: BenchResults, date: Date): string {
     "",
     ...rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`.trimEnd()),
     "",
+    ...(results.wholeRun ? [`(the prepared config dir: one opencode-ci-auth prepare, ${fixed(results.wholeRun.prepareMs / 1000, 1)} s, not in any sample)`, ""] : []),
     `${allPass(results) ? "all checks PASS" : "some checks FAIL"} · whole run ${fixed(results.durationMs / 1000, 1)} s`,
   ];
   return lines.join("\n");

@@ -99,6 +99,21 @@ async function candidates(cwd: string, env: NodeJS.ProcessEnv, home: string): Pr
   return list;
 }
 
+/**
+ * The directories opencode 1.18 installs `@opencode-ai/plugin` into before it loads plugins (its `ConfigPaths.directories`):
+ * the global config dir, each `.opencode/` from `cwd` up to the git root (unless OPENCODE_DISABLE_PROJECT_CONFIG),
+ * `~/.opencode/`, and OPENCODE_CONFIG_DIR. `.opencode/` folders count only when they exist; opencode creates the others.
+ */
+export async function opencodeConfigDirs(cwd: string, env: NodeJS.ProcessEnv, home: string = homedir()): Promise<string[]> {
+  const isDir = (path: string) => stat(path).then((s) => s.isDirectory(), () => false);
+  const dirs = [join(env.XDG_CONFIG_HOME || join(home, ".config"), "opencode")];
+  const disabled = env.OPENCODE_DISABLE_PROJECT_CONFIG === "1" || env.OPENCODE_DISABLE_PROJECT_CONFIG?.toLowerCase() === "true";
+  if (!disabled) for (const dir of (await projectDirs(cwd)).reverse()) if (await isDir(join(dir, ".opencode"))) dirs.push(join(dir, ".opencode"));
+  if (await isDir(join(home, ".opencode"))) dirs.push(join(home, ".opencode"));
+  if (env.OPENCODE_CONFIG_DIR) dirs.push(resolve(cwd, env.OPENCODE_CONFIG_DIR));
+  return [...new Set(dirs)];
+}
+
 export interface LoadOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 /**
  * The `opencode-ci-auth` command: `doctor` explains whether each provider's chain works here, `token` hands an
- * access token to other steps. Exit codes: 0 all good, 1 a provider (or the token) failed, 2 usage error.
+ * access token to other steps, `prepare` readies opencode's config dirs so a run does not install into them. Exit codes: 0 all good, 1 a provider (or the token) failed, 2 usage error.
  */
 import { appendFile, readFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CiAuthError } from "../errors.js";
 import { createLogger, resolveLogFormat, resolveLogLevel } from "../log.js";
-import { loadOpencodeConfig } from "./config-files.js";
+import { loadOpencodeConfig, opencodeConfigDirs } from "./config-files.js";
 import { runDoctor } from "./doctor.js";
 import { renderJson, renderMarkdown, renderText } from "./doctor-report.js";
+import { PrepareError, runPrepare } from "./prepare.js";
 import { TokenCommandError, runToken } from "./token.js";
 
 const HELP = `Usage: opencode-ci-auth <command> [options]
@@ -21,6 +23,7 @@ Check and use the OIDC-based authentication of opencode providers in CI.
 Commands:
   doctor   Check each provider's chain: config, subject token, discovery, grant
   token    Print a fresh access token for one provider
+  prepare  Install @opencode-ai/plugin where opencode would install it at start
 
 Options:
   -h, --help     Show help (also: opencode-ci-auth <command> --help)
@@ -65,6 +68,27 @@ On GitHub Actions the token is masked first, with ::add-mask:: on stderr: stdout
 the token, so TOKEN=$(opencode-ci-auth token -p ID) works.
 
 Exit codes: 0 the token was printed (or written), 1 it could not be obtained, 2 usage error.
+`;
+
+const PREPARE_HELP = `Usage: opencode-ci-auth prepare [--opencode-version VERSION] [--cache-dir DIR] [--dir DIR]...
+
+With any plugin configured, opencode installs @opencode-ai/plugin (its own version) into
+each config dir before it loads plugins: about 5 s on a fresh CI runner. prepare puts it
+there first, in the form opencode accepts without installing again. npm installs it with
+--ignore-scripts. Running it again does nothing when the dirs are already prepared.
+
+Options:
+      --opencode-version VERSION  Match this opencode version (default: opencode --version)
+      --opencode PATH             The opencode command to ask for its version (default: opencode)
+      --cache-dir DIR             Keep the install in DIR for a CI cache; a restored one is used
+                                  only if every file matches the registry's tarballs
+      --dir DIR                   Prepare DIR (repeatable) instead of opencode's config dirs
+  -h, --help                      Show this help
+
+opencode's config dirs: $XDG_CONFIG_HOME/opencode (or ~/.config/opencode), each .opencode/
+from here up to the git root, ~/.opencode and OPENCODE_CONFIG_DIR.
+
+Exit codes: 0 the dirs are prepared, 1 a step failed (the message names it and the fix), 2 usage error.
 `;
 
 const out = (text: string) => process.stdout.write(text);
@@ -140,6 +164,38 @@ async function token(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return 0;
 }
 
+async function prepare(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let values: ReturnType<typeof parseArgs>["values"];
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        "opencode-version": { type: "string" },
+        opencode: { type: "string" },
+        "cache-dir": { type: "string" },
+        dir: { type: "string", multiple: true },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return out(PREPARE_HELP), 0;
+  const cwd = process.cwd();
+  const given = values.dir as string[] | undefined;
+  await runPrepare({
+    opencodeVersion: values["opencode-version"] as string | undefined,
+    opencodeBin: values.opencode as string | undefined,
+    cacheDir: values["cache-dir"] ? resolve(cwd, values["cache-dir"] as string) : undefined,
+    dirs: given?.length ? [...new Set(given.map((d) => resolve(cwd, d)))] : await opencodeConfigDirs(cwd, env, env.HOME || undefined),
+    env,
+    write: out,
+  });
+  return 0;
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -148,6 +204,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await doctor(rest, env);
       case "token":
         return await token(rest, env);
+      case "prepare":
+        return await prepare(rest, env);
       case "-V":
       case "--version":
         return out(`${await version()}\n`), 0;
@@ -164,6 +222,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (e instanceof UsageError) {
       err(`opencode-ci-auth: ${e.message}\nRun 'opencode-ci-auth --help' for usage.\n`);
       return 2;
+    }
+    if (e instanceof PrepareError) {
+      err(`opencode-ci-auth: ${e.message}\n`);
+      return 1;
     }
     if (e instanceof CiAuthError || e instanceof TokenCommandError || e instanceof ConfigFileError) {
       err(`${e instanceof TokenCommandError ? "opencode-ci-auth: " : ""}${e.message}\n`);

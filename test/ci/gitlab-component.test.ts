@@ -25,6 +25,7 @@ import {
   type GitlabCiLocalResult,
 } from "./support/gitlab-ci-local.js";
 import { lockedTarballs, runtimeLockPaths, startLocalRegistry, type LocalRegistry } from "./support/local-registry.js";
+import { publishOpencodeSdk } from "./support/plugin-releases.js";
 
 const run = promisify(execFile);
 const JOB = "opencode-run";
@@ -75,6 +76,8 @@ beforeAll(async () => {
   for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps"))) {
     registry.publish(tarball, { tag: null });
   }
+  // opencode's plugin SDK, which the job's `opencode-ci-auth prepare` installs into opencode's config directories.
+  await publishOpencodeSdk(registry);
   // The job finds this opencode on PATH at the version it asks for, so it does not install it from npm.
   await mkdir(join(scratch, "bin"));
   await symlink(join(REPO_ROOT, "node_modules", ".bin", "opencode"), join(scratch, "bin", "opencode"));
@@ -172,6 +175,16 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expect(output).toContain(`opencode-run: opencode ${OPENCODE_VERSION} is already installed`);
     expect(output).toContain(`opencode-run: opencode-ci-auth ${PLUGIN_VERSION}`);
 
+    // prepare put opencode's SDK, at opencode's version, into the global config dir and OPENCODE_CONFIG_DIR, in the
+    // form opencode accepts as installed (test/cli/prepare.test.ts shows a run then asks the registry for nothing).
+    for (const dir of [join(home, ".config", "opencode"), join(project.dir, ".opencode-ci")]) {
+      expect(output).toContain(`opencode-ci-auth prepare: prepared ${dir}`);
+      const sdk = JSON.parse(await readFile(join(dir, "node_modules", "@opencode-ai", "plugin", "package.json"), "utf8")) as { version: string };
+      expect(sdk.version, dir).toBe(OPENCODE_VERSION);
+      const lock = JSON.parse(await readFile(join(dir, "package-lock.json"), "utf8")) as { packages: Record<string, { dependencies?: object }> };
+      expect(lock.packages[""]?.dependencies, dir).toEqual({ "@opencode-ai/plugin": OPENCODE_VERSION });
+    }
+
     // The template's npm install put the packed build where opencode looks for a bare "opencode-ci-auth".
     const installed = join(home, ".cache", "opencode", "packages", "opencode-ci-auth@latest");
     expect(JSON.parse(await readFile(join(installed, "package.json"), "utf8"))).toEqual({ dependencies: { "opencode-ci-auth": PLUGIN_VERSION } });
@@ -261,16 +274,22 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     const first = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" }) });
     expect(first.result.code, first.output.slice(-4000)).toBe(0);
     const before = registry.requestsFor("opencode-ci-auth").length;
-    const tarballsBefore = registry.requests.filter((r) => r.path.startsWith("/-/tarballs/")).length;
+    const tarballsBefore = registry.requests.length;
     const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
     const { result, output } = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: token }, {
       prepare: (home) => cp(join(first.home, ".cache"), join(home, ".cache"), { recursive: true, verbatimSymlinks: true }),
     });
     expect(result.code, output.slice(-4000)).toBe(0);
     expect(output).toContain(`opencode-run: opencode-ci-auth@${PLUGIN_VERSION} is already in opencode's plugin cache`);
-    // The version was resolved (its packument), and no tarball was fetched: not by the job, not by opencode.
+    // The version was resolved (its packument), and no tarball of the plugin or its dependencies was fetched: not by the
+    // job, not by opencode. (prepare fetches opencode's SDK for OPENCODE_CONFIG_DIR, which is in the fresh checkout.)
     expect(registry.requestsFor("opencode-ci-auth").slice(before).map((r) => r.path)).toContain("/opencode-ci-auth");
-    expect(registry.requests.filter((r) => r.path.startsWith("/-/tarballs/")).length).toBe(tarballsBefore);
+    const lock = JSON.parse(await readFile(join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { version: string }> };
+    const runtime = new Set(
+      (await runtimeLockPaths(REPO_ROOT)).map((p) => `/-/tarballs/${(p.split("node_modules/").at(-1) ?? "").replace("/", "-")}-${lock.packages[p]?.version}.tgz`),
+    );
+    const fetched = registry.requests.slice(tarballsBefore).filter((r) => r.path.startsWith("/-/tarballs/")).map((r) => r.path);
+    expect(fetched.filter((p) => runtime.has(p) || p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([]);
   });
 
   it("gives `opencode run`, and only it, the allow-lists that are not empty, verbatim", JOB_TIMEOUT, async () => {
@@ -285,7 +304,9 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expect(result.code, output.slice(-4000)).toBe(0);
     const record = (await readFile(join(scratch, `record-${projects.length}`), "utf8")).trim().split("\n");
     const unset = "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>";
+    // --version: the install check, the version it prints, and prepare's (which matches opencode's SDK to it).
     expect(record).toEqual([
+      `--version ${unset}`,
       `--version ${unset}`,
       `--version ${unset}`,
       `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=${endpoints} OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=${sourceUrls}`,

@@ -70,6 +70,7 @@ describe("templates/opencode-run.yml", () => {
       audience: undefined,
       "opencode-version": COMPAT_VERSIONS[0],
       "plugin-version": "latest",
+      prepare: true,
       "allowed-issuers": "",
       "allowed-token-endpoints": "",
       "allowed-audiences": "",

@@ -17,7 +17,7 @@ import { evaluate, type Strings, type Stub } from "./support/action-runner.js";
 import { artifactStubs, cacheStub, checkoutStub } from "./support/action-stubs.js";
 import { createJob, writeJson, type Job } from "./support/job.js";
 import { lockedTarballs } from "./support/local-registry.js";
-import { publishPluginReleases, seedOpencodeSdk, type PluginReleases } from "./support/plugin-releases.js";
+import { publishOpencodeSdk, publishPluginReleases, seedOpencodeSdk, type PluginReleases } from "./support/plugin-releases.js";
 import { readWorkflow, runWorkflowJob, setupActionStub, type Workflow } from "./support/workflow-job.js";
 
 const WORKFLOW = join(REPO_ROOT, ".github", "workflows", "opencode-run.yml");
@@ -50,6 +50,8 @@ beforeAll(async () => {
   // opencode itself, for the action's install-opencode step: the registry tarballs this repository installed.
   const opencode = ["node_modules/opencode-ai", "node_modules/opencode-linux-x64", "node_modules/opencode-linux-x64-baseline"];
   for (const tarball of await lockedTarballs(REPO_ROOT, opencode, join(tmpdir(), "opencode-ci-auth-opencode-tarballs"))) releases.registry.publish(tarball);
+  // opencode's plugin SDK, for the setup action's `opencode-ci-auth prepare`.
+  await publishOpencodeSdk(releases.registry);
 }, 90_000);
 afterAll(async () => {
   await Promise.all(jobs.map((j) => j.dispose()));
@@ -63,13 +65,15 @@ interface Setup {
 }
 
 /** A job whose repository holds `config` at `configPath` (none when undefined). */
-async function setupJob(config: unknown, configPath = ".opencode-ci/opencode.json"): Promise<Setup> {
-  const job = await createJob({ registry: releases.registry, env: { ...githubActionsEnv(world) }, home: runnerHome });
+async function setupJob(config: unknown, configPath = ".opencode-ci/opencode.json", options: { seedSdk?: boolean } = {}): Promise<Setup> {
+  const seedSdk = options.seedSdk ?? true;
+  const job = await createJob({ registry: releases.registry, env: { ...githubActionsEnv(world) }, home: runnerHome, seedSdk });
   jobs.push(job);
   if (config !== undefined) {
     await writeJson(join(job.workspace, configPath), config);
-    // opencode installs its SDK into OPENCODE_CONFIG_DIR too; seed it (it is not the plugin under test).
-    if (configPath.endsWith("/opencode.json")) await seedOpencodeSdk(join(job.workspace, configPath, ".."));
+    // opencode installs its SDK into OPENCODE_CONFIG_DIR too; seed it (it is not the plugin under test), unless the
+    // test leaves that to the setup action's `opencode-ci-auth prepare`.
+    if (seedSdk && configPath.endsWith("/opencode.json")) await seedOpencodeSdk(join(job.workspace, configPath, ".."));
   }
   return { job, cache, artifacts: artifactStubs(join(job.root, "artifacts")) };
 }
@@ -129,11 +133,24 @@ describe("the reusable opencode-run workflow", () => {
     };
     expect(example.jobs.opencode.uses).toMatch(/^OWNER\/opencode-ci-auth\/\.github\/workflows\/opencode-run\.yml@/);
     expect(example.jobs.opencode.permissions).toEqual({ contents: "read", "id-token": "write" });
-    const s = await setupJob(issueConfig(world));
+    // A fresh runner: nothing in opencode's config dirs, which the setup action prepares (its input prepare is on).
+    const s = await setupJob(issueConfig(world), undefined, { seedSdk: false });
     const before = { registry: releases.registry.requests.length, model: world.model.requests.length, grants: world.idp.grants.length };
 
     const result = await run(s, example.jobs.opencode.with, setupActionStub(s.job, s.cache).stub);
     expect(result.ok, result.log).toBe(true);
+
+    // The action prepared both config dirs opencode installs its SDK into: the global one and OPENCODE_CONFIG_DIR (set
+    // by the workflow before the action). opencode then installed nothing there: npm's install would have rewritten
+    // the lockfile and left its hidden one (node_modules/.package-lock.json), which prepare does not keep.
+    const sdkCache = join(s.job.runnerTemp, "opencode-ci-auth-setup", "opencode-sdk");
+    const [staged] = await readdir(sdkCache);
+    const stagedLock = await readFile(join(sdkCache, staged ?? "", "package-lock.json"), "utf8");
+    for (const dir of [join(s.job.home, ".config", "opencode"), join(s.job.workspace, ".opencode-ci")]) {
+      expect(result.log).toContain(`opencode-ci-auth prepare: prepared ${dir}`);
+      expect(await readFile(join(dir, "package-lock.json"), "utf8"), dir).toBe(stagedLock);
+      expect(await readdir(join(dir, "node_modules")), dir).not.toContain(".package-lock.json");
+    }
 
     const setup = result.step("setup").outputs;
     expect(setup).toMatchObject({ version: String(example.jobs.opencode.with["plugin-version"]), "opencode-version": String(example.jobs.opencode.with["opencode-version"]) });

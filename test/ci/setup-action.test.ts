@@ -4,16 +4,19 @@
  * made from it (test/ci/support/plugin-releases.ts). Then the real opencode CLI, in the same HOME, must load exactly
  * the version the action resolved, for every plugin spec the action documents, without one registry request.
  */
-import { cp, lstat, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { cp, lstat, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { basename, delimiter, dirname, join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { githubActionsEnv, issueConfig } from "../support/issue-config.js";
 import { startWorld, type World } from "../support/world.js";
 import { cacheStub } from "./support/action-stubs.js";
-import { createJob, installedVersion, OPENCODE_BIN, writeJson, type Job } from "./support/job.js";
-import { LOAD_MARKER_ENV, publishPluginReleases, type PluginReleases } from "./support/plugin-releases.js";
+import { createJob, installedVersion, OPENCODE_BIN, pathWithoutOpencode, writeJson, type Job } from "./support/job.js";
+import { LOAD_MARKER_ENV, publishOpencodeSdk, publishPluginReleases, type PluginReleases } from "./support/plugin-releases.js";
+
+/** opencode's plugin SDK as this repository installed it: the version that matches its opencode. */
+const REPO_ROOT_SDK = join(dirname(OPENCODE_BIN), "..", "@opencode-ai", "plugin");
 
 /** Runs of the action and of opencode take seconds each, several times that on a loaded 2-core machine. */
 /** A deadline for installs and a real opencode run: a minute alone, several beside another suite on 2 cores. */
@@ -25,7 +28,8 @@ const jobs: Job[] = [];
 
 beforeAll(async () => {
   [releases, world] = await Promise.all([publishPluginReleases(), startWorld()]);
-}, 60_000);
+  await publishOpencodeSdk(releases.registry);
+}, 90_000);
 afterAll(async () => {
   await Promise.all(jobs.map((j) => j.dispose()));
   await Promise.all([releases?.close(), world?.close()]);
@@ -66,6 +70,8 @@ describe("the setup action", () => {
       "node-path": expect.stringMatching(/node(\.exe)?$/),
       "cache-hit": "false",
     });
+    // No opencode on PATH (install-opencode is off): nothing to prepare its config dirs for, said as a warning.
+    expect(run.warnings).toEqual([expect.stringMatching(/^opencode is not on PATH, so its config directories were not prepared/)]);
     // One directory per plugin spec a config may use for that version: the bare name means `@latest` to opencode.
     expect((await readdir(j.packagesDir)).sort()).toEqual(
       [`opencode-ci-auth@${releases.packed}`, `opencode-ci-auth@^${releases.packed}`, "opencode-ci-auth@latest"].sort(),
@@ -125,7 +131,7 @@ describe("the setup action", () => {
     // An install of another version, as opencode or an earlier job on a self-hosted runner leaves it: opencode would
     // load it without a look at its version, so the action replaces it.
     await writeJson(join(first.packagesDir, "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth", "package.json"), { name: "opencode-ci-auth", version: "0.0.1" });
-    const run1 = await first.setupAction({ version: releases.patched, cache: "true" });
+    const run1 = await first.setupAction({ version: releases.patched, cache: "true", prepare: "false" });
     expect(run1.ok, run1.log).toBe(true);
     expect(run1.outputs["cache-hit"]).toBe("false");
     expect(await installedVersion(join(first.packagesDir, "opencode-ci-auth@latest"))).toBe(releases.patched);
@@ -138,7 +144,7 @@ describe("the setup action", () => {
     const freshRunner = () => Promise.all([first.packagesDir, join(first.home, ".npm")].map((d) => rm(d, { recursive: true, force: true })));
     await freshRunner();
     let before = releases.registry.requests.length;
-    const run2 = await first.setupAction({ version: releases.patched, cache: "true" });
+    const run2 = await first.setupAction({ version: releases.patched, cache: "true", prepare: "false" });
     expect(run2.ok, run2.log).toBe(true);
     expect(run2.outputs).toMatchObject({ version: releases.patched, "cache-hit": "true" });
     // Used only after the check: every file against the tarball the registry serves (one download of each release,
@@ -159,7 +165,7 @@ describe("the setup action", () => {
     await writeFile(entryFile, poison + published);
     await freshRunner();
     before = releases.registry.requests.length;
-    const run3 = await first.setupAction({ version: releases.patched, cache: "true" });
+    const run3 = await first.setupAction({ version: releases.patched, cache: "true", prepare: "false" });
     expect(run3.ok, run3.log).toBe(true);
     expect(cache.calls.at(-1)).toMatchObject({ hit: true });
     expect(run3.outputs["cache-hit"]).toBe("false");
@@ -180,7 +186,7 @@ describe("the setup action", () => {
     const manifest = join(entry, "0", "node_modules", "opencode-ci-auth", "package.json");
     await writeFile(manifest, (await readFile(manifest, "utf8")).replace(`"version": "${releases.patched}"`, '"version": "0.0.1"'));
     await freshRunner();
-    const run4 = await first.setupAction({ version: releases.patched, cache: "true" });
+    const run4 = await first.setupAction({ version: releases.patched, cache: "true", prepare: "false" });
     expect(run4.ok, run4.log).toBe(true);
     expect(run4.outputs["cache-hit"]).toBe("false");
     expect(run4.step("plugin").stdout).toContain("holds 0.0.1, not");
@@ -192,7 +198,7 @@ describe("the setup action", () => {
     const home = join((await job()).root, "kept-home");
     const first = await createJob({ registry: releases.registry, home });
     jobs.push(first);
-    const run1 = await first.setupAction({ version: releases.packed });
+    const run1 = await first.setupAction({ version: releases.packed, prepare: "false" });
     expect(run1.ok, run1.log).toBe(true);
     // Every file of a genuine release (so npm pack and the file comparison pass), in a place npm would not have put
     // it: only npm ls sees that the tree is not npm's.
@@ -202,7 +208,7 @@ describe("the setup action", () => {
 
     const second = await createJob({ registry: releases.registry, home });
     jobs.push(second);
-    const run2 = await second.setupAction({ version: releases.packed });
+    const run2 = await second.setupAction({ version: releases.packed, prepare: "false" });
     expect(run2.ok, run2.log).toBe(true);
     expect(run2.step("plugin").stdout).toContain(`refused: npm ls: extraneous: ${extra.name}@${extra.version}`);
     expect(run2.warnings).toEqual([expect.stringContaining("It is not used: opencode-ci-auth@")]);
@@ -215,7 +221,7 @@ describe("the setup action", () => {
     await symlink(moved, join(latest, "opencode-ci-auth"));
     const third = await createJob({ registry: releases.registry, home });
     jobs.push(third);
-    const run3 = await third.setupAction({ version: releases.packed });
+    const run3 = await third.setupAction({ version: releases.packed, prepare: "false" });
     expect(run3.ok, run3.log).toBe(true);
     expect(run3.step("plugin").stdout).toContain(`refused: ${join(latest, "opencode-ci-auth")} is a symbolic link, which npm does not make there`);
     expect(await readdir(join(third.runnerTemp, "opencode-ci-auth-setup", `check-${releases.packed}`)), "refused before npm pack").toEqual([]);
@@ -223,11 +229,47 @@ describe("the setup action", () => {
     expect((await lstat(join(latest, "opencode-ci-auth"))).isDirectory()).toBe(true);
     const again = await createJob({ registry: releases.registry, home });
     jobs.push(again);
-    const run4 = await again.setupAction({ version: releases.packed });
+    const run4 = await again.setupAction({ version: releases.packed, prepare: "false" });
     expect(run4.ok, run4.log).toBe(true);
     expect(run4.warnings, "the fresh install passes the check").toEqual([]);
     expect(run4.step("plugin").stdout).toContain("is already in place");
   }, 4 * HEAVY);
+
+  it("prepares opencode's config directories: the first run with the plugin then installs nothing; a second setup does nothing", async () => {
+    // A fresh runner: opencode on PATH (installed by an earlier step), nothing in its config dir, a project .opencode/.
+    const j = await createJob({ registry: releases.registry, seedSdk: false, env: { PATH: [dirname(OPENCODE_BIN), pathWithoutOpencode()].join(delimiter) } });
+    jobs.push(j);
+    await writeJson(join(j.workspace, ".opencode", "opencode.json"), {});
+    await mkdir(join(j.workspace, ".git"), { recursive: true });
+    const configDir = join(j.home, ".config", "opencode");
+    const run = await j.setupAction({ version: releases.packed });
+    expect(run.ok, run.log).toBe(true);
+    expect(run.warnings).toEqual([]);
+    const prepared = run.step("prepare").stdout;
+    expect(prepared).toContain(`prepared ${configDir}`);
+    expect(prepared).toContain(`prepared ${join(j.workspace, ".opencode")}`);
+    const sdkVersion = JSON.parse(await readFile(join(REPO_ROOT_SDK, "package.json"), "utf8")).version as string;
+    expect(JSON.parse(await readFile(join(configDir, "node_modules", "@opencode-ai", "plugin", "package.json"), "utf8")).version).toBe(sdkVersion);
+
+    // opencode finds its SDK in place: a run with the plugin sends the registry nothing at all.
+    const before = releases.registry.requests.length;
+    const result = await opencodeRun(j, "opencode-ci-auth", join(j.root, "marker"));
+    expect(result.code, result.stderr.slice(-2000)).toBe(0);
+    expect(result.stdout).toContain("Hello from the mock model");
+    expect(releases.registry.requests.slice(before), "opencode asked the registry for nothing").toEqual([]);
+
+    // Idempotent: the same setup again finds every dir prepared and installs nothing.
+    const again = await j.setupAction({ version: releases.packed });
+    expect(again.ok, again.log).toBe(true);
+    expect(again.step("prepare").stdout).toContain(`${configDir} is already prepared`);
+    expect(again.step("prepare").stdout).not.toContain("installed @opencode-ai/plugin");
+
+    // Off: prepare: "false" skips the step.
+    const off = await (await job()).setupAction({ version: releases.packed, prepare: "false" });
+    expect(off.ok, off.log).toBe(true);
+    expect(off.step("prepare").outcome).toBe("skipped");
+    expect(off.warnings).toEqual([]);
+  }, 3 * HEAVY);
 
   it("resolves a dist-tag to the version it points at", async () => {
     const run = await (await job()).resolveOnly({ version: "next" });
@@ -255,6 +297,7 @@ describe("the setup action", () => {
     ["version", "1.0.0\ntouch pwned"],
     ["install-opencode", "yes"],
     ["cache", "$(touch pwned)"],
+    ["prepare", "yes"],
   ])("refuses %s %j before npm runs", async (input, value) => {
     const j = await job();
     const before = releases.registry.requests.length;

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 
 import { afterAll, describe, expect, it } from "vitest";
 
+import * as prepareTarball from "../../src/cli/package-tarball.js";
 import { SETUP_ACTION } from "./support/job.js";
 
 interface SetupModule {
@@ -119,10 +120,14 @@ describe("content-check.mjs", () => {
     const files = { "package.json": "{}", "lib/a.js": "a", ...(format === "ustar" ? {} : { [LONG]: "long" }) };
     const read = check.tarballFiles(await tarball(format, files));
     expect(Object.fromEntries([...read].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
+    // `opencode-ci-auth prepare` checks a cached install by the same rules, in src/ (this file cannot be imported there).
+    const same = prepareTarball.tarballFiles(await tarball(format, files));
+    expect(Object.fromEntries([...same].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
   });
 
   it("names a tarball's integrity as the registry's dist.integrity does", () => {
     expect(check.integrityOf(Buffer.from("abc"))).toBe("sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw==");
+    expect(prepareTarball.integrityOf(Buffer.from("abc"))).toBe(check.integrityOf(Buffer.from("abc")));
   });
 
   it("lists the packages of an install, nested and scoped ones included, once npm's records are gone", async () => {

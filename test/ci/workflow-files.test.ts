@@ -167,6 +167,7 @@ describe("GitHub workflow and action files", () => {
       "opencode-package": { required: false, default: "opencode-ai" },
       "opencode-version": { required: false, default: COMPAT_VERSIONS[0] },
       "node-version": { required: false, default: "" },
+      prepare: { required: false, default: "true" },
       cache: { required: false, default: "false" },
     });
     expect((action.outputs ?? []).map((o) => o.id)).toEqual(["version", "opencode-version", "node-path", "cache-hit"]);

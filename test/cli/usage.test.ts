@@ -40,6 +40,7 @@ describe('--help and --version', () => {
       expect(lines).toContain('Commands:');
       expect(lines.some((l) => /^ {2}doctor {3}Check each provider's chain/.test(l))).toBe(true);
       expect(lines.some((l) => /^ {2}token {4}Print a fresh access token/.test(l))).toBe(true);
+      expect(lines.some((l) => /^ {2}prepare {2}Install @opencode-ai\/plugin where opencode would install it/.test(l))).toBe(true);
       expect(lines).toContain('Options:');
       expect(lines.some((l) => /^ {2}-h, --help {5}Show help/.test(l))).toBe(true);
       expect(lines.some((l) => /^ {2}-V, --version {2}Show the version/.test(l))).toBe(true);
@@ -75,6 +76,21 @@ describe('--help and --version', () => {
     expect(lines).toContain('Exit codes: 0 the token was printed (or written), 1 it could not be obtained, 2 usage error.');
   });
 
+  it('prepare --help: its Usage line, every option the parser takes, the dirs it prepares', async () => {
+    const run = await inProcess(['prepare', '--help']);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.split('\n');
+    expect(lines[0]).toBe('Usage: opencode-ci-auth prepare [--opencode-version VERSION] [--cache-dir DIR] [--dir DIR]...');
+    for (const option of ['--opencode-version VERSION', '--opencode PATH', '--cache-dir DIR', '--dir DIR']) {
+      expect(lines.some((l) => l.startsWith(`      ${option} `))).toBe(true);
+    }
+    expect(lines.some((l) => /^ {2}-h, --help +Show this help$/.test(l))).toBe(true);
+    expect(run.stdout).toContain('--ignore-scripts');
+    expect(run.stdout).toContain('OPENCODE_CONFIG_DIR');
+    expect(lines).toContain('Exit codes: 0 the dirs are prepared, 1 a step failed (the message names it and the fix), 2 usage error.');
+    expect((await inProcess(['prepare', '-h'])).stdout).toBe(run.stdout);
+  });
+
   it('--version and -V print the package version', async () => {
     const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(await inProcess(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
@@ -101,6 +117,9 @@ describe('usage errors: exit 2, the reason on stderr, nothing on stdout', () => 
     { cmd: 'token --json', reason: 'token: --provider ID is required' },
     { cmd: 'token --provider miaou --bogus', reason: "Unknown option '--bogus'" },
     { cmd: 'frobnicate', reason: 'unknown command "frobnicate"' },
+    { cmd: 'prepare --bogus', reason: "Unknown option '--bogus'" },
+    { cmd: 'prepare extra', reason: "Unexpected argument 'extra'. This command does not take positional arguments" },
+    { cmd: 'prepare --cache-dir', reason: "Option '--cache-dir <value>' argument missing" },
   ])('opencode-ci-auth $cmd', async ({ cmd, reason }) => {
     expect(await inProcess(cmd.split(' '))).toEqual({ code: 2, stdout: '', stderr: usage(reason) });
   });

@@ -32,7 +32,7 @@ import { keyFileReason, keyFileReasonsUnderBun, writeKeyCases, zodMessages, type
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The pages that quote messages; security.md quotes none by this convention today, but may. */
-const DOCS = ["docs/troubleshooting.md", "docs/reliability.md", "docs/configuration.md", "docs/doctor.md", "docs/gitlab-ci.md", "docs/security.md"];
+const DOCS = ["docs/troubleshooting.md", "docs/reliability.md", "docs/configuration.md", "docs/doctor.md", "docs/gitlab-ci.md", "docs/security.md", "docs/prepare.md"];
 const MAY_QUOTE_NONE = new Set(["docs/security.md"]);
 const OPENCODE_BIN = join(ROOT, "node_modules", ".bin", "opencode");
 

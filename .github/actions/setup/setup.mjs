@@ -160,6 +160,7 @@ export function problemWith(dir, version) {
 function validate() {
   specInput("INPUT_VERSION", "version");
   booleanInput("INPUT_CACHE");
+  booleanInput("INPUT_PREPARE");
   if (booleanInput("INPUT_INSTALL_OPENCODE")) {
     const name = env("INPUT_OPENCODE_PACKAGE");
     if (!PACKAGE_NAME.test(name)) fail(`opencode-package must be an npm package name, not "${name}"`);
@@ -199,6 +200,10 @@ function resolve() {
     check: join(work, `check-${version}`),
     "opencode-prefix": opencodePrefix,
     "opencode-bin": join(opencodePrefix, "node_modules", ".bin"),
+    // `opencode-ci-auth prepare --cache-dir`: opencode's plugin SDK, one entry per opencode version (known only when
+    // the action installs opencode, so only then is it cached).
+    "sdk-cache": join(work, "opencode-sdk"),
+    "sdk-key": installOpencode ? `${PLUGIN}-sdk-${LAYOUT}-${os}-${arch}-${opencodeVersion}` : "",
   });
 }
 

@@ -58,6 +58,8 @@ export interface JobOptions {
   env?: NodeJS.ProcessEnv;
   /** A HOME kept between jobs, as on a self-hosted runner (default: a new one). dispose() leaves it. */
   home?: string;
+  /** Seed opencode's plugin SDK into the global config dir, as if opencode had installed it (default true). */
+  seedSdk?: boolean;
 }
 
 export async function createJob(options: JobOptions): Promise<Job> {
@@ -67,7 +69,7 @@ export async function createJob(options: JobOptions): Promise<Job> {
   const runnerTemp = join(root, "runner-temp");
   for (const dir of [home, workspace, runnerTemp]) await mkdir(dir, { recursive: true });
   // opencode installs its plugin SDK into each config dir it reads; seed the global one (not the plugin under test).
-  await seedOpencodeSdk(join(home, ".config", "opencode"));
+  if (options.seedSdk !== false) await seedOpencodeSdk(join(home, ".config", "opencode"));
   const env: NodeJS.ProcessEnv = {
     PATH: pathWithoutOpencode(),
     HOME: home,

@@ -7,6 +7,7 @@
  * file, loading the plugin appends its version there. That tells a test which release's code opencode really ran.
  */
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,4 +113,45 @@ export async function seedOpencodeSdk(configDir: string): Promise<void> {
     join(configDir, "package-lock.json"),
     JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": { dependencies: { "@opencode-ai/plugin": version } } } }, null, 2),
   );
+}
+
+interface LockEntry {
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+}
+
+/**
+ * Publishes opencode's plugin SDK (`@opencode-ai/plugin`, this repository's devDependency, which matches its opencode)
+ * and its dependency closure to `registry`, so `opencode-ci-auth prepare` can install it. Packages package-lock.json
+ * records but npm did not install here (other platforms' optional binaries) are left out: npm skips them, as it does
+ * any optional package it cannot fetch.
+ */
+export async function publishOpencodeSdk(registry: LocalRegistry): Promise<void> {
+  const lock = JSON.parse(await readFile(join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
+  const found = new Set<string>();
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let base = from; ; ) {
+      const path = `${base ? `${base}/` : ""}node_modules/${name}`;
+      if (lock.packages[path]) return path;
+      if (!base) return undefined;
+      const at = base.lastIndexOf("/node_modules/");
+      base = at < 0 ? "" : base.slice(0, at);
+    }
+  };
+  const walk = (path: string) => {
+    if (found.has(path) || !existsSync(join(REPO_ROOT, path))) return;
+    found.add(path);
+    const entry = lock.packages[path] ?? {};
+    for (const name of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) {
+      const next = resolve(path, name);
+      if (next) walk(next);
+    }
+  };
+  walk("node_modules/@opencode-ai/plugin");
+  const scratch = await mkdtemp(join(tmpdir(), "opencode-ci-auth-sdk-"));
+  try {
+    for (const tarball of await lockedTarballs(REPO_ROOT, [...found], scratch)) registry.publish(tarball, { tag: null });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
 }
