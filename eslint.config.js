@@ -22,9 +22,22 @@ const layer = (name, files, above) => ({
 });
 
 const ENTRY_POINTS = ["**/plugin.js", "**/lib.js", "**/index.js", "**/cli/*"];
-const CHAIN = ["**/token-provider.js", "**/token-provider-pool.js", "**/subject-token-rules.js", "**/inspection.js", "**/hooks/*", "**/agent/*"];
+const CHAIN = [
+  "**/token-provider.js",
+  "**/token-provider-pool.js",
+  "**/subject-token-rules.js",
+  "**/inspection.js",
+  "**/hooks/*",
+  "**/agent/*",
+];
 const PARTS = ["**/grant/*", "**/cache/*", "**/subject-token/*", "**/expect-claims.js", "**/retry.js"];
-const CONFIG = ["**/config/schema.js", "**/config/parse.js", "**/config/source-schema.js", "**/config/allow-lists.js", "**/config/env-references.js"];
+const CONFIG = [
+  "**/config/schema.js",
+  "**/config/parse.js",
+  "**/config/source-schema.js",
+  "**/config/allow-lists.js",
+  "**/config/env-references.js",
+];
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "coverage/", ".tmp/"] },
@@ -56,7 +69,17 @@ export default tseslint.config(
   // The leaves: errors, logging, scrubbing, HTTP rules, defaults and field builders import no other layer.
   layer(
     "the leaf modules",
-    ["src/errors.ts", "src/log.ts", "src/scrub.ts", "src/describe-failure.ts", "src/canonical-json.ts", "src/access-token.ts", "src/http/**/*.ts", "src/config/defaults.ts", "src/config/fields.ts"],
+    [
+      "src/errors.ts",
+      "src/log.ts",
+      "src/scrub.ts",
+      "src/describe-failure.ts",
+      "src/canonical-json.ts",
+      "src/access-token.ts",
+      "src/http/**/*.ts",
+      "src/config/defaults.ts",
+      "src/config/fields.ts",
+    ],
     [...ENTRY_POINTS, ...CHAIN, ...PARTS, ...CONFIG],
   ),
 );

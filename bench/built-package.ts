@@ -15,7 +15,8 @@ export type PluginEntryModule = typeof PluginEntry;
 export type LibModule = typeof Lib;
 
 function assertBuilt(url: URL): void {
-  if (!existsSync(fileURLToPath(url))) throw new Error(`${fileURLToPath(url)} is missing: run \`npm run build\` first (npm run bench does).`);
+  if (!existsSync(fileURLToPath(url)))
+    throw new Error(`${fileURLToPath(url)} is missing: run \`npm run build\` first (npm run bench does).`);
 }
 
 export async function loadPluginEntry(): Promise<PluginEntryModule> {

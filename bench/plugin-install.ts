@@ -27,7 +27,10 @@ const runs = Number(values.runs);
 
 async function pack(repo: string, scratch: string): Promise<{ tarball: Buffer; dir: string }> {
   await mkdir(scratch, { recursive: true });
-  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch], { cwd: repo, maxBuffer: 16 << 20 });
+  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch], {
+    cwd: repo,
+    maxBuffer: 16 << 20,
+  });
   const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
   const file = join(scratch, filename);
   const dir = join(scratch, `unpacked-${filename}`);
@@ -50,7 +53,8 @@ async function timedRun(world: World, registry: LocalRegistry, installed: string
     const result = await sandbox.run(["run", "--model", "miaou/mock-model", "Say hello"], {
       env: { npm_config_offline: "false", npm_config_registry: registry.url, npm_config_userconfig: join(sandbox.home, ".npmrc") },
     });
-    if (result.code !== 0 || !result.stdout.includes("Hello from the mock model")) throw new Error(`opencode run failed:\n${result.stderr.slice(-2000)}`);
+    if (result.code !== 0 || !result.stdout.includes("Hello from the mock model"))
+      throw new Error(`opencode run failed:\n${result.stderr.slice(-2000)}`);
     const tarballs = registry.requests.slice(before).filter((r) => r.path.startsWith("/-/tarballs/")).length;
     return { ms: result.durationMs, tarballs };
   } finally {
@@ -76,7 +80,16 @@ async function variant(name: string, repo: string, world: World, scratch: string
       tarballs = f.tarballs;
       ready.push((await timedRun(world, registry, installed)).ms);
     }
-    return { name, packages: deps.length + 1, tarballsFetched: tarballs, tarballBytes: tarball.length, freshMs: median(fresh), installedMs: median(ready), fresh, ready };
+    return {
+      name,
+      packages: deps.length + 1,
+      tarballsFetched: tarballs,
+      tarballBytes: tarball.length,
+      freshMs: median(fresh),
+      installedMs: median(ready),
+      fresh,
+      ready,
+    };
   } finally {
     await registry.close();
   }

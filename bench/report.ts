@@ -42,7 +42,11 @@ export function allPass(results: BenchResults): boolean {
 }
 
 export function toJson(results: BenchResults, date: Date): string {
-  return JSON.stringify({ date: date.toISOString(), machine: machine(), source: sourceRevision(), pass: allPass(results), ...results }, null, 2);
+  return JSON.stringify(
+    { date: date.toISOString(), machine: machine(), source: sourceRevision(), pass: allPass(results), ...results },
+    null,
+    2,
+  );
 }
 
 const CALLERS_GOT = {
@@ -75,7 +79,9 @@ export function toTable(results: BenchResults, date: Date): string {
       verdict(hot.pass, `< ${hot.targetUs} µs`),
     ],
     ...singleFlight.map((b, i): [string, string, string] => [
-      i === 0 ? `2 grants for ${b.callers} concurrent getToken(), ${b.moment.replace("_", " ")}` : `  … ${b.moment.replace("_", " ")} (token still valid)`,
+      i === 0
+        ? `2 grants for ${b.callers} concurrent getToken(), ${b.moment.replace("_", " ")}`
+        : `  … ${b.moment.replace("_", " ")} (token still valid)`,
       `${b.idpGrants} · callers got ${CALLERS_GOT[b.callersGot]}${b.replaced ? "" : " · cache NOT replaced"}` +
         (b.grantAttempts === b.idpGrants ? "" : ` · ${b.grantAttempts} attempted`),
       verdict(b.pass, "= 1"),
@@ -97,7 +103,9 @@ export function toTable(results: BenchResults, date: Date): string {
     "",
     ...rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`.trimEnd()),
     "",
-    ...(results.wholeRun ? [`(the prepared config dir: one opencode-ci-auth prepare, ${fixed(results.wholeRun.prepareMs / 1000, 1)} s, not in any sample)`, ""] : []),
+    ...(results.wholeRun
+      ? [`(the prepared config dir: one opencode-ci-auth prepare, ${fixed(results.wholeRun.prepareMs / 1000, 1)} s, not in any sample)`, ""]
+      : []),
     `${allPass(results) ? "all checks PASS" : "some checks FAIL"} · whole run ${fixed(results.durationMs / 1000, 1)} s`,
   ];
   return lines.join("\n");

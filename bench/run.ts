@@ -68,7 +68,14 @@ try {
   const singleFlight = await measureSingleFlight(lib, world, SETTINGS.concurrentCallers, SETTINGS.accessTokenTtlSeconds);
   const grantLatency = await measureGrantLatency(lib, world, SETTINGS.latency.samples, SETTINGS.latency.warmup);
   const whole = wholeRun ? await measureWholeRun(world, rounds, (line) => process.stderr.write(`${line}\n`)) : undefined;
-  results = { hotPath, singleFlight, importTime, grantLatency, wholeRun: whole, durationMs: Number(process.hrtime.bigint() - started) / 1e6 };
+  results = {
+    hotPath,
+    singleFlight,
+    importTime,
+    grantLatency,
+    wholeRun: whole,
+    durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+  };
 } finally {
   await world.close();
 }

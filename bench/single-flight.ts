@@ -47,7 +47,12 @@ async function settle(tokens: TokenProvider, world: World, attempts: () => numbe
   }
 }
 
-export async function measureSingleFlight(lib: LibModule, world: World, callers: number, restoreTtlSeconds: number): Promise<BurstResult[]> {
+export async function measureSingleFlight(
+  lib: LibModule,
+  world: World,
+  callers: number,
+  restoreTtlSeconds: number,
+): Promise<BurstResult[]> {
   let clock = Date.now();
   // Grant attempts, counted where they leave the TokenProvider: the POSTs to the token endpoint.
   let posts = 0;
@@ -85,7 +90,15 @@ export async function measureSingleFlight(lib: LibModule, world: World, callers:
       const callersGot = !allSame ? "mixed_or_invalid" : first.value === cached.value ? "current_token" : "new_token";
       // Past expiry nobody may get the old token; inside the window either answer is valid.
       const callersOk = callersGot === "new_token" || (callersGot === "current_token" && moment === "refresh_window");
-      results.push({ moment, callers, grantAttempts, idpGrants, callersGot, replaced, pass: grantAttempts === 1 && idpGrants === 1 && replaced && callersOk });
+      results.push({
+        moment,
+        callers,
+        grantAttempts,
+        idpGrants,
+        callersGot,
+        replaced,
+        pass: grantAttempts === 1 && idpGrants === 1 && replaced && callersOk,
+      });
       if (next) cached = next;
     }
     return results;

@@ -56,7 +56,10 @@ export interface WholeRunResult {
 /** The machine's npm settings (registry, CA file, proxy), which a fresh HOME would otherwise hide. */
 function npmSettings(): NodeJS.ProcessEnv {
   const keep = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
-  return { npm_config_userconfig: process.env.npm_config_userconfig ?? join(homedir(), ".npmrc"), ...Object.fromEntries(keep.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))) };
+  return {
+    npm_config_userconfig: process.env.npm_config_userconfig ?? join(homedir(), ".npmrc"),
+    ...Object.fromEntries(keep.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))),
+  };
 }
 
 function config(world: World, plugin: Plugin, noopPath: string) {
@@ -120,12 +123,19 @@ export async function measureWholeRun(world: World, rounds: number, log: (line: 
   try {
     const noopPath = join(root, "noop-plugin.js");
     await writeFile(noopPath, "export default async () => ({});\n");
-    const opencodeVersion = (JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")) as { version: string }).version;
+    const opencodeVersion = (
+      JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")) as { version: string }
+    ).version;
 
     // The prepared config dir, made once by the command under test; each prepared run gets a copy.
     const template = join(root, "prepared-config");
     const prep = await freshRun(root, 0);
-    const made = await exec(process.execPath, [CLI, "prepare", "--opencode-version", opencodeVersion, "--dir", template], prep.project, prep.env);
+    const made = await exec(
+      process.execPath,
+      [CLI, "prepare", "--opencode-version", opencodeVersion, "--dir", template],
+      prep.project,
+      prep.env,
+    );
     if (made.code !== 0) throw new Error(`bench: opencode-ci-auth prepare failed (exit ${made.code}):\n${made.output.slice(-2000)}`);
 
     let n = 1;
@@ -133,7 +143,10 @@ export async function measureWholeRun(world: World, rounds: number, log: (line: 
       const run = await freshRun(root, n++);
       await writeFile(join(run.project, "opencode.json"), JSON.stringify(config(world, variant.plugin, noopPath), null, 2));
       if (variant.prepared) await cp(template, join(run.home, ".config", "opencode"), { recursive: true, verbatimSymlinks: true });
-      const result = await exec(OPENCODE, ["run", "--model", `${PROVIDER_ID}/${MODEL}`, "Say hello"], run.project, { ...run.env, ...githubActionsEnv(world) });
+      const result = await exec(OPENCODE, ["run", "--model", `${PROVIDER_ID}/${MODEL}`, "Say hello"], run.project, {
+        ...run.env,
+        ...githubActionsEnv(world),
+      });
       await rm(join(run.home, ".."), { recursive: true, force: true });
       if (result.code !== 0 || !result.output.includes("Hello from the mock model")) {
         throw new Error(`bench: opencode run (${variant.label}) failed (exit ${result.code}):\n${result.output.slice(-2000)}`);
@@ -159,7 +172,14 @@ export async function measureWholeRun(world: World, rounds: number, log: (line: 
     });
     const targetRatio = 1.05;
     const checked = variants.find((v) => v.id === CHECKED);
-    return { rounds, opencodeVersion, variants, prepareMs: made.ms, targetRatio, pass: (checked?.ratioToStaticKey ?? Infinity) <= targetRatio };
+    return {
+      rounds,
+      opencodeVersion,
+      variants,
+      prepareMs: made.ms,
+      targetRatio,
+      pass: (checked?.ratioToStaticKey ?? Infinity) <= targetRatio,
+    };
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -38,8 +38,11 @@ export function bundledPackages(metafile, root = ROOT) {
   return [...dirs]
     .map((dir) => {
       const manifest = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8"));
-      const licenceFile = readdirSync(join(root, dir)).filter((f) => LICENCE_FILE.test(f)).sort()[0];
-      if (!licenceFile) throw new Error(`${manifest.name}@${manifest.version} (${dir}) is bundled but ships no licence file: add its text by hand`);
+      const licenceFile = readdirSync(join(root, dir))
+        .filter((f) => LICENCE_FILE.test(f))
+        .sort()[0];
+      if (!licenceFile)
+        throw new Error(`${manifest.name}@${manifest.version} (${dir}) is bundled but ships no licence file: add its text by hand`);
       return {
         dir,
         name: manifest.name,
@@ -111,10 +114,14 @@ async function main() {
   });
   chmodSync(join(DIST, "cli", "main.js"), 0o755);
 
-  execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json", "--emitDeclarationOnly"], {
-    cwd: ROOT,
-    stdio: "inherit",
-  });
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json", "--emitDeclarationOnly"],
+    {
+      cwd: ROOT,
+      stdio: "inherit",
+    },
+  );
   const { files, outside } = declarationClosure([join(DIST, "index.d.ts"), join(DIST, "lib.d.ts")]);
   const forbidden = outside.filter((o) => !ALLOWED_DECLARATION_IMPORTS.test(o.spec));
   if (forbidden.length > 0) {

@@ -21,7 +21,10 @@ export const SEMVER = String.raw`\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-
 
 /** Each pattern captures the text before the version (1) and the version (2). */
 const PATTERNS = [
-  { examplesOnly: false, re: new RegExp(String.raw`(opencode-ci-auth/\.github/(?:actions/setup|workflows/opencode-run\.yml)@v)(${SEMVER})(?![\w-]|\.\w)`, "g") },
+  {
+    examplesOnly: false,
+    re: new RegExp(String.raw`(opencode-ci-auth/\.github/(?:actions/setup|workflows/opencode-run\.yml)@v)(${SEMVER})(?![\w-]|\.\w)`, "g"),
+  },
   { examplesOnly: false, re: new RegExp(String.raw`(opencode-ci-auth@v)(${SEMVER})(?![\w-]|\.\w)`, "g") },
   { examplesOnly: false, re: new RegExp(String.raw`(opencode-ci-auth/opencode-run@)(${SEMVER})(?![\w-]|\.\w)`, "g") },
   { examplesOnly: false, re: new RegExp(String.raw`(\x60@v)(${SEMVER})(?=\x60)`, "g") },

@@ -35,7 +35,11 @@ function runScenarios(install: OpencodeInstall): Promise<number | null> {
   else delete env.OPENCODE_CI_AUTH_OPENCODE_CACHE_VERSION;
   const vitest = join(REPO_ROOT, "node_modules", "vitest", "vitest.mjs");
   return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [vitest, "run", "--config", "test/compat/vitest.config.ts"], { cwd: REPO_ROOT, env, stdio: "inherit" });
+    const child = spawn(process.execPath, [vitest, "run", "--config", "test/compat/vitest.config.ts"], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: "inherit",
+    });
     child.on("error", reject);
     child.on("close", done);
   });
@@ -51,16 +55,27 @@ async function check(version: string): Promise<Outcome> {
     process.stdout.write(`${err.details}\n${err.message}\n`);
     return { version, result: err.step === "install" ? "install failed" : "does not start", detail: err.message };
   }
-  const plugin = install.pluginDir ? `@opencode-ai/plugin@${version}` : "@opencode-ai/plugin of the devDependencies (the registry has none at this version)";
+  const plugin = install.pluginDir
+    ? `@opencode-ai/plugin@${version}`
+    : "@opencode-ai/plugin of the devDependencies (the registry has none at this version)";
   process.stdout.write(`== opencode ${version}: running the core scenarios (config dir prepared with ${plugin})\n`);
   const code = await runScenarios(install);
   if (code !== 0) return { version, result: "failed", detail: `the core scenarios failed (vitest exited ${code})` };
-  if (!install.pluginDir) return { version, result: "passed", detail: `the core scenarios; types not checked (the registry has no @opencode-ai/plugin@${version})` };
+  if (!install.pluginDir)
+    return {
+      version,
+      result: "passed",
+      detail: `the core scenarios; types not checked (the registry has no @opencode-ai/plugin@${version})`,
+    };
   process.stdout.write(`== opencode ${version}: type-checking src/ against @opencode-ai/plugin@${version}\n`);
   const errors = await pluginTypeErrors(REPO_ROOT, install.pluginDir, install.dir);
   if (errors.length > 0) {
     process.stdout.write(`${errors.join("\n")}\n`);
-    return { version, result: "failed", detail: `src/ does not type-check against @opencode-ai/plugin@${version} (${errors.length} errors)` };
+    return {
+      version,
+      result: "failed",
+      detail: `src/ does not type-check against @opencode-ai/plugin@${version} (${errors.length} errors)`,
+    };
   }
   return { version, result: "passed", detail: `the core scenarios, and src/ type-checks against @opencode-ai/plugin@${version}` };
 }

@@ -31,11 +31,14 @@ try {
   say(`   Model server (OpenAI-compatible)        ${world.model.baseURL}  (accepts only tokens that OAuth server issued)`);
 
   const config = issueConfig(world);
-  const sandbox = await createSandbox({
-    // What a job with `permissions: id-token: write` gets from GitHub.
-    ...githubActionsEnv(world),
-    OPENCODE_CI_AUTH_LOG_LEVEL: "info",
-  }, { packageDir });
+  const sandbox = await createSandbox(
+    {
+      // What a job with `permissions: id-token: write` gets from GitHub.
+      ...githubActionsEnv(world),
+      OPENCODE_CI_AUTH_LOG_LEVEL: "info",
+    },
+    { packageDir },
+  );
   try {
     step(2, "opencode.json: no secret, no API key, no model list");
     say(JSON.stringify(config, null, 2).replace(/^/gm, "   "));
@@ -51,7 +54,8 @@ try {
     step(5, "What each server saw");
     const tokenRequests = world.ci.requests.filter((r) => r.path === "/_apis/token");
     say(`   CI token service: ${tokenRequests.length} token request(s), audience=${tokenRequests[0]?.query.audience ?? "-"}`);
-    for (const g of world.idp.grants) say(`   OAuth server: ${g.grantType.split(":").pop()} grant for client ${g.clientId}: ${g.ok ? "issued" : `refused (${g.error})`}`);
+    for (const g of world.idp.grants)
+      say(`   OAuth server: ${g.grantType.split(":").pop()} grant for client ${g.clientId}: ${g.ok ? "issued" : `refused (${g.error})`}`);
     for (const r of world.model.requests) {
       const token = r.authorization?.replace(/^Bearer /, "") ?? "";
       const issued = world.idp.issuedTokens.has(token) ? "an access token the OAuth server issued" : "NOT an issued token";
@@ -62,8 +66,12 @@ try {
     const leaked = secrets.some((s) => result.stdout.includes(s) || result.stderr.includes(s));
     step(6, "Result");
     const ok = result.code === 0 && world.idp.grants.length === 1 && !leaked;
-    say(`   exit code ${result.code}; ${world.idp.grants.length} grant for the whole run; tokens in opencode's output: ${leaked ? "FOUND (bug!)" : "none"}`);
-    say(ok ? "   \x1b[32mThe run authenticated with the job's identity alone.\x1b[0m" : "   \x1b[31mSomething went wrong: see above.\x1b[0m");
+    say(
+      `   exit code ${result.code}; ${world.idp.grants.length} grant for the whole run; tokens in opencode's output: ${leaked ? "FOUND (bug!)" : "none"}`,
+    );
+    say(
+      ok ? "   \x1b[32mThe run authenticated with the job's identity alone.\x1b[0m" : "   \x1b[31mSomething went wrong: see above.\x1b[0m",
+    );
     exitCode = ok ? 0 : 1;
   } finally {
     await sandbox.dispose();

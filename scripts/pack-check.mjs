@@ -26,7 +26,7 @@ export function referencedFiles(manifest) {
   add(manifest.types);
   add(manifest.typings);
   add(manifest.exports);
-  add(typeof manifest.bin === "string" ? manifest.bin : manifest.bin ?? {});
+  add(typeof manifest.bin === "string" ? manifest.bin : (manifest.bin ?? {}));
   return [...found].filter((path) => !path.includes("*")).sort();
 }
 
@@ -36,9 +36,19 @@ export function checkPack(files, manifest) {
   const have = new Set(files);
   const dependencies = Object.keys(manifest.dependencies ?? {});
   if (dependencies.length > 0) {
-    problems.push(`package.json has runtime dependencies (${dependencies.join(", ")}): the build bundles them, so list them in devDependencies`);
+    problems.push(
+      `package.json has runtime dependencies (${dependencies.join(", ")}): the build bundles them, so list them in devDependencies`,
+    );
   }
-  for (const required of [...TOP_LEVEL, "dist/index.js", "dist/index.d.ts", "dist/lib.js", "dist/lib.d.ts", "dist/cli/main.js", "dist/THIRD_PARTY_LICENSES"]) {
+  for (const required of [
+    ...TOP_LEVEL,
+    "dist/index.js",
+    "dist/index.d.ts",
+    "dist/lib.js",
+    "dist/lib.d.ts",
+    "dist/cli/main.js",
+    "dist/THIRD_PARTY_LICENSES",
+  ]) {
     if (!have.has(required)) problems.push(`missing ${required}`);
   }
   for (const path of referencedFiles(manifest)) {
@@ -71,7 +81,9 @@ function main() {
     process.exitCode = 1;
     return;
   }
-  process.stdout.write("pack check passed: dist/ with declarations and licences, README.md, LICENSE, package.json, no dependencies, no tests\n");
+  process.stdout.write(
+    "pack check passed: dist/ with declarations and licences, README.md, LICENSE, package.json, no dependencies, no tests\n",
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

@@ -178,7 +178,11 @@ export class ImpersonationError extends CiAuthError {
   readonly status: number | undefined;
   /** Google's `error.status`, e.g. `PERMISSION_DENIED`, when it answered one. */
   readonly googleStatus: string | undefined;
-  constructor(serviceAccount: string, message: string, options: Omit<CiAuthErrorOptions, "step"> & { status?: number | undefined; googleStatus?: string | undefined }) {
+  constructor(
+    serviceAccount: string,
+    message: string,
+    options: Omit<CiAuthErrorOptions, "step"> & { status?: number | undefined; googleStatus?: string | undefined },
+  ) {
     super("ERR_IMPERSONATION", `impersonation of ${serviceAccount}: ${message}`, { ...options, step: "impersonation" });
     this.serviceAccount = serviceAccount;
     this.status = options.status;
@@ -212,13 +216,17 @@ export class RetriesExhaustedError extends CiAuthError {
   readonly attempts: readonly string[];
   constructor(last: CiAuthError, attempts: readonly string[], elapsedMs: number, why: string) {
     const list = attempts.map((a, i) => `${i + 1}) ${a}`).join("; ");
-    super(last.code, `${last.reason} Gave up after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"} in ${(elapsedMs / 1000).toFixed(1)}s (${why}): ${list}.`, {
-      providerId: last.providerId,
-      step: last.step,
-      cause: last,
-      transient: true,
-      summary: last.summary,
-    });
+    super(
+      last.code,
+      `${last.reason} Gave up after ${attempts.length} attempt${attempts.length === 1 ? "" : "s"} in ${(elapsedMs / 1000).toFixed(1)}s (${why}): ${list}.`,
+      {
+        providerId: last.providerId,
+        step: last.step,
+        cause: last,
+        transient: true,
+        summary: last.summary,
+      },
+    );
     this.attempts = attempts;
   }
 }

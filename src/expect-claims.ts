@@ -24,7 +24,10 @@ const cache = new Map<string, RegExp>();
 export function globMatch(pattern: string, value: string): boolean {
   let re = cache.get(pattern);
   if (!re) {
-    const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[\\s\\S]*").replace(/\?/g, "[\\s\\S]");
+    const source = pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, "[\\s\\S]*")
+      .replace(/\?/g, "[\\s\\S]");
     re = new RegExp(`^${source}$`);
     cache.set(pattern, re);
   }

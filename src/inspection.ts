@@ -85,14 +85,30 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
   // 1. The config: the block, options.baseURL and the job's allow-lists, as the plugin parses them.
   const parsed = parseProvider(providerId, entry, options.env);
   if (!parsed.ok) {
-    steps.push({ step: "config", status: "fail", title: "config invalid", lines: parsed.error.issues.map((i) => `${i.path}: ${i.message}`), fix: "correct the fields listed (docs/configuration.md)" });
+    steps.push({
+      step: "config",
+      status: "fail",
+      title: "config invalid",
+      lines: parsed.error.issues.map((i) => `${i.path}: ${i.message}`),
+      fix: "correct the fields listed (docs/configuration.md)",
+    });
     return done();
   }
   const config = parsed.config;
   result.config = config;
-  steps.push({ step: "config", status: "ok", title: `config valid: ${config.authFlow} with subject token from ${config.subjectTokenSource.type}`, lines: [] });
+  steps.push({
+    step: "config",
+    status: "ok",
+    title: `config valid: ${config.authFlow} with subject token from ${config.subjectTokenSource.type}`,
+    lines: [],
+  });
 
-  const tokens = new TokenProvider(providerId, config, { env: options.env, fetch: options.fetch, now, logger: createLogger({ level: "silent" }) });
+  const tokens = new TokenProvider(providerId, config, {
+    env: options.env,
+    fetch: options.fetch,
+    now,
+    logger: createLogger({ level: "silent" }),
+  });
   // `auto` picks its platform the same way the platform line does: name what it picked.
   const detected = tokens.source.type === "auto" ? detectPlatformFromEnv(options.env) : undefined;
   const sourceName = detected ? `auto (${detected.id})` : tokens.source.type;
@@ -120,7 +136,13 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
     } else {
       // Every rule's problem is listed; the first is the fix, as the plugin would report it.
       const more = problems.slice(1).map((p) => `✗ ${(p as CiAuthError).reason}`);
-      steps.push({ step: "subject-token", status: "fail", title: `subject token from ${sourceName} fails the local checks`, lines: [...lines, ...more], fix: reasonOf(problems[0]) });
+      steps.push({
+        step: "subject-token",
+        status: "fail",
+        title: `subject token from ${sourceName} fails the local checks`,
+        lines: [...lines, ...more],
+        fix: reasonOf(problems[0]),
+      });
     }
 
     // 3. The claims the user expects the IdP's policy to require.
@@ -130,9 +152,15 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
       steps.push({
         step: "expected-claims",
         status: mismatch.length ? "fail" : "ok",
-        title: mismatch.length ? `expectClaims: ${mismatch.length} of ${checks.length} do not match` : `expectClaims: all ${checks.length} match`,
+        title: mismatch.length
+          ? `expectClaims: ${mismatch.length} of ${checks.length} do not match`
+          : `expectClaims: all ${checks.length} match`,
         lines: [],
-        ...(mismatch.length ? { fix: `the claims marked ✗ do not match oauth2.expectClaims (${mismatch.map((c) => c.claim).join(", ")}): the plugin will not send this token` } : {}),
+        ...(mismatch.length
+          ? {
+              fix: `the claims marked ✗ do not match oauth2.expectClaims (${mismatch.map((c) => c.claim).join(", ")}): the plugin will not send this token`,
+            }
+          : {}),
       });
     }
     // 3b. The clouds trust a federated identity registered in advance: name exactly what this job presents.
@@ -162,7 +190,9 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
       status: advertised === false ? "warn" : "ok",
       title: config.tokenEndpoint ? "token endpoint configured (discovery skipped)" : "discovery reached",
       lines,
-      ...(advertised === false ? { fix: `enable the ${config.authFlow} grant at the IdP (it lists ${supported?.length ?? 0} other grant types)` } : {}),
+      ...(advertised === false
+        ? { fix: `enable the ${config.authFlow} grant at the IdP (it lists ${supported?.length ?? 0} other grant types)` }
+        : {}),
     });
   } catch (err) {
     // Building the grant client also reads the private_key_jwt key file: name that, not discovery, when it failed.
@@ -212,7 +242,13 @@ export async function inspectProvider(providerId: string, entry: ProviderEntry, 
         lines: [`scope         ${token.scope ?? "(none)"}`],
       });
     } catch (err) {
-      steps.push({ step: "impersonation", status: "fail", title: `no token for the service account ${impersonation.email}`, lines: [], fix: reasonOf(err) });
+      steps.push({
+        step: "impersonation",
+        status: "fail",
+        title: `no token for the service account ${impersonation.email}`,
+        lines: [],
+        fix: reasonOf(err),
+      });
     }
   }
   return done();
@@ -242,7 +278,12 @@ function federatedIdentity(config: OAuth2Config, claims: Record<string, unknown>
       step: "identity",
       status: "ok",
       title: "federated identity in the Google workload identity pool",
-      lines: [`provider   ${provider}`, `issuer     ${text("iss")}`, `audience   ${text("aud")}`, `principal  ${principal ?? "(no sub claim)"}`],
+      lines: [
+        `provider   ${provider}`,
+        `issuer     ${text("iss")}`,
+        `audience   ${text("aud")}`,
+        `principal  ${principal ?? "(no sub claim)"}`,
+      ],
     };
   }
   return undefined;

@@ -53,7 +53,12 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, random: () =>
  * Run `operation` until it succeeds, fails for good, or the budget is spent. `startedAt` lets several steps
  * (subject token, discovery, grant) share one budget.
  */
-export async function withRetry<T>(operation: (attempt: number) => Promise<T>, policy: RetryPolicy, deps: RetryDeps = {}, startedAt?: number): Promise<T> {
+export async function withRetry<T>(
+  operation: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  deps: RetryDeps = {},
+  startedAt?: number,
+): Promise<T> {
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? defaultSleep;
   const random = deps.random ?? Math.random;
@@ -68,12 +73,14 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, p
       const elapsed = now() - start;
       // With retries disabled there is nothing to report beyond the failure itself.
       if (policy.maxAttempts <= 1) throw err;
-      if (attempt >= policy.maxAttempts) throw new RetriesExhaustedError(err, attempts, elapsed, `retry.maxAttempts is ${policy.maxAttempts}`);
+      if (attempt >= policy.maxAttempts)
+        throw new RetriesExhaustedError(err, attempts, elapsed, `retry.maxAttempts is ${policy.maxAttempts}`);
       const delay = backoffDelay(attempt, policy, random, err.retryAfterMs);
       if (elapsed + delay > policy.maxElapsedMs) {
-        const why = err.retryAfterMs !== undefined && elapsed + err.retryAfterMs > policy.maxElapsedMs
-          ? `the server asked to wait ${Math.ceil(err.retryAfterMs / 1000)}s, beyond the retry budget of ${policy.maxElapsedMs / 1000}s`
-          : `retry budget of ${policy.maxElapsedMs / 1000}s spent`;
+        const why =
+          err.retryAfterMs !== undefined && elapsed + err.retryAfterMs > policy.maxElapsedMs
+            ? `the server asked to wait ${Math.ceil(err.retryAfterMs / 1000)}s, beyond the retry budget of ${policy.maxElapsedMs / 1000}s`
+            : `retry budget of ${policy.maxElapsedMs / 1000}s spent`;
         throw new RetriesExhaustedError(err, attempts, elapsed, why);
       }
       deps.onRetry?.(err, attempt, delay);

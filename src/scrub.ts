@@ -29,7 +29,7 @@ const isOpaqueChar = (c: number): boolean => isBase64Url(c) || c === 126 /* ~ */
 function replaceRuns(text: string, inRun: (c: number) => boolean, replace: (run: string) => string): string {
   const parts: string[] = [];
   let last = 0;
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     if (!inRun(text.charCodeAt(i))) {
       i += 1;
       continue;

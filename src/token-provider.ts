@@ -134,7 +134,9 @@ export class TokenProvider {
     if (options.witness) this.#witnesses.add(options.witness);
     this.#log = (options.logger ?? createLogger()).child({ provider: providerId });
     this.#fileCache =
-      config.cache === "file" ? new FileTokenCache({ dir: options.cacheDir ?? defaultCacheDir(this.#env), now: this.#now, logger: this.#log }) : undefined;
+      config.cache === "file"
+        ? new FileTokenCache({ dir: options.cacheDir ?? defaultCacheDir(this.#env), now: this.#now, logger: this.#log })
+        : undefined;
     const { baseDelayMs, maxDelayMs, ...retryDeps } = options.retry ?? {};
     this.#retryPolicy = {
       ...DEFAULT_RETRY_POLICY,
@@ -204,7 +206,10 @@ export class TokenProvider {
     if (!this.#fileCache) return undefined;
     const identity = await this.source.cacheIdentity(this.#context());
     if (identity === undefined) {
-      this.#log.warn({ event: "file_cache_disabled", source: this.source.type }, "file cache skipped: this environment does not identify the job (see docs/configuration.md)");
+      this.#log.warn(
+        { event: "file_cache_disabled", source: this.source.type },
+        "file cache skipped: this environment does not identify the job (see docs/configuration.md)",
+      );
       return undefined;
     }
     const c = this.config;
@@ -217,7 +222,10 @@ export class TokenProvider {
       tokenExchangeAudience: c.tokenExchangeAudience,
       tokenExchangeResource: c.tokenExchangeResource,
       requestedTokenType: c.requestedTokenType,
-      serviceAccountImpersonation: c.serviceAccountImpersonation && { email: c.serviceAccountImpersonation.email, scopes: c.serviceAccountImpersonation.scopes },
+      serviceAccountImpersonation: c.serviceAccountImpersonation && {
+        email: c.serviceAccountImpersonation.email,
+        scopes: c.serviceAccountImpersonation.scopes,
+      },
       subjectTokenType: c.subjectTokenType,
       source: { type: this.source.type, identity },
     });
@@ -251,10 +259,16 @@ export class TokenProvider {
     } catch (err) {
       return { problems: [err as CiAuthError] };
     }
-    const facts = subjectTokenFacts(payload, { ...where, expectedAudience: this.source.expectedAudience, now: this.#now(), env: this.#env });
+    const facts = subjectTokenFacts(payload, {
+      ...where,
+      expectedAudience: this.source.expectedAudience,
+      now: this.#now(),
+      env: this.#env,
+    });
     const problems = SUBJECT_TOKEN_RULES.map((rule) => rule(facts)).filter((p): p is SubjectTokenInvalidError => p !== undefined);
     const claimChecks = this.config.expectClaims ? checkExpectedClaims(payload, this.config.expectClaims) : undefined;
-    if (claimChecks?.some((c) => !c.ok)) problems.push(new SubjectTokenClaimsError(this.source.type, formatClaimTable(claimChecks), { providerId: this.providerId }));
+    if (claimChecks?.some((c) => !c.ok))
+      problems.push(new SubjectTokenClaimsError(this.source.type, formatClaimTable(claimChecks), { providerId: this.providerId }));
     return {
       payload,
       claims: summarizeClaims(payload),
@@ -273,7 +287,11 @@ export class TokenProvider {
   async subjectToken(): Promise<CheckedSubject> {
     const token = await this.mintSubjectToken();
     const examined = this.examineSubjectToken(token);
-    if (examined.claims) this.#log.info({ event: "subject_token_obtained", source: this.source.type, claims: examined.claims }, `subject token obtained from ${this.source.type}`);
+    if (examined.claims)
+      this.#log.info(
+        { event: "subject_token_obtained", source: this.source.type, claims: examined.claims },
+        `subject token obtained from ${this.source.type}`,
+      );
     // Even a token that fails a check is this job's: its issuer's tokens are kept out of the agent's tool output.
     const iss = examined.payload?.iss;
     if (typeof iss === "string") for (const w of this.#witnesses) w.subjectTokenIssuer(iss);
@@ -298,7 +316,10 @@ export class TokenProvider {
       now: this.#now,
       subject: typeof presented?.sub === "string" ? presented.sub : undefined,
     });
-    this.#log.debug({ event: "service_account_impersonated", serviceAccount: this.config.serviceAccountImpersonation?.email }, "service account token obtained");
+    this.#log.debug(
+      { event: "service_account_impersonated", serviceAccount: this.config.serviceAccountImpersonation?.email },
+      "service account token obtained",
+    );
     return token;
   }
 
@@ -315,7 +336,10 @@ export class TokenProvider {
       if (shared && shared.value !== this.#rejected) {
         this.#issued += 1;
         for (const w of this.#witnesses) w.accessToken(shared.value);
-        this.#log.info({ event: "token_from_file_cache", expiresAt: new Date(shared.expiresAt).toISOString() }, "access token reused from the file cache");
+        this.#log.info(
+          { event: "token_from_file_cache", expiresAt: new Date(shared.expiresAt).toISOString() },
+          "access token reused from the file cache",
+        );
         return shared;
       }
       // Subject token first: a job-side problem (missing permission, expired token) is the more actionable error,
@@ -324,14 +348,21 @@ export class TokenProvider {
       claims = subject.claims;
       const configuration = await retry(() => this.client());
       const { requestAccessToken } = await loadGrantLayer();
-      this.#log.debug({ event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint }, "grant started");
+      this.#log.debug(
+        { event: "grant_started", flow: this.config.authFlow, tokenEndpoint: configuration.serverMetadata().token_endpoint },
+        "grant started",
+      );
       const granted = await retry(async (attempt) => {
         // A retry after long waits must not present a token about to expire: mint a new one.
         if (attempt > 1 && subject.expiresAt !== undefined && subject.expiresAt - this.#now() < SUBJECT_TOKEN_MIN_VALIDITY_MS) {
           subject = await this.subjectToken();
           claims = subject.claims;
         }
-        return requestAccessToken(configuration, this.config, subject.token, { providerId: this.providerId, now: this.#now, presented: subject.claims });
+        return requestAccessToken(configuration, this.config, subject.token, {
+          providerId: this.providerId,
+          now: this.#now,
+          presented: subject.claims,
+        });
       });
       // Google: the federated token from STS buys the service account's token; only that one is kept.
       const accessToken = this.config.serviceAccountImpersonation ? await retry(() => this.impersonate(granted, subject.claims)) : granted;
@@ -358,7 +389,10 @@ export class TokenProvider {
       const level = key === this.#lastFailure ? "debug" : "error";
       this.#lastFailure = key;
       // On a refusal, the claims the IdP judged are what the user needs to fix the trust policy; they are not secret.
-      this.#log[level]({ event: "grant_failed", flow: this.config.authFlow, code: (err as CiAuthError).code, ...(claims ? { claims } : {}) }, reason);
+      this.#log[level](
+        { event: "grant_failed", flow: this.config.authFlow, code: (err as CiAuthError).code, ...(claims ? { claims } : {}) },
+        reason,
+      );
       throw err;
     }
   }

@@ -165,9 +165,12 @@ describe("examples of CI jobs", () => {
     if (!include) throw new Error("gitlab-ci.yml should include the component");
     expect(include.component).toMatch(/^\$CI_SERVER_FQDN\/[\w.-]+\/opencode-ci-auth\/opencode-run@\d+\.\d+\.\d+$/);
     // GitLab refuses an input the component does not declare, and requires those without a default.
-    const spec = (parseAllDocuments(await readFile(TEMPLATE, "utf8"))[0]?.toJS() as { spec: { inputs: Record<string, { default?: string } | null> } }).spec.inputs;
+    const spec = (
+      parseAllDocuments(await readFile(TEMPLATE, "utf8"))[0]?.toJS() as { spec: { inputs: Record<string, { default?: string } | null> } }
+    ).spec.inputs;
     for (const name of Object.keys(include.inputs)) expect(Object.keys(spec), `input ${name}`).toContain(name);
-    for (const [name, input] of Object.entries(spec)) if (input?.default === undefined) expect(include.inputs, `required input ${name}`).toHaveProperty(name);
+    for (const [name, input] of Object.entries(spec))
+      if (input?.default === undefined) expect(include.inputs, `required input ${name}`).toHaveProperty(name);
     expect(include.inputs["id-token-var"] ?? spec["id-token-var"]?.default).toBe(source.var);
     expect(include.inputs.audience).toBe(source.audience);
     expect(include.inputs.model).toMatch(/^miaou\//);

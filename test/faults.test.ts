@@ -91,7 +91,11 @@ describe("transient faults at the token endpoint are retried", () => {
     ["HTTP 502 with an OAuth body", { kind: "status", status: 502, body: { error: "temporarily_unavailable" } }, "HTTP 502"],
     ["a connection reset", { kind: "reset" }, "could not connect"],
     ["no answer (header timeout)", { kind: "hang" }, `no answer within ${STALL_S}s`],
-    ["a body that stalls past the timeout", { kind: "slow-body", ms: STALL_BODY_MS, status: 200, body: {} }, `no answer within ${STALL_S}s`],
+    [
+      "a body that stalls past the timeout",
+      { kind: "slow-body", ms: STALL_BODY_MS, status: 200, body: {} },
+      `no answer within ${STALL_S}s`,
+    ],
   ] as const)("%s, then success: one extra request, the token is the IdP's", async (_label, fault, summary) => {
     const { provider, log } = makeProvider({ timeoutSeconds: STALL_S });
     await provider.client(); // discovery first, so only token requests are counted
@@ -124,7 +128,9 @@ describe("transient faults at the token endpoint are retried", () => {
     expect(err).toBeInstanceOf(RetriesExhaustedError);
     expect(err).toMatchObject({ code: "ERR_GRANT_REQUEST", step: "grant", providerId: PROVIDER });
     expect((err as RetriesExhaustedError).attempts).toEqual(["HTTP 503", "HTTP 503", "HTTP 503"]);
-    expect(err.message).toMatch(/Gave up after 3 attempts in [\d.]+s \(retry\.maxAttempts is 3\): 1\) HTTP 503; 2\) HTTP 503; 3\) HTTP 503\./);
+    expect(err.message).toMatch(
+      /Gave up after 3 attempts in [\d.]+s \(retry\.maxAttempts is 3\): 1\) HTTP 503; 2\) HTTP 503; 3\) HTTP 503\./,
+    );
     expect(tokenRequests() - before).toBe(3);
     expect(sleeps).toEqual([250, 500]);
   });
@@ -181,15 +187,34 @@ describe("what is never retried", () => {
 
   it.each([
     ["non-JSON 200", (_a: { body: string }) => ({ body: "<html>login</html>", headers: { "content-type": "text/html" } }), /not JSON/],
-    ["a missing access_token", (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), access_token: undefined }) }), /"access_token" property must be a string \(OAUTH_INVALID_RESPONSE\)/],
-    ["token_type mac", (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), token_type: "mac" }) }), /token_type this plugin cannot send/],
-    ["a negative expires_in", (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), expires_in: -5 }) }), /"expires_in" property must be a non-negative number/],
-    ["a non-numeric expires_in", (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), expires_in: "abc" }) }), /"expires_in" property must be a number/],
+    [
+      "a missing access_token",
+      (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), access_token: undefined }) }),
+      /"access_token" property must be a string \(OAUTH_INVALID_RESPONSE\)/,
+    ],
+    [
+      "token_type mac",
+      (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), token_type: "mac" }) }),
+      /token_type this plugin cannot send/,
+    ],
+    [
+      "a negative expires_in",
+      (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), expires_in: -5 }) }),
+      /"expires_in" property must be a non-negative number/,
+    ],
+    [
+      "a non-numeric expires_in",
+      (a: { body: string }) => ({ body: JSON.stringify({ ...JSON.parse(a.body), expires_in: "abc" }) }),
+      /"expires_in" property must be a number/,
+    ],
   ])("garbage from the IdP (%s): a clear error, no retry, no header, no leak", async (_label, transform, message) => {
     const { provider } = makeProvider();
     await provider.client();
     const before = tokenRequests();
-    idpProxy().inject("/token", { kind: "rewrite", transform: (a) => ({ status: 200, headers: { ...a.headers, "content-type": "application/json" }, ...transform(a) }) });
+    idpProxy().inject("/token", {
+      kind: "rewrite",
+      transform: (a) => ({ status: 200, headers: { ...a.headers, "content-type": "application/json" }, ...transform(a) }),
+    });
     const err = await rejectionOf(provider.getToken());
     expect(err).toBeInstanceOf(TokenResponseError);
     expect(err.message).toMatch(message);
@@ -210,7 +235,10 @@ describe("discovery and the CI token service", () => {
       const { provider } = makeProvider();
       return new TokenProvider(PROVIDER, provider.config, {
         fetch: fetchImpl,
-        env: { ACTIONS_ID_TOKEN_REQUEST_URL: `${ciProxy.url}/_apis/token?api-version=2.0`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.requestToken },
+        env: {
+          ACTIONS_ID_TOKEN_REQUEST_URL: `${ciProxy.url}/_apis/token?api-version=2.0`,
+          ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.requestToken,
+        },
         logger: captureLogger().logger,
         retry: { sleep: async () => {} },
       });
@@ -241,7 +269,9 @@ describe("discovery and the CI token service", () => {
       const before = ciTokenRequests();
       ciProxy.inject("/_apis/token", { kind: "redirect", location: `${target.url}/_apis/token?api-version=2.0`, status: 302 });
       const err = await rejectionOf(provider.getToken());
-      expect(err.message).toMatch(/the GitHub token service at http:\/\/127\.0\.0\.1:\d+ answered a redirect \(HTTP 302\), which is not followed: the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL\./);
+      expect(err.message).toMatch(
+        /the GitHub token service at http:\/\/127\.0\.0\.1:\d+ answered a redirect \(HTTP 302\), which is not followed: the request token is only sent to ACTIONS_ID_TOKEN_REQUEST_URL\./,
+      );
       expect(err).toMatchObject({ code: "ERR_SUBJECT_TOKEN_REQUEST", transient: false });
       expect(ciTokenRequests() - before).toBe(1);
       expect(target.requests).toEqual([]);

@@ -20,7 +20,9 @@ describe("the package entry (dist/index.js, what opencode imports)", () => {
   });
 
   it("returns the config and chat.headers hooks", async () => {
-    const { default: plugin } = (await import(ENTRY)) as { default: (input: unknown, options?: unknown) => Promise<Record<string, unknown>> };
+    const { default: plugin } = (await import(ENTRY)) as {
+      default: (input: unknown, options?: unknown) => Promise<Record<string, unknown>>;
+    };
     const hooks = await plugin({}, { logLevel: "silent" });
     expect(typeof hooks.config).toBe("function");
     expect(typeof hooks["chat.headers"]).toBe("function");

@@ -7,7 +7,16 @@ import { Writable } from "node:stream";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { LOG_FORMAT_ENV, LOG_LEVEL_ENV, createLogger, formatPrettyLine, resolveLogFormat, resolveLogLevel, scrub, type LogLevel } from "../src/log.js";
+import {
+  LOG_FORMAT_ENV,
+  LOG_LEVEL_ENV,
+  createLogger,
+  formatPrettyLine,
+  resolveLogFormat,
+  resolveLogLevel,
+  scrub,
+  type LogLevel,
+} from "../src/log.js";
 import { startCiIssuer, type CiIssuer } from "./support/ci-issuer.js";
 
 const CENSOR = "[redacted]";
@@ -48,7 +57,24 @@ function opaqueToken(length = 40): string {
 const leaks = (text: string, secret: string) => text.includes(secret);
 
 describe("createLogger: secret fields are censored by name", () => {
-  const SECRET_FIELDS = ["accessToken", "access_token", "subjectToken", "subject_token", "clientSecret", "client_secret", "assertion", "client_assertion", "authorization", "Authorization", "requestToken", "refresh_token", "id_token", "privateKey", "token", "value"];
+  const SECRET_FIELDS = [
+    "accessToken",
+    "access_token",
+    "subjectToken",
+    "subject_token",
+    "clientSecret",
+    "client_secret",
+    "assertion",
+    "client_assertion",
+    "authorization",
+    "Authorization",
+    "requestToken",
+    "refresh_token",
+    "id_token",
+    "privateKey",
+    "token",
+    "value",
+  ];
 
   it.each(SECRET_FIELDS)("%s at the top level, nested one level and nested two levels", (field) => {
     // Short, word-like secrets: the scrubber would not catch them, only the field name can.
@@ -56,7 +82,10 @@ describe("createLogger: secret fields are censored by name", () => {
     const one = `one-${field}-s3`;
     const two = `two-${field}-s3`;
     const { logger, raw, last } = capture();
-    logger.info({ event: "e", [field]: top, request: { method: "POST", [field]: one }, outer: { inner: { kept: "yes", [field]: two } } }, "with secrets");
+    logger.info(
+      { event: "e", [field]: top, request: { method: "POST", [field]: one }, outer: { inner: { kept: "yes", [field]: two } } },
+      "with secrets",
+    );
     const text = raw();
     for (const secret of [top, one, two]) expect(leaks(text, secret), `${field} leaked`).toBe(false);
     const rec = last() as { [k: string]: unknown; request: Record<string, unknown>; outer: { inner: Record<string, unknown> } };
@@ -79,7 +108,9 @@ describe("createLogger: secret fields are censored by name", () => {
 
   it("censors in child loggers (how the plugin logs per provider)", () => {
     const { logger, raw, last } = capture();
-    logger.child({ provider: "miaou" }).warn({ subjectToken: "child-secret", headers: { authorization: "Bearer child-secret-2" } }, "child");
+    logger
+      .child({ provider: "miaou" })
+      .warn({ subjectToken: "child-secret", headers: { authorization: "Bearer child-secret-2" } }, "child");
     expect(leaks(raw(), "child-secret")).toBe(false);
     expect(last()).toMatchObject({ provider: "miaou", subjectToken: CENSOR, headers: { authorization: CENSOR }, msg: "child" });
   });
@@ -195,7 +226,7 @@ describe("scrub: ordinary text survives", () => {
     "ERR_SUBJECT_TOKEN_UNAVAILABLE",
     "the IdP refused the urn:ietf:params:oauth:grant-type:jwt-bearer grant (invalid_grant: audience mismatch).",
     "expires at 2031-03-04T05:06:07Z, 300 s from now",
-    "opencode-ci-auth: provider \"miaou\": github_actions subject token: the GitHub token service answered HTTP 401",
+    'opencode-ci-auth: provider "miaou": github_actions subject token: the GitHub token service answered HTTP 401',
   ];
 
   it.each(KEPT)("keeps %j unchanged, in scrub and in a logged message and field", (text) => {
@@ -279,7 +310,9 @@ describe("the pretty format (formatPrettyLine, applied to each JSON line pino wr
     log.logger.child({ provider: "miaou" }).warn({ event: "grant_retry", attempt: 2 }, "retrying the grant");
     log.logger.info("no provider here");
     const [first, second] = log.raw().split("\n").filter(Boolean).map(formatPrettyLine);
-    expect(first).toMatch(/^\[\d\d:\d\d:\d\d\] WARN: opencode-ci-auth \[miaou\]: retrying the grant \{"event":"grant_retry","attempt":2\}\n$/);
+    expect(first).toMatch(
+      /^\[\d\d:\d\d:\d\d\] WARN: opencode-ci-auth \[miaou\]: retrying the grant \{"event":"grant_retry","attempt":2\}\n$/,
+    );
     expect(second).toMatch(/^\[\d\d:\d\d:\d\d\] INFO: opencode-ci-auth: no provider here\n$/);
   });
 

@@ -31,7 +31,10 @@ afterAll(async () => {
 /** A logger of the packed library whose JSON lines are kept. */
 function captured() {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = lib.createLogger({ level: "debug", destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+  const logger = lib.createLogger({
+    level: "debug",
+    destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  });
   return { logger, lines };
 }
 
@@ -78,13 +81,18 @@ describe("the packed /lib", () => {
     await writeFile(tokenFile, await world.ci.mint({ aud: world.idp.issuer }));
     const before = world.idp.grants.length;
     const ok = parsed({ subjectTokenSource: { type: "exec", command: ["cat", tokenFile], audience: world.idp.issuer } });
-    const token = await lib.createTokenProvider("miaou", ok, { env: { PATH: process.env.PATH, OPENCODE_CI_AUTH_ALLOW_EXEC: "cat" }, logger: captured().logger }).getToken();
+    const token = await lib
+      .createTokenProvider("miaou", ok, { env: { PATH: process.env.PATH, OPENCODE_CI_AUTH_ALLOW_EXEC: "cat" }, logger: captured().logger })
+      .getToken();
     expect(token.tokenType).toBe("Bearer");
     expect(world.idp.grants.length - before).toBe(1);
 
     const failing = parsed({ subjectTokenSource: { type: "exec", command: ["cat", join(dir, "missing")], audience: world.idp.issuer } });
     const error = await lib
-      .createTokenProvider("miaou", failing, { env: { PATH: process.env.PATH, OPENCODE_CI_AUTH_ALLOW_EXEC: "cat" }, logger: captured().logger })
+      .createTokenProvider("miaou", failing, {
+        env: { PATH: process.env.PATH, OPENCODE_CI_AUTH_ALLOW_EXEC: "cat" },
+        logger: captured().logger,
+      })
       .getToken()
       .then(
         () => undefined,

@@ -25,7 +25,12 @@ function fakeTime() {
 }
 
 const transient = (summary: string, retryAfterMs?: number) =>
-  new SubjectTokenRequestError("github_actions", `the GitHub token service answered ${summary}`, { providerId: "miaou", transient: true, summary, retryAfterMs });
+  new SubjectTokenRequestError("github_actions", `the GitHub token service answered ${summary}`, {
+    providerId: "miaou",
+    transient: true,
+    summary,
+    retryAfterMs,
+  });
 
 /** An operation that fails with the given errors in turn, then succeeds. */
 function flaky(errors: Error[], result = "ok") {
@@ -42,7 +47,14 @@ function flaky(errors: Error[], result = "ok") {
 
 describe("backoffDelay (full jitter)", () => {
   it("stays below min(cap, base·2^(attempt−1)) and reaches it only as random → 1", () => {
-    for (const [attempt, bound] of [[1, 500], [2, 1000], [3, 2000], [4, 4000], [5, 8000], [6, 8000]] as const) {
+    for (const [attempt, bound] of [
+      [1, 500],
+      [2, 1000],
+      [3, 2000],
+      [4, 4000],
+      [5, 8000],
+      [6, 8000],
+    ] as const) {
       expect(backoffDelay(attempt, policy, () => 0)).toBe(0);
       expect(backoffDelay(attempt, policy, () => 0.999999)).toBe(bound - 1);
       expect(backoffDelay(attempt, policy, () => 0.5)).toBe(bound / 2);
@@ -104,7 +116,9 @@ describe("withRetry", () => {
       t.advance(9_000); // each attempt takes 9 s (e.g. a timeout)
       throw transient("no answer within 9s");
     };
-    const err = (await withRetry(slow, { ...policy, maxElapsedMs: 20_000 }, { ...t, random: () => 0.999 }).catch((e: unknown) => e)) as RetriesExhaustedError;
+    const err = (await withRetry(slow, { ...policy, maxElapsedMs: 20_000 }, { ...t, random: () => 0.999 }).catch(
+      (e: unknown) => e,
+    )) as RetriesExhaustedError;
     expect(err).toBeInstanceOf(RetriesExhaustedError);
     // 9 s, wait 0.5 s, 9 s (18.5 s), wait 1 s (19.5 s, inside), 9 s (28.5 s): the next wait would end past 20 s.
     // A started attempt runs its course, so the worst case is the budget plus one attempt.

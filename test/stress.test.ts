@@ -28,29 +28,29 @@
  *
  * Nothing here prints a token: diffs show fingerprints, the summary lines only counts and times.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import type { Config } from '@opencode-ai/plugin';
+import type { Config } from "@opencode-ai/plugin";
 
-import type { AccessToken } from '../src/grant/grant.js';
-import { createChatHeadersHook } from '../src/hooks/chat-headers.js';
-import { PLACEHOLDER_API_KEY, createConfigHook } from '../src/hooks/config.js';
-import { ProviderRegistry } from '../src/hooks/registry.js';
-import { oauth2Schema } from '../src/config/schema.js';
-import { DEFAULT_RETRY_POLICY } from '../src/retry.js';
-import { refreshAt } from '../src/cache/token-cache.js';
-import { TokenProvider } from '../src/token-provider.js';
-import { startCiIssuer } from './support/ci-issuer.js';
-import type { CiIssuer } from './support/ci-issuer.js';
-import { startProxiedIdp } from './support/fault-proxy.js';
-import type { ProxiedIdp } from './support/fault-proxy.js';
-import { captureLogger, expectNoLeak, fp } from './support/harness.js';
-import type { CapturedLog } from './support/harness.js';
-import { IDP_CLIENTS } from './support/idp.js';
-import { floorSecond, heapAfterGc, sleep, sleepUntil, tokenEndpointProbe } from './support/load.js';
-import type { TokenCall, TokenEndpointProbe } from './support/load.js';
-import { startModelServer } from './support/model-server.js';
-import type { ModelServer } from './support/model-server.js';
+import type { AccessToken } from "../src/grant/grant.js";
+import { createChatHeadersHook } from "../src/hooks/chat-headers.js";
+import { PLACEHOLDER_API_KEY, createConfigHook } from "../src/hooks/config.js";
+import { ProviderRegistry } from "../src/hooks/registry.js";
+import { oauth2Schema } from "../src/config/schema.js";
+import { DEFAULT_RETRY_POLICY } from "../src/retry.js";
+import { refreshAt } from "../src/cache/token-cache.js";
+import { TokenProvider } from "../src/token-provider.js";
+import { startCiIssuer } from "./support/ci-issuer.js";
+import type { CiIssuer } from "./support/ci-issuer.js";
+import { startProxiedIdp } from "./support/fault-proxy.js";
+import type { ProxiedIdp } from "./support/fault-proxy.js";
+import { captureLogger, expectNoLeak, fp } from "./support/harness.js";
+import type { CapturedLog } from "./support/harness.js";
+import { IDP_CLIENTS } from "./support/idp.js";
+import { floorSecond, heapAfterGc, sleep, sleepUntil, tokenEndpointProbe } from "./support/load.js";
+import type { TokenCall, TokenEndpointProbe } from "./support/load.js";
+import { startModelServer } from "./support/model-server.js";
+import type { ModelServer } from "./support/model-server.js";
 
 const PROVIDERS = 10;
 const WAVES = 10;
@@ -110,7 +110,8 @@ let phase2Done = false;
 const idp = () => proxied.idp;
 const at = (p: Provider) => registry.get(p.id)?.tokenProvider;
 /** Grant cycles a provider started since log line `from`: one `grant_started` each, whatever its retries. */
-const cyclesOf = (p: Provider, from: number) => log.lines.slice(from).filter((l) => l['event'] === 'grant_started' && l['provider'] === p.id).length;
+const cyclesOf = (p: Provider, from: number) =>
+  log.lines.slice(from).filter((l) => l["event"] === "grant_started" && l["provider"] === p.id).length;
 
 beforeAll(async () => {
   // CI tokens live 10 minutes: every grant of the run presents a fresh one well inside its life.
@@ -118,24 +119,30 @@ beforeAll(async () => {
   proxied = await startProxiedIdp({ ciIssuer: ci.issuer, ciJwksUrl: ci.jwksUrl });
   probe = tokenEndpointProbe(idp().tokenEndpoint);
   // Debug: each grant cycle logs grant_started, which counts the cycles per provider (cyclesOf).
-  log = captureLogger('debug');
+  log = captureLogger("debug");
   const servers = await Promise.all(
-    Array.from({ length: PROVIDERS }, (_, i) => startModelServer({ validateToken: (token) => idp().isValidAccessToken(token), models: [`m-p${i}`] })),
+    Array.from({ length: PROVIDERS }, (_, i) =>
+      startModelServer({ validateToken: (token) => idp().isValidAccessToken(token), models: [`m-p${i}`] }),
+    ),
   );
 
   const env = { ACTIONS_ID_TOKEN_REQUEST_URL: ci.requestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.requestToken };
   const oauth2 = (id: string) => ({
     issuer: idp().issuer,
     clientId: IDP_CLIENTS.none,
-    scopes: ['openid'],
-    authFlow: 'token_exchange',
+    scopes: ["openid"],
+    authFlow: "token_exchange",
     tokenExchangeAudience: [`urn:stress:${id}`],
-    subjectTokenSource: { type: 'github_actions', audience: idp().issuer },
+    subjectTokenSource: { type: "github_actions", audience: idp().issuer },
   });
   const provider: Record<string, { name: string; models: Record<string, unknown>; options: Record<string, unknown> }> = {};
   servers.forEach((server, i) => {
     const id = `p${i}`;
-    provider[id] = { name: `Stress ${id}`, models: { [`m-${id}`]: { name: `m-${id}` } }, options: { baseURL: server.baseURL, oauth2: oauth2(id) } };
+    provider[id] = {
+      name: `Stress ${id}`,
+      models: { [`m-${id}`]: { name: `m-${id}` } },
+      options: { baseURL: server.baseURL, oauth2: oauth2(id) },
+    };
   });
   registry = new ProviderRegistry();
   await createConfigHook(registry, {
@@ -152,9 +159,9 @@ beforeAll(async () => {
   servers.forEach((server, i) => {
     const id = `p${i}`;
     const options = provider[id]?.options ?? {};
-    expect(typeof options['fetch']).toBe('function');
-    expect(options['apiKey']).toBe(PLACEHOLDER_API_KEY);
-    providers.push({ id, audience: `urn:stress:${id}`, model: `m-${id}`, server, fetch: options['fetch'] as typeof globalThis.fetch });
+    expect(typeof options["fetch"]).toBe("function");
+    expect(options["apiKey"]).toBe(PLACEHOLDER_API_KEY);
+    providers.push({ id, audience: `urn:stress:${id}`, model: `m-${id}`, server, fetch: options["fetch"] as typeof globalThis.fetch });
     held.set(id, []);
   });
   // Models are listed: the config hook itself sent nothing.
@@ -163,7 +170,7 @@ beforeAll(async () => {
   // One grant outside the ten providers (its own audience, plain fetch, own discovery) pays the one-time costs
   // (the IdP fetching the CI JWKS, first-request compilation), so the first wave's grants are quick and the schedule
   // below can start them just after a second turns.
-  await new TokenProvider('warm-up', oauth2Schema.parse(oauth2('warm-up')), { env, logger: captureLogger('warn').logger }).getToken();
+  await new TokenProvider("warm-up", oauth2Schema.parse(oauth2("warm-up")), { env, logger: captureLogger("warn").logger }).getToken();
 
   // Calibration: one wave of first grants, as phase 1 starts with, timed on this machine as it is now. The token
   // lifetimes follow from it (see ttl1S, ttl2S). Its tokens are then forgotten, so phase 1 starts from nothing again.
@@ -181,7 +188,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  if (summary.length > 0) console.log(`stress: ${summary.join('; ')}`);
+  if (summary.length > 0) console.log(`stress: ${summary.join("; ")}`);
   await Promise.all(providers.map((p) => p.server.close()));
   await proxied?.close();
   await ci?.close();
@@ -191,13 +198,13 @@ afterAll(async () => {
 async function request(p: Provider): Promise<Outcome> {
   const outcome: Outcome = { provider: p.id, header: undefined, status: undefined, error: undefined };
   try {
-    const output = { headers: { 'User-Agent': 'opencode-stress' } as Record<string, string> };
+    const output = { headers: { "User-Agent": "opencode-stress" } as Record<string, string> };
     await chatHeaders({ model: { providerID: p.id } }, output);
-    outcome.header = output.headers['Authorization'];
+    outcome.header = output.headers["Authorization"];
     const response = await p.fetch(`${p.server.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { ...output.headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: p.model, messages: [{ role: 'user', content: 'ping' }] }),
+      method: "POST",
+      headers: { ...output.headers, "content-type": "application/json" },
+      body: JSON.stringify({ model: p.model, messages: [{ role: "user", content: "ping" }] }),
     });
     outcome.status = response.status;
     await response.arrayBuffer();
@@ -252,7 +259,10 @@ function checkModelServers(since: Map<string, number>, perProvider: number, allo
 }
 
 const okCalls = (p: Provider, calls: readonly TokenCall[]) => calls.filter((c) => c.key === p.audience && c.status === 200);
-const idpGrants = (p: Provider, from = 0) => idp().grants.slice(from).filter((g) => g.audience === p.audience);
+const idpGrants = (p: Provider, from = 0) =>
+  idp()
+    .grants.slice(from)
+    .filter((g) => g.audience === p.audience);
 const heldToken = (p: Provider): AccessToken => {
   const token = at(p)?.peek();
   if (!token) throw new Error(`${p.id} holds no fresh token`);
@@ -260,8 +270,8 @@ const heldToken = (p: Provider): AccessToken => {
 };
 const tokensOf = (id: string) => held.get(id) ?? [];
 
-describe('10 providers under bounded load', () => {
-  it('phase 1: 1,000 requests in 10 waves through a real expiry; 2 grants per provider, no 401', async () => {
+describe("10 providers under bounded load", () => {
+  it("phase 1: 1,000 requests in 10 waves through a real expiry; 2 grants per provider, no 401", async () => {
     idp().setAccessTokenTtl(ttl1S);
     const since = marks();
     const grantsFrom = idp().grants.length;
@@ -319,7 +329,14 @@ describe('10 providers under bounded load', () => {
     // Waves 0-4 all used the first token, the waves after the expiry all the second (the refresh wave may use both).
     const tokenOf = (o: Outcome) => tokensOf(o.provider).findIndex((t) => o.header === `Bearer ${t.value}`);
     expect([...new Set(waves.slice(0, 5).flat().map(tokenOf))]).toEqual([0]);
-    expect([...new Set(waves.slice(5 + late.length).flat().map(tokenOf))]).toEqual([1]);
+    expect([
+      ...new Set(
+        waves
+          .slice(5 + late.length)
+          .flat()
+          .map(tokenOf),
+      ),
+    ]).toEqual([1]);
 
     for (const p of providers) {
       const [one, two] = tokensOf(p.id);
@@ -331,26 +348,28 @@ describe('10 providers under bounded load', () => {
       expect(cyclesOf(p, logFrom)).toBe(2);
       expect(probe.maxInFlight(p.audience)).toBe(1);
       // A real expiry happened: the first token is dead at the IdP, the second alive.
-      expect(await idp().isValidAccessToken(one?.value ?? '')).toBe(false);
-      expect(await idp().isValidAccessToken(two?.value ?? '')).toBe(true);
+      expect(await idp().isValidAccessToken(one?.value ?? "")).toBe(false);
+      expect(await idp().isValidAccessToken(two?.value ?? "")).toBe(true);
     }
     // 20 distinct tokens, all the IdP's; one discovery shared by all providers; one fresh CI token per grant.
     const all = [...held.values()].flat().map((t) => t.value);
     expect(new Set(all).size).toBe(2 * PROVIDERS);
     expect(all.every((v) => idp().issuedTokens.has(v))).toBe(true);
-    expect(proxied.proxy.requests.slice(proxyFromCalibration).filter((r) => r.path.startsWith('/.well-known/openid-configuration'))).toHaveLength(1);
-    expect(ci.requests.slice(ciFrom).filter((r) => r.path === '/_apis/token')).toHaveLength(2 * PROVIDERS);
+    expect(
+      proxied.proxy.requests.slice(proxyFromCalibration).filter((r) => r.path.startsWith("/.well-known/openid-configuration")),
+    ).toHaveLength(1);
+    expect(ci.requests.slice(ciFrom).filter((r) => r.path === "/_apis/token")).toHaveLength(2 * PROVIDERS);
 
     const rel = (t: number) => ((t - t0) / 1000).toFixed(2);
     summary.push(
-      `calibration wave ${calibrationMs}ms, lifetimes ${ttl1S}s/${ttl2S}s, phase 1 ${rel(t1)}s, waves at [${startedAt.map(rel).join(', ')}]s, first expiry ${rel(idpExpiry1)}-${rel(expiresMax)}s, ` +
-        `first grants ${Math.max(...first.map((t) => t.issuedAt - t0))}ms, refreshed ${background ? 'in the background' : 'after expiry'}`,
+      `calibration wave ${calibrationMs}ms, lifetimes ${ttl1S}s/${ttl2S}s, phase 1 ${rel(t1)}s, waves at [${startedAt.map(rel).join(", ")}]s, first expiry ${rel(idpExpiry1)}-${rel(expiresMax)}s, ` +
+        `first grants ${Math.max(...first.map((t) => t.issuedAt - t0))}ms, refreshed ${background ? "in the background" : "after expiry"}`,
     );
     phase1Done = true;
   }, 300_000);
 
-  it('phase 2: an IdP outage inside the refresh window fails no request; refreshes stay single flight; one grant recovers each', async () => {
-    expect(phase1Done, 'phase 1 must pass first: phase 2 starts from its tokens').toBe(true);
+  it("phase 2: an IdP outage inside the refresh window fails no request; refreshes stay single flight; one grant recovers each", async () => {
+    expect(phase1Done, "phase 1 must pass first: phase 2 starts from its tokens").toBe(true);
     const inHand = providers.map((p) => tokensOf(p.id)[1] as AccessToken);
     const lastOk = (p: Provider) => okCalls(p, probe.calls).at(-1) as TokenCall;
     // Wall clock: a lower bound of the IdP expiry of the tokens in hand.
@@ -362,14 +381,14 @@ describe('10 providers under bounded load', () => {
     // and well before the IdP's expiry; this leaves about 5 s.
     const windowFrom = Date.now();
     const deadline = Math.min(Math.min(...inHand.map((t) => t.expiresAt)) - skew, idpExpiry2) - GUARD_MS;
-    expect(deadline - windowFrom, 'the refresh window is too short for the outage phase').toBeGreaterThan(2_000);
+    expect(deadline - windowFrom, "the refresh window is too short for the outage phase").toBeGreaterThan(2_000);
 
     const since = marks();
     const grantsFrom = idp().grants.length;
     const callsFrom = probe.calls.length;
     const logFrom = log.lines.length;
     const proxyFrom = proxied.proxy.requests.length;
-    proxied.proxy.outage('/token', { kind: 'status', status: 503, body: 'maintenance' });
+    proxied.proxy.outage("/token", { kind: "status", status: 503, body: "maintenance" });
     const t0 = Date.now();
     const outcomes: Outcome[] = [];
     // Bounded twice: 10 waves at most, and none starts after the deadline.
@@ -387,7 +406,7 @@ describe('10 providers under bounded load', () => {
     const outageEnd = probe.calls.length;
     const proxyEnd = proxied.proxy.requests.length;
     idp().setAccessTokenTtl(600);
-    proxied.proxy.outage('/token', undefined);
+    proxied.proxy.outage("/token", undefined);
     const recovered = (p: Provider) => {
       const now = at(p)?.peek();
       return now !== undefined && now.value !== tokensOf(p.id)[1]?.value;
@@ -418,9 +437,9 @@ describe('10 providers under bounded load', () => {
       expect(mine.filter((c) => c.status !== 503 && c.status !== 200)).toEqual([]);
     }
     expect(outageCalls.length).toBeLessThanOrEqual(MAX_ATTEMPTS * PROVIDERS * WAVES);
-    expect(proxied.proxy.requests.slice(proxyFrom, proxyEnd).filter((r) => r.path === '/token' && r.fault !== 'status')).toEqual([]);
-    const stale = log.lines.slice(logFrom).filter((l) => l['event'] === 'refresh_failed_serving_cached');
-    expect(new Set(stale.map((l) => l['provider']))).toEqual(new Set(providers.map((p) => p.id)));
+    expect(proxied.proxy.requests.slice(proxyFrom, proxyEnd).filter((r) => r.path === "/token" && r.fault !== "status")).toEqual([]);
+    const stale = log.lines.slice(logFrom).filter((l) => l["event"] === "refresh_failed_serving_cached");
+    expect(new Set(stale.map((l) => l["provider"]))).toEqual(new Set(providers.map((p) => p.id)));
 
     // Recovery: exactly one more successful grant per provider, and the new token is what it now holds.
     expect(providers.filter((p) => !recovered(p)).map((p) => p.id)).toEqual([]);
@@ -449,19 +468,19 @@ describe('10 providers under bounded load', () => {
       [
         ...[...idp().issuedTokens].map((value, i) => ({ label: `access token #${i}`, value })),
         ...ci.tokensIssued.map((value, i) => ({ label: `CI token #${i}`, value })),
-        { label: 'request token', value: ci.requestToken },
+        { label: "request token", value: ci.requestToken },
       ],
     );
     phase2Done = true;
   }, 120_000);
 
-  it('memory stays flat: no per-request retention on the cached path', async () => {
-    expect(phase2Done, 'runs on the long-lived tokens phase 2 ends with').toBe(true);
+  it("memory stays flat: no per-request retention on the cached path", async () => {
+    expect(phase2Done, "runs on the long-lived tokens phase 2 ends with").toBe(true);
     // Every call below must find a fresh token (on the plugin's clock), and the whole phase is bounded in time.
     const refreshFirst = Math.min(...providers.map((p) => refreshAt(tokensOf(p.id)[2] as AccessToken)));
     const deadline = Math.min(refreshFirst - skew, Date.now() + 15_000);
     const inTime = () => {
-      if (Date.now() >= deadline) throw new Error('the memory phase ran out of time');
+      if (Date.now() >= deadline) throw new Error("the memory phase ran out of time");
     };
     const grantsFrom = idp().grants.length;
     const logFrom = log.lines.length;
@@ -473,7 +492,7 @@ describe('10 providers under bounded load', () => {
           Array.from({ length: WAVE_SIZE }, async (_, k) => {
             const output = { headers: {} as Record<string, string> };
             await chatHeaders({ model: { providerID: (providers[k % PROVIDERS] as Provider).id } }, output);
-            if (!output.headers['Authorization']?.startsWith('Bearer ')) failures += 1;
+            if (!output.headers["Authorization"]?.startsWith("Bearer ")) failures += 1;
           }),
         );
       }
@@ -511,7 +530,7 @@ describe('10 providers under bounded load', () => {
 
     expect(failures).toBe(0);
     expect(idp().grants.length).toBe(grantsFrom); // all of it from the cache
-    expect(log.lines.slice(logFrom).filter((l) => (l['level'] as number) >= 30)).toEqual([]); // the cached path logs nothing at info
+    expect(log.lines.slice(logFrom).filter((l) => (l["level"] as number) >= 30)).toEqual([]); // the cached path logs nothing at info
     // Per call over the whole run; chat.headers alone (its cached path keeps nothing); whole requests alone, whose
     // figure moves by up to ~300 bytes between runs (connection pools, parser buffers, both ends being in this
     // process): the bound catches a Response kept per request (~4.5 KB), not a lone Headers object (~0.4 KB).

@@ -3,16 +3,16 @@
  * Actions token service → the real oidc-provider IdP. A job whose claims do not match never reaches the IdP and
  * fails with the claim table; a matching job gets its token.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
-import { oauth2Schema } from '../src/config/schema.js';
-import type { OAuth2Input } from '../src/config/schema.js';
-import { SubjectTokenClaimsError } from '../src/errors.js';
-import { TokenProvider } from '../src/token-provider.js';
-import { captureLogger, expectNoLeak, recordingFetch, rejectionOf } from './support/harness.js';
-import { IDP_CLIENTS } from './support/idp.js';
-import { startWorld } from './support/world.js';
-import type { World } from './support/world.js';
+import { oauth2Schema } from "../src/config/schema.js";
+import type { OAuth2Input } from "../src/config/schema.js";
+import { SubjectTokenClaimsError } from "../src/errors.js";
+import { TokenProvider } from "../src/token-provider.js";
+import { captureLogger, expectNoLeak, recordingFetch, rejectionOf } from "./support/harness.js";
+import { IDP_CLIENTS } from "./support/idp.js";
+import { startWorld } from "./support/world.js";
+import type { World } from "./support/world.js";
 
 let world: World;
 
@@ -29,18 +29,18 @@ afterEach(() => {
 });
 
 function makeProvider(input: Partial<OAuth2Input>) {
-  const log = captureLogger('trace');
+  const log = captureLogger("trace");
   const rec = recordingFetch();
   const config = oauth2Schema.parse({
     issuer: world.idp.issuer,
     clientId: IDP_CLIENTS.none,
-    scopes: ['models.read'],
-    subjectTokenSource: { type: 'github_actions', audience: world.idp.issuer },
+    scopes: ["models.read"],
+    subjectTokenSource: { type: "github_actions", audience: world.idp.issuer },
     ...input,
   });
   const env = { ACTIONS_ID_TOKEN_REQUEST_URL: world.ci.requestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: world.ci.requestToken };
   // Default retry policy (4 attempts): a claims failure that were retried would show up as more CI token requests.
-  const provider = new TokenProvider('miaou', config, { env, fetch: rec.fetch, logger: log.logger });
+  const provider = new TokenProvider("miaou", config, { env, fetch: rec.fetch, logger: log.logger });
   return { provider, log, calls: rec.calls };
 }
 
@@ -48,20 +48,20 @@ function secrets() {
   return [
     ...world.ci.tokensIssued.flatMap((value, i) => [
       { label: `CI token #${i}`, value },
-      { label: `CI token #${i} signature`, value: value.split('.')[2] ?? '' },
+      { label: `CI token #${i} signature`, value: value.split(".")[2] ?? "" },
     ]),
     ...[...world.idp.issuedTokens].map((value, i) => ({ label: `access token #${i}`, value })),
-    { label: 'ACTIONS_ID_TOKEN_REQUEST_TOKEN', value: world.ci.requestToken },
+    { label: "ACTIONS_ID_TOKEN_REQUEST_TOKEN", value: world.ci.requestToken },
   ];
 }
 
-const ciTokenRequests = () => world.ci.requests.filter((r) => r.path === '/_apis/token').length;
+const ciTokenRequests = () => world.ci.requests.filter((r) => r.path === "/_apis/token").length;
 
-describe('expectClaims enforced by the token provider', () => {
-  const expectClaims = { repository: 'acme/*', ref: 'refs/heads/main' };
+describe("expectClaims enforced by the token provider", () => {
+  const expectClaims = { repository: "acme/*", ref: "refs/heads/main" };
 
-  it('a job on the wrong branch fails with SubjectTokenClaimsError holding the table, and the IdP receives no grant', async () => {
-    world.ci.claims = { ref: 'refs/heads/feature-x' };
+  it("a job on the wrong branch fails with SubjectTokenClaimsError holding the table, and the IdP receives no grant", async () => {
+    world.ci.claims = { ref: "refs/heads/feature-x" };
     const { provider, log, calls } = makeProvider({ expectClaims });
     const grantsBefore = world.idp.grants.length;
     const ciBefore = ciTokenRequests();
@@ -70,40 +70,46 @@ describe('expectClaims enforced by the token provider', () => {
 
     expect(err).toBeInstanceOf(SubjectTokenClaimsError);
     const claimsError = err as SubjectTokenClaimsError;
-    expect(claimsError.code).toBe('ERR_SUBJECT_TOKEN_CLAIMS');
-    expect(claimsError.step).toBe('subject-token');
-    expect(claimsError.providerId).toBe('miaou');
-    expect(claimsError.table.split('\n')).toEqual([
-      '  repository  acme/app              ✓ acme/*',
-      '  ref         refs/heads/feature-x  ✗ expected refs/heads/main',
+    expect(claimsError.code).toBe("ERR_SUBJECT_TOKEN_CLAIMS");
+    expect(claimsError.step).toBe("subject-token");
+    expect(claimsError.providerId).toBe("miaou");
+    expect(claimsError.table.split("\n")).toEqual([
+      "  repository  acme/app              ✓ acme/*",
+      "  ref         refs/heads/feature-x  ✗ expected refs/heads/main",
     ]);
-    expect(claimsError.message).toContain(`opencode-ci-auth: provider "miaou": github_actions subject token: the job's claims do not match oauth2.expectClaims`);
-    expect(claimsError.message).toContain('(nothing was sent):\n  repository  acme/app              ✓ acme/*\n  ref         refs/heads/feature-x  ✗ expected refs/heads/main\n');
-    expect(claimsError.message).toContain('Run the job where the policy allows');
+    expect(claimsError.message).toContain(
+      `opencode-ci-auth: provider "miaou": github_actions subject token: the job's claims do not match oauth2.expectClaims`,
+    );
+    expect(claimsError.message).toContain(
+      "(nothing was sent):\n  repository  acme/app              ✓ acme/*\n  ref         refs/heads/feature-x  ✗ expected refs/heads/main\n",
+    );
+    expect(claimsError.message).toContain("Run the job where the policy allows");
 
     // Nothing reached the IdP: no grant recorded there, no request to its token endpoint (discovery neither).
     expect(world.idp.grants.length).toBe(grantsBefore);
     expect(calls.filter((c) => c.url.startsWith(world.idp.issuer))).toEqual([]);
     // A claims mismatch is final: not retried (one CI token, not four).
     expect(ciTokenRequests() - ciBefore).toBe(1);
-    expect(log.lines.some((l) => l['event'] === 'grant_failed' && l['code'] === 'ERR_SUBJECT_TOKEN_CLAIMS')).toBe(true);
+    expect(log.lines.some((l) => l["event"] === "grant_failed" && l["code"] === "ERR_SUBJECT_TOKEN_CLAIMS")).toBe(true);
     expectNoLeak([err.message, log.text()], secrets());
   });
 
-  it('a matching job gets a token from the IdP', async () => {
+  it("a matching job gets a token from the IdP", async () => {
     const { provider, log } = makeProvider({ expectClaims });
     const grantsBefore = world.idp.grants.length;
 
     const token = await provider.getToken();
 
     expect(await world.idp.isValidAccessToken(token.value)).toBe(true);
-    expect(world.idp.grants.slice(grantsBefore)).toEqual([expect.objectContaining({ ok: true, clientId: IDP_CLIENTS.none, repository: 'acme/app' })]);
+    expect(world.idp.grants.slice(grantsBefore)).toEqual([
+      expect.objectContaining({ ok: true, clientId: IDP_CLIENTS.none, repository: "acme/app" }),
+    ]);
     expectNoLeak([log.text()], secrets());
   });
 
-  it('a list of patterns lets a tag through, and an array aud matches any of its values', async () => {
-    world.ci.claims = { ref: 'refs/tags/v1.2.0' };
-    const { provider } = makeProvider({ expectClaims: { ref: ['refs/heads/main', 'refs/tags/v*'], aud: world.idp.issuer } });
+  it("a list of patterns lets a tag through, and an array aud matches any of its values", async () => {
+    world.ci.claims = { ref: "refs/tags/v1.2.0" };
+    const { provider } = makeProvider({ expectClaims: { ref: ["refs/heads/main", "refs/tags/v*"], aud: world.idp.issuer } });
     const grantsBefore = world.idp.grants.length;
 
     const token = await provider.getToken();
@@ -112,16 +118,16 @@ describe('expectClaims enforced by the token provider', () => {
     expect(world.idp.grants.length).toBe(grantsBefore + 1);
   });
 
-  it('a claim the token lacks fails as (missing), before the IdP', async () => {
-    const { provider } = makeProvider({ expectClaims: { repository: 'acme/app', environment: 'production' } });
+  it("a claim the token lacks fails as (missing), before the IdP", async () => {
+    const { provider } = makeProvider({ expectClaims: { repository: "acme/app", environment: "production" } });
     const grantsBefore = world.idp.grants.length;
 
     const err = await rejectionOf(provider.getToken());
 
     expect(err).toBeInstanceOf(SubjectTokenClaimsError);
-    expect((err as SubjectTokenClaimsError).table.split('\n')).toEqual([
-      '  repository   acme/app   ✓ acme/app',
-      '  environment  (missing)  ✗ expected production',
+    expect((err as SubjectTokenClaimsError).table.split("\n")).toEqual([
+      "  repository   acme/app   ✓ acme/app",
+      "  environment  (missing)  ✗ expected production",
     ]);
     expect(world.idp.grants.length).toBe(grantsBefore);
   });

@@ -22,7 +22,10 @@ export function createShellEnvHook(secrets: AgentSecrets, logger: Logger) {
     Object.assign(output.env, blanked);
     if (!logged && Object.keys(blanked).length > 0) {
       logged = true;
-      logger.info({ event: "shell_env_blanked", variables: Object.keys(blanked) }, `blanked in the agent's shell: ${Object.keys(blanked).join(", ")}`);
+      logger.info(
+        { event: "shell_env_blanked", variables: Object.keys(blanked) },
+        `blanked in the agent's shell: ${Object.keys(blanked).join(", ")}`,
+      );
     }
   };
 }

@@ -12,7 +12,11 @@ const APP_DIR = "opencode-ci-auth";
  * is resolved from the current directory; a relative XDG_CACHE_HOME or LOCALAPPDATA is ignored (the XDG spec
  * says so). `platform` exists for tests.
  */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, home: string = homedir(), platform: NodeJS.Platform = process.platform): string {
+export function defaultCacheDir(
+  env: NodeJS.ProcessEnv = process.env,
+  home: string = homedir(),
+  platform: NodeJS.Platform = process.platform,
+): string {
   const p = platform === "win32" ? path.win32 : path.posix;
   const override = env[CACHE_DIR_ENV]?.trim();
   if (override) return p.isAbsolute(override) ? p.normalize(override) : path.resolve(override);
@@ -24,4 +28,3 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, home: stri
   }
   return p.join(home, ".cache", APP_DIR);
 }
-

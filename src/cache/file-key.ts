@@ -55,7 +55,8 @@ export function tokenCacheKey(input: TokenCacheKeyInput): string {
   if (typeof input.source?.identity !== "string" || input.source.identity.trim() === "") {
     throw new TypeError("tokenCacheKey: source.identity must be a non-empty string that identifies the job");
   }
-  if (typeof input.clientId !== "string" || input.clientId === "") throw new TypeError("tokenCacheKey: clientId must be a non-empty string");
+  if (typeof input.clientId !== "string" || input.clientId === "")
+    throw new TypeError("tokenCacheKey: clientId must be a non-empty string");
   const material = {
     // Domain separation: a change of what the key means changes every key.
     kind: "opencode-ci-auth/access-token",
@@ -69,9 +70,11 @@ export function tokenCacheKey(input: TokenCacheKeyInput): string {
     tokenExchangeResource: asSet(input.tokenExchangeResource),
     requestedTokenType: input.requestedTokenType,
     subjectTokenType: input.subjectTokenType,
-    serviceAccount: input.serviceAccountImpersonation && { email: input.serviceAccountImpersonation.email, scopes: asSet(input.serviceAccountImpersonation.scopes) },
+    serviceAccount: input.serviceAccountImpersonation && {
+      email: input.serviceAccountImpersonation.email,
+      scopes: asSet(input.serviceAccountImpersonation.scopes),
+    },
     source: { type: input.source.type, identity: input.source.identity },
   };
   return createHash("sha256").update(canonicalJson(material), "utf8").digest("hex");
 }
-

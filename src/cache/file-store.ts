@@ -88,7 +88,8 @@ function parseEntry(text: string, key: string): AccessToken | Miss {
   const { accessToken, tokenType, issuedAt, expiresAt, expirySource, scope } = data;
   if (typeof accessToken !== "string" || accessToken.length === 0) return { miss: "the cache file has no access token" };
   if (tokenType !== "Bearer") return { miss: "the cache file's token type is not Bearer" };
-  if (!isEpochMs(issuedAt) || !isEpochMs(expiresAt) || expiresAt < issuedAt) return { miss: "the cache file's issuedAt/expiresAt are invalid" };
+  if (!isEpochMs(issuedAt) || !isEpochMs(expiresAt) || expiresAt < issuedAt)
+    return { miss: "the cache file's issuedAt/expiresAt are invalid" };
   if (typeof expirySource !== "string" || !EXPIRY_SOURCES.has(expirySource)) return { miss: "the cache file's expirySource is invalid" };
   if (scope !== undefined && scope !== null && typeof scope !== "string") return { miss: "the cache file's scope is invalid" };
   return {
@@ -139,7 +140,10 @@ export class FileTokenCache {
       else this.#log.debug(fields, `file token cache miss: ${result.miss}`);
       return undefined;
     }
-    this.#log.debug({ event: "file_cache_hit", dir: this.dir, keyPrefix, expiresAt: new Date(result.expiresAt).toISOString() }, "access token read from the file cache");
+    this.#log.debug(
+      { event: "file_cache_hit", dir: this.dir, keyPrefix, expiresAt: new Date(result.expiresAt).toISOString() },
+      "access token read from the file cache",
+    );
     return result;
   }
 
@@ -154,7 +158,10 @@ export class FileTokenCache {
     try {
       const refused = this.#unwritable(key, token);
       if (refused) {
-        this.#log[refused.warn ? "warn" : "debug"]({ event: "file_cache_write_skipped", dir: this.dir, keyPrefix }, `access token not written to the file cache: ${refused.miss}`);
+        this.#log[refused.warn ? "warn" : "debug"](
+          { event: "file_cache_write_skipped", dir: this.dir, keyPrefix },
+          `access token not written to the file cache: ${refused.miss}`,
+        );
         return;
       }
       const dirProblem = await this.#prepareDir();
@@ -163,7 +170,10 @@ export class FileTokenCache {
         return;
       }
       await this.#writeFile(key, token);
-      this.#log.debug({ event: "file_cache_written", dir: this.dir, keyPrefix, expiresAt: new Date(token.expiresAt).toISOString() }, "access token written to the file cache");
+      this.#log.debug(
+        { event: "file_cache_written", dir: this.dir, keyPrefix, expiresAt: new Date(token.expiresAt).toISOString() },
+        "access token written to the file cache",
+      );
     } catch (err) {
       this.#log.warn(
         { event: "file_cache_write_failed", dir: this.dir, keyPrefix, code: errnoOf(err) },
@@ -188,7 +198,9 @@ export class FileTokenCache {
     try {
       dirStat = await lstat(this.dir);
     } catch (err) {
-      return errnoOf(err) === "ENOENT" ? { miss: "the cache directory does not exist" } : { miss: `the cache directory cannot be read (${describeCause(err)})`, warn: true };
+      return errnoOf(err) === "ENOENT"
+        ? { miss: "the cache directory does not exist" }
+        : { miss: `the cache directory cannot be read (${describeCause(err)})`, warn: true };
     }
     if (dirStat.isSymbolicLink()) return { miss: "the cache directory is a symbolic link", warn: true };
     if (!dirStat.isDirectory()) return { miss: "the cache directory path is not a directory", warn: true };
@@ -227,15 +239,18 @@ export class FileTokenCache {
     if ("miss" in parsed) return parsed;
     const now = this.#now();
     if (parsed.expiresAt <= now) return { miss: "the cached token has expired" };
-    if (parsed.expiresAt - now < minValidityMs) return { miss: `the cached token expires in less than ${Math.round(minValidityMs / 1000)} s` };
+    if (parsed.expiresAt - now < minValidityMs)
+      return { miss: `the cached token expires in less than ${Math.round(minValidityMs / 1000)} s` };
     return parsed;
   }
 
   /** Why this token must not be written, if so. */
   #unwritable(key: string, token: AccessToken): Miss | undefined {
     if (!KEY_PATTERN.test(key)) return { miss: "the key is not a sha256 hex digest", warn: true };
-    if (typeof token?.value !== "string" || token.value.length === 0 || token.tokenType !== "Bearer") return { miss: "not a Bearer access token", warn: true };
-    if (!isEpochMs(token.issuedAt) || !isEpochMs(token.expiresAt) || !EXPIRY_SOURCES.has(token.expirySource)) return { miss: "the token's expiry data is invalid", warn: true };
+    if (typeof token?.value !== "string" || token.value.length === 0 || token.tokenType !== "Bearer")
+      return { miss: "not a Bearer access token", warn: true };
+    if (!isEpochMs(token.issuedAt) || !isEpochMs(token.expiresAt) || !EXPIRY_SOURCES.has(token.expirySource))
+      return { miss: "the token's expiry data is invalid", warn: true };
     if (token.expiresAt <= this.#now()) return { miss: "the token has already expired" };
     return undefined;
   }
@@ -270,10 +285,14 @@ export class FileTokenCache {
     try {
       const st = await handle.stat();
       const uid = process.getuid?.();
-      if (uid !== undefined && st.uid !== uid) return `the cache directory is owned by uid ${st.uid}, not by this user (uid ${uid}); refusing to use it`;
+      if (uid !== undefined && st.uid !== uid)
+        return `the cache directory is owned by uid ${st.uid}, not by this user (uid ${uid}); refusing to use it`;
       if ((st.mode & 0o777) !== 0o700) {
         await handle.chmod(0o700);
-        this.#log.info({ event: "file_cache_dir_tightened", dir: this.dir, from: octal(st.mode), to: "0700" }, "file token cache directory permissions set to 0700");
+        this.#log.info(
+          { event: "file_cache_dir_tightened", dir: this.dir, from: octal(st.mode), to: "0700" },
+          "file token cache directory permissions set to 0700",
+        );
       }
       return undefined;
     } finally {

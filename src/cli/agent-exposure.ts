@@ -20,7 +20,11 @@ export function bashToolEnabled(config: OpencodeConfig): boolean {
 }
 
 /** The one-line warning, or undefined when there is nothing to warn about. */
-export function agentExposureWarning(config: OpencodeConfig, env: NodeJS.ProcessEnv, extraCredentialEnv: readonly string[] = []): string | undefined {
+export function agentExposureWarning(
+  config: OpencodeConfig,
+  env: NodeJS.ProcessEnv,
+  extraCredentialEnv: readonly string[] = [],
+): string | undefined {
   const present = [...new Set([...EVERY_PLATFORM_CREDENTIAL_ENV, ...extraCredentialEnv])].filter((name) => env[name]);
   if (present.length === 0 || !bashToolEnabled(config)) return undefined;
   const inherit = (env[SHELL_ENV_MODE_ENV] ?? "").trim().toLowerCase() === "inherit";

@@ -15,7 +15,8 @@ import { dirname, join, resolve } from "node:path";
 import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { substituteEnvReferences } from "../config/env-references.js";
 
-export type ConfigOrigin = "--config" | "global" | "OPENCODE_CONFIG" | "project" | ".opencode" | "OPENCODE_CONFIG_DIR" | "OPENCODE_CONFIG_CONTENT";
+export type ConfigOrigin =
+  "--config" | "global" | "OPENCODE_CONFIG" | "project" | ".opencode" | "OPENCODE_CONFIG_DIR" | "OPENCODE_CONFIG_CONTENT";
 
 export interface ConfigSource {
   origin: ConfigOrigin;
@@ -67,11 +68,17 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function readSource(origin: ConfigOrigin, path: string, env: NodeJS.ProcessEnv): Promise<{ source: ConfigSource; value?: Record<string, unknown> }> {
+async function readSource(
+  origin: ConfigOrigin,
+  path: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ source: ConfigSource; value?: Record<string, unknown> }> {
   try {
     // As opencode does: `{env:VAR}` in the file's text, once, before parsing.
     const parsed = parseJsonc(substituteEnvReferences(await readFile(path, "utf8"), env));
-    return parsed.value ? { source: { origin, path }, value: parsed.value } : { source: { origin, path, error: parsed.error ?? "unreadable" } };
+    return parsed.value
+      ? { source: { origin, path }, value: parsed.value }
+      : { source: { origin, path, error: parsed.error ?? "unreadable" } };
   } catch (err) {
     return { source: { origin, path, error: (err as NodeJS.ErrnoException).code ?? "unreadable" } };
   }
@@ -90,12 +97,16 @@ async function projectDirs(cwd: string): Promise<string[]> {
 async function candidates(cwd: string, env: NodeJS.ProcessEnv, home: string): Promise<Array<{ origin: ConfigOrigin; path: string }>> {
   const list: Array<{ origin: ConfigOrigin; path: string }> = [];
   const configHome = env.XDG_CONFIG_HOME || join(home, ".config");
-  for (const name of ["config.json", "opencode.json", "opencode.jsonc"]) list.push({ origin: "global", path: join(configHome, "opencode", name) });
+  for (const name of ["config.json", "opencode.json", "opencode.jsonc"])
+    list.push({ origin: "global", path: join(configHome, "opencode", name) });
   if (env.OPENCODE_CONFIG) list.push({ origin: "OPENCODE_CONFIG", path: resolve(cwd, env.OPENCODE_CONFIG) });
   const dirs = await projectDirs(cwd);
   for (const dir of dirs) for (const name of ["opencode.json", "opencode.jsonc"]) list.push({ origin: "project", path: join(dir, name) });
-  for (const dir of dirs) for (const name of ["opencode.json", "opencode.jsonc"]) list.push({ origin: ".opencode", path: join(dir, ".opencode", name) });
-  if (env.OPENCODE_CONFIG_DIR) for (const name of ["opencode.json", "opencode.jsonc"]) list.push({ origin: "OPENCODE_CONFIG_DIR", path: join(resolve(cwd, env.OPENCODE_CONFIG_DIR), name) });
+  for (const dir of dirs)
+    for (const name of ["opencode.json", "opencode.jsonc"]) list.push({ origin: ".opencode", path: join(dir, ".opencode", name) });
+  if (env.OPENCODE_CONFIG_DIR)
+    for (const name of ["opencode.json", "opencode.jsonc"])
+      list.push({ origin: "OPENCODE_CONFIG_DIR", path: join(resolve(cwd, env.OPENCODE_CONFIG_DIR), name) });
   return list;
 }
 
@@ -105,10 +116,15 @@ async function candidates(cwd: string, env: NodeJS.ProcessEnv, home: string): Pr
  * `~/.opencode/`, and OPENCODE_CONFIG_DIR. `.opencode/` folders count only when they exist; opencode creates the others.
  */
 export async function opencodeConfigDirs(cwd: string, env: NodeJS.ProcessEnv, home: string = homedir()): Promise<string[]> {
-  const isDir = (path: string) => stat(path).then((s) => s.isDirectory(), () => false);
+  const isDir = (path: string) =>
+    stat(path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
   const dirs = [join(env.XDG_CONFIG_HOME || join(home, ".config"), "opencode")];
   const disabled = env.OPENCODE_DISABLE_PROJECT_CONFIG === "1" || env.OPENCODE_DISABLE_PROJECT_CONFIG?.toLowerCase() === "true";
-  if (!disabled) for (const dir of (await projectDirs(cwd)).reverse()) if (await isDir(join(dir, ".opencode"))) dirs.push(join(dir, ".opencode"));
+  if (!disabled)
+    for (const dir of (await projectDirs(cwd)).reverse()) if (await isDir(join(dir, ".opencode"))) dirs.push(join(dir, ".opencode"));
   if (await isDir(join(home, ".opencode"))) dirs.push(join(home, ".opencode"));
   if (env.OPENCODE_CONFIG_DIR) dirs.push(resolve(cwd, env.OPENCODE_CONFIG_DIR));
   return [...new Set(dirs)];
@@ -129,7 +145,11 @@ export async function loadOpencodeConfig(options: LoadOptions = {}): Promise<Loa
   let merged: Record<string, unknown> = {};
   const found = options.explicitPath
     ? [{ origin: "--config" as const, path: resolve(cwd, options.explicitPath) }]
-    : (await Promise.all((await candidates(cwd, env, options.home ?? homedir())).map(async (c) => ((await exists(c.path)) ? c : undefined)))).filter((c) => c !== undefined);
+    : (
+        await Promise.all(
+          (await candidates(cwd, env, options.home ?? homedir())).map(async (c) => ((await exists(c.path)) ? c : undefined)),
+        )
+      ).filter((c) => c !== undefined);
   if (options.explicitPath && !(await exists(found[0]?.path ?? ""))) {
     sources.push({ origin: "--config", path: found[0]?.path ?? options.explicitPath, error: "ENOENT" });
     return { sources, config: {} };
@@ -137,7 +157,8 @@ export async function loadOpencodeConfig(options: LoadOptions = {}): Promise<Loa
   // A variable that names a file which is not there is a mistake worth showing, not a silent skip.
   if (!options.explicitPath && env.OPENCODE_CONFIG) {
     const path = resolve(cwd, env.OPENCODE_CONFIG);
-    if (!(await exists(path))) sources.push({ origin: "OPENCODE_CONFIG", path, error: "ENOENT (OPENCODE_CONFIG names a file that does not exist)" });
+    if (!(await exists(path)))
+      sources.push({ origin: "OPENCODE_CONFIG", path, error: "ENOENT (OPENCODE_CONFIG names a file that does not exist)" });
   }
   for (const candidate of found) {
     const { source, value } = await readSource(candidate.origin, candidate.path, env);

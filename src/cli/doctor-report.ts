@@ -14,7 +14,9 @@ function allowListsLine(lists: AllowLists): string {
 export function renderText(report: DoctorReport): string {
   const out: string[] = ["opencode-ci-auth doctor", ""];
   if (report.sources.length === 0) out.push("config    (none found)");
-  report.sources.forEach((s, i) => out.push(`${i === 0 ? "config   " : "         "} ${s.path} (${s.origin})${s.error ? `  ✗ ${s.error}` : ""}`));
+  report.sources.forEach((s, i) =>
+    out.push(`${i === 0 ? "config   " : "         "} ${s.path} (${s.origin})${s.error ? `  ✗ ${s.error}` : ""}`),
+  );
   const details = Object.entries(report.platform.details).map(([k, v]) => `${k} ${v}`);
   out.push(`platform  ${[report.platform.name, ...details].join(" · ")}`);
   out.push(`allowed   ${allowListsLine(report.allowLists)}`);
@@ -30,7 +32,14 @@ export function renderText(report: DoctorReport): string {
     }
   }
   const failing = report.providers.filter((p) => !p.ok).length;
-  out.push("", report.ok ? `result: ${report.providers.length} provider(s) ready` : failing ? `result: ${failing} provider(s) failing` : "result: nothing checked (see above)");
+  out.push(
+    "",
+    report.ok
+      ? `result: ${report.providers.length} provider(s) ready`
+      : failing
+        ? `result: ${failing} provider(s) failing`
+        : "result: nothing checked (see above)",
+  );
   return `${out.join("\n")}\n`;
 }
 
@@ -48,7 +57,8 @@ export function renderMarkdown(report: DoctorReport): string {
     }
     if (p.claimChecks?.length) {
       out.push("", "| claim | value | expected |", "|---|---|---|");
-      for (const c of p.claimChecks) out.push(`| ${cell(c.claim)} | ${cell(c.actual ?? "(missing)")} | ${c.ok ? "✓" : "✗"} ${cell(c.expected.join(" | "))} |`);
+      for (const c of p.claimChecks)
+        out.push(`| ${cell(c.claim)} | ${cell(c.actual ?? "(missing)")} | ${c.ok ? "✓" : "✗"} ${cell(c.expected.join(" | "))} |`);
     }
     out.push("");
   }

@@ -68,7 +68,12 @@ function likelyCause(err: GrantRefusedError, checks: readonly ClaimCheck[], adve
   }
 }
 
-async function checkProvider(providerId: string, entry: ProviderEntry, input: DoctorInput & { env: NodeJS.ProcessEnv }, platform: Platform): Promise<ProviderReport> {
+async function checkProvider(
+  providerId: string,
+  entry: ProviderEntry,
+  input: DoctorInput & { env: NodeJS.ProcessEnv },
+  platform: Platform,
+): Promise<ProviderReport> {
   const inspection = await inspectProvider(providerId, entry, input);
   const { config } = inspection;
   const steps = inspection.steps.map((s) => ({ ...s }));
@@ -81,7 +86,8 @@ async function checkProvider(providerId: string, entry: ProviderEntry, input: Do
       configStep.fix = `this job runs on ${platform.name}, but the provider reads its token from "${type}"; "${platform.sourceType}" is the source for this platform`;
     }
     const grantStep = steps.find((s) => s.step === "grant");
-    if (grantStep && inspection.refusal) grantStep.fix = `likely cause: ${likelyCause(inspection.refusal, inspection.claimChecks ?? [], inspection.advertised, config)}`;
+    if (grantStep && inspection.refusal)
+      grantStep.fix = `likely cause: ${likelyCause(inspection.refusal, inspection.claimChecks ?? [], inspection.advertised, config)}`;
   }
   return {
     providerId,
@@ -107,15 +113,29 @@ export async function runDoctor(input: DoctorInput): Promise<DoctorReport> {
     return parsed.ok ? createSubjectTokenSource(parsed.config.subjectTokenSource).credentialEnv : [];
   });
   const exposure = agentExposureWarning(input.config, env, credentialEnv);
-  const base = { platform, sources: input.sources, providers: [] as ProviderReport[], allowLists: readAllowLists(env), warnings: exposure ? [exposure] : [] };
-  if (input.sources.length === 0) return { ...base, ok: false, problem: "no opencode config found (looked for OPENCODE_CONFIG, opencode.json(c) from the cwd up, OPENCODE_CONFIG_DIR and the global config)" };
+  const base = {
+    platform,
+    sources: input.sources,
+    providers: [] as ProviderReport[],
+    allowLists: readAllowLists(env),
+    warnings: exposure ? [exposure] : [],
+  };
+  if (input.sources.length === 0)
+    return {
+      ...base,
+      ok: false,
+      problem:
+        "no opencode config found (looked for OPENCODE_CONFIG, opencode.json(c) from the cwd up, OPENCODE_CONFIG_DIR and the global config)",
+    };
   const selected = input.providerId ? providers.filter(([id]) => id === input.providerId) : providers;
   if (selected.length === 0) {
     const known = providers.map(([id]) => id).join(", ") || "none";
     return {
       ...base,
       ok: false,
-      problem: input.providerId ? `provider "${input.providerId}" has no options.oauth2 in this config (providers with oauth2: ${known})` : "no provider in this config has options.oauth2",
+      problem: input.providerId
+        ? `provider "${input.providerId}" has no options.oauth2 in this config (providers with oauth2: ${known})`
+        : "no provider in this config has options.oauth2",
     };
   }
   const reports: ProviderReport[] = [];

@@ -100,10 +100,8 @@ type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>
 
 function parse(args: string[], options: OptionSpec): Record<string, string | boolean | undefined> {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
+    return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false })
+      .values as Record<string, string | boolean | undefined>;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -127,14 +125,25 @@ async function version(): Promise<string> {
 }
 
 async function doctor(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const values = parse(args, { provider: { type: "string", short: "p" }, config: { type: "string", short: "c" }, json: { type: "boolean" } });
-  if (values.help) return out(DOCTOR_HELP), 0;
+  const values = parse(args, {
+    provider: { type: "string", short: "p" },
+    config: { type: "string", short: "c" },
+    json: { type: "boolean" },
+  });
+  if (values.help) return (out(DOCTOR_HELP), 0);
   const loaded = await loadOpencodeConfig({ env, explicitPath: values.config as string | undefined });
   configFileProblem(values.config, loaded.sources[0]);
-  const report = await runDoctor({ config: loaded.config, sources: loaded.sources, providerId: values.provider as string | undefined, env });
+  const report = await runDoctor({
+    config: loaded.config,
+    sources: loaded.sources,
+    providerId: values.provider as string | undefined,
+    env,
+  });
   out(values.json ? renderJson(report) : renderText(report));
   if (env.GITHUB_ACTIONS === "true" && env.GITHUB_STEP_SUMMARY) {
-    await appendFile(env.GITHUB_STEP_SUMMARY, renderMarkdown(report)).catch((e: unknown) => err(`opencode-ci-auth: could not write $GITHUB_STEP_SUMMARY (${(e as NodeJS.ErrnoException).code ?? "error"})\n`));
+    await appendFile(env.GITHUB_STEP_SUMMARY, renderMarkdown(report)).catch((e: unknown) =>
+      err(`opencode-ci-auth: could not write $GITHUB_STEP_SUMMARY (${(e as NodeJS.ErrnoException).code ?? "error"})\n`),
+    );
   }
   return report.ok ? 0 : 1;
 }
@@ -146,7 +155,7 @@ async function token(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     json: { type: "boolean" },
     "github-output": { type: "string" },
   });
-  if (values.help) return out(TOKEN_HELP), 0;
+  if (values.help) return (out(TOKEN_HELP), 0);
   if (!values.provider) throw new UsageError("token: --provider ID is required");
   const loaded = await loadOpencodeConfig({ env, explicitPath: values.config as string | undefined });
   configFileProblem(values.config, loaded.sources[0]);
@@ -182,7 +191,7 @@ async function prepare(args: string[], env: NodeJS.ProcessEnv): Promise<number> 
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (values.help) return out(PREPARE_HELP), 0;
+  if (values.help) return (out(PREPARE_HELP), 0);
   const cwd = process.cwd();
   const given = values.dir as string[] | undefined;
   await runPrepare({
@@ -208,13 +217,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await prepare(rest, env);
       case "-V":
       case "--version":
-        return out(`${await version()}\n`), 0;
+        return (out(`${await version()}\n`), 0);
       case undefined:
-        return err(HELP), 2;
+        return (err(HELP), 2);
       case "-h":
       case "--help":
       case "help":
-        return out(HELP), 0;
+        return (out(HELP), 0);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

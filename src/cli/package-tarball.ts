@@ -15,7 +15,7 @@ export function integrityOf(bytes: Buffer): string {
 /** The `key=value` records of a pax header; each starts with its length in bytes. */
 function paxPath(body: Buffer): string | undefined {
   let found: string | undefined;
-  for (let at = 0; at < body.length; ) {
+  for (let at = 0; at < body.length;) {
     const space = body.indexOf(0x20, at);
     const length = Number(body.subarray(at, space).toString("ascii"));
     if (space === -1 || !(length > 0)) break;
@@ -36,10 +36,14 @@ export function tarballFiles(gzipped: Buffer): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
   let longName: string | undefined;
   let pax: string | undefined;
-  for (let offset = 0; offset + 512 <= tar.length; ) {
+  for (let offset = 0; offset + 512 <= tar.length;) {
     const header = tar.subarray(offset, offset + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start: number, length: number) => header.subarray(start, start + length).toString("utf8").replace(/\0.*$/s, "");
+    const field = (start: number, length: number) =>
+      header
+        .subarray(start, start + length)
+        .toString("utf8")
+        .replace(/\0.*$/s, "");
     if ((header[124] ?? 0) & 0x80) throw new Error("the tarball holds a file too large to check");
     const size = parseInt(field(124, 12).trim() || "0", 8);
     const type = field(156, 1) || "0";

@@ -18,7 +18,8 @@ const pick = (env: NodeJS.ProcessEnv, names: Readonly<Record<string, string>>): 
 
 export function detectPlatform(env: NodeJS.ProcessEnv = process.env): Platform {
   const found = detectPlatformFromEnv(env);
-  if (!found) return { id: "none", name: `no CI platform detected (looked for ${LOOKED_FOR})`, details: {}, sourceType: undefined, alsoFits: [] };
+  if (!found)
+    return { id: "none", name: `no CI platform detected (looked for ${LOOKED_FOR})`, details: {}, sourceType: undefined, alsoFits: [] };
   return { id: found.id, name: found.name, details: pick(env, found.details), sourceType: found.id, alsoFits: found.alsoFits ?? [] };
 }
 

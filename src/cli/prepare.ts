@@ -45,7 +45,12 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: stri
   return new Promise((resolve) => {
     execFile(command, args, { env, cwd, maxBuffer: 64 * 1024 * 1024, windowsHide: true }, (error, stdout, stderr) => {
       const code = (error as NodeJS.ErrnoException | null)?.code;
-      resolve({ code: error ? (typeof code === "number" ? code : 1) : 0, stdout: String(stdout), stderr: String(stderr), missing: code === "ENOENT" });
+      resolve({
+        code: error ? (typeof code === "number" ? code : 1) : 0,
+        stdout: String(stdout),
+        stderr: String(stderr),
+        missing: code === "ENOENT",
+      });
     });
   });
 }
@@ -73,7 +78,10 @@ function npmCommand(): { command: string; prefix: string[] } {
 async function npm(args: string[], env: NodeJS.ProcessEnv, step: string): Promise<Run> {
   const { command, prefix } = npmCommand();
   const result = await run(command, [...prefix, ...args], env);
-  if (result.missing) throw new PrepareError(`prepare: ${step}: npm was not found on PATH. Install Node.js with npm (opencode-ci-auth prepare runs npm to install ${SDK}).`);
+  if (result.missing)
+    throw new PrepareError(
+      `prepare: ${step}: npm was not found on PATH. Install Node.js with npm (opencode-ci-auth prepare runs npm to install ${SDK}).`,
+    );
   if (result.code !== 0 && unreachable(result)) {
     throw new PrepareError(
       `prepare: ${step}: the npm registry (${env.npm_config_registry || "npm's configured registry"}) could not be reached. Check the network or the registry setting (npm config get registry), then run prepare again.\n${npmTail(result)}`,
@@ -85,15 +93,21 @@ async function npm(args: string[], env: NodeJS.ProcessEnv, step: string): Promis
 /** The opencode version to match: given, or what `opencode --version` prints. */
 export async function opencodeVersion(options: Pick<PrepareOptions, "opencodeVersion" | "opencodeBin" | "env">): Promise<string> {
   if (options.opencodeVersion !== undefined) {
-    if (!SEMVER.test(options.opencodeVersion)) throw new PrepareError(`prepare: --opencode-version must be an exact version such as 1.18.33, not "${options.opencodeVersion}"`);
+    if (!SEMVER.test(options.opencodeVersion))
+      throw new PrepareError(`prepare: --opencode-version must be an exact version such as 1.18.33, not "${options.opencodeVersion}"`);
     return options.opencodeVersion;
   }
   const bin = options.opencodeBin ?? "opencode";
   const result = await run(bin, ["--version"], options.env);
-  if (result.missing) throw new PrepareError(`prepare: opencode version: "${bin}" was not found. Install opencode first (npm install -g opencode-ai), put it on PATH, or pass --opencode-version VERSION.`);
+  if (result.missing)
+    throw new PrepareError(
+      `prepare: opencode version: "${bin}" was not found. Install opencode first (npm install -g opencode-ai), put it on PATH, or pass --opencode-version VERSION.`,
+    );
   const version = result.stdout.trim().split("\n").at(-1)?.trim() ?? "";
   if (result.code !== 0 || !SEMVER.test(version)) {
-    throw new PrepareError(`prepare: opencode version: "${bin} --version" ${result.code !== 0 ? `exited with ${result.code}` : `printed "${version.slice(0, 80)}"`}, not a version. Check the opencode install, or pass --opencode-version VERSION.`);
+    throw new PrepareError(
+      `prepare: opencode version: "${bin} --version" ${result.code !== 0 ? `exited with ${result.code}` : `printed "${version.slice(0, 80)}"`}, not a version. Check the opencode install, or pass --opencode-version VERSION.`,
+    );
   }
   return version;
 }
@@ -106,19 +120,22 @@ async function readJson(path: string): Promise<unknown> {
 
 /** Why opencode would install into `dir`, or would load another version than `version` from it; undefined when neither. */
 export async function notPrepared(dir: string, version: string): Promise<string | undefined> {
-  const lock = (await readJson(join(dir, "package-lock.json")).catch(() => undefined)) as { packages?: Record<string, { dependencies?: Record<string, string> }> } | undefined;
+  const lock = (await readJson(join(dir, "package-lock.json")).catch(() => undefined)) as
+    { packages?: Record<string, { dependencies?: Record<string, string> }> } | undefined;
   if (!lock) return `${join(dir, "package-lock.json")} is missing`;
   const pkg = (await readJson(join(dir, "package.json")).catch(() => undefined)) as { dependencies?: Record<string, string> } | undefined;
   if (pkg?.dependencies?.[SDK] !== version) return `${join(dir, "package.json")} does not pin ${SDK} ${version}`;
   if (lock.packages?.[""]?.dependencies?.[SDK] !== version) return `${join(dir, "package-lock.json")} does not list ${SDK} ${version}`;
-  const installed = (await readJson(join(dir, "node_modules", SDK, "package.json")).catch(() => undefined)) as { version?: string } | undefined;
+  const installed = (await readJson(join(dir, "node_modules", SDK, "package.json")).catch(() => undefined)) as
+    { version?: string } | undefined;
   if (installed?.version !== version) return `${join(dir, "node_modules", SDK)} ${installed ? `holds ${installed.version}` : "is missing"}`;
   return undefined;
 }
 
 /** Other dependencies a config dir's package.json declares: that dir belongs to its owner's own install. */
 async function foreignDependencies(dir: string): Promise<string[]> {
-  const pkg = (await readJson(join(dir, "package.json")).catch(() => undefined)) as Record<string, Record<string, string> | undefined> | undefined;
+  const pkg = (await readJson(join(dir, "package.json")).catch(() => undefined)) as
+    Record<string, Record<string, string> | undefined> | undefined;
   if (!pkg) return [];
   const names = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"].flatMap((k) => Object.keys(pkg[k] ?? {}));
   return names.filter((n) => n !== SDK);
@@ -129,7 +146,23 @@ async function install(dir: string, version: string, env: NodeJS.ProcessEnv): Pr
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "package.json"), `${JSON.stringify(manifest(version), null, 2)}\n`);
-  const result = await npm(["install", "--prefix", dir, "--no-audit", "--no-fund", "--ignore-scripts", "--no-bin-links", "--prefer-online", "--save-exact", "--", `${SDK}@${version}`], env, `npm install ${SDK}@${version}`);
+  const result = await npm(
+    [
+      "install",
+      "--prefix",
+      dir,
+      "--no-audit",
+      "--no-fund",
+      "--ignore-scripts",
+      "--no-bin-links",
+      "--prefer-online",
+      "--save-exact",
+      "--",
+      `${SDK}@${version}`,
+    ],
+    env,
+    `npm install ${SDK}@${version}`,
+  );
   if (result.code !== 0) {
     if (/E404|ETARGET|No matching version/i.test(result.stderr)) {
       throw new PrepareError(
@@ -139,8 +172,12 @@ async function install(dir: string, version: string, env: NodeJS.ProcessEnv): Pr
     throw new PrepareError(`prepare: npm install ${SDK}@${version} failed (exit ${result.code}). npm said:\n${npmTail(result)}`);
   }
   await rm(join(dir, "node_modules", ".package-lock.json"), { force: true });
-  const installed = (await readJson(join(dir, "node_modules", SDK, "package.json")).catch(() => undefined)) as { version?: string } | undefined;
-  if (installed?.version !== version) throw new PrepareError(`prepare: npm install ${SDK}@${version} installed ${installed?.version ?? "nothing"}: version mismatch. Run prepare again; if it persists, check the registry setting.`);
+  const installed = (await readJson(join(dir, "node_modules", SDK, "package.json")).catch(() => undefined)) as
+    { version?: string } | undefined;
+  if (installed?.version !== version)
+    throw new PrepareError(
+      `prepare: npm install ${SDK}@${version} installed ${installed?.version ?? "nothing"}: version mismatch. Run prepare again; if it persists, check the registry setting.`,
+    );
 }
 
 interface Pkg {
@@ -157,7 +194,8 @@ async function inventory(dir: string, modules: string, found: Pkg[]): Promise<Pk
     for (const name of names) {
       const path = `${modules}/${name}`;
       await realDirectory(join(dir, path));
-      const pkg = (await readJson(join(dir, path, "package.json")).catch(() => undefined)) as { name?: unknown; version?: unknown } | undefined;
+      const pkg = (await readJson(join(dir, path, "package.json")).catch(() => undefined)) as
+        { name?: unknown; version?: unknown } | undefined;
       if (!pkg || pkg.name !== name || !NAME.test(name) || typeof pkg.version !== "string" || !SEMVER.test(pkg.version)) {
         throw new Error(`${join(dir, path)} is not the package folder npm makes for ${name}`);
       }
@@ -170,7 +208,8 @@ async function inventory(dir: string, modules: string, found: Pkg[]): Promise<Pk
 
 async function realDirectory(path: string): Promise<void> {
   const stat = await lstat(path);
-  if (!stat.isDirectory()) throw new Error(`${path} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a directory"}, which npm does not make there`);
+  if (!stat.isDirectory())
+    throw new Error(`${path} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a directory"}, which npm does not make there`);
 }
 
 /** The regular files of the package folder, by path inside it, without its own node_modules. */
@@ -193,14 +232,22 @@ async function packageFiles(root: string, found = new Map<string, string>(), ins
  */
 export async function cachedInstallProblem(dir: string, version: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   let packages: Pkg[];
-  let lock: { packages?: Record<string, { version?: string; integrity?: string; resolved?: string; optional?: boolean; dependencies?: Record<string, string> }> };
+  let lock: {
+    packages?: Record<
+      string,
+      { version?: string; integrity?: string; resolved?: string; optional?: boolean; dependencies?: Record<string, string> }
+    >;
+  };
   try {
     const top = (await readdir(dir)).sort();
     const unexpected = top.filter((e) => !PREPARED.includes(e));
-    if (unexpected.length > 0 || top.length !== PREPARED.length) return `it holds ${top.join(", ") || "nothing"}, not exactly ${PREPARED.join(", ")}`;
-    if (JSON.stringify(await readJson(join(dir, "package.json"))) !== JSON.stringify(manifest(version))) return `package.json is not ${JSON.stringify(manifest(version))}`;
+    if (unexpected.length > 0 || top.length !== PREPARED.length)
+      return `it holds ${top.join(", ") || "nothing"}, not exactly ${PREPARED.join(", ")}`;
+    if (JSON.stringify(await readJson(join(dir, "package.json"))) !== JSON.stringify(manifest(version)))
+      return `package.json is not ${JSON.stringify(manifest(version))}`;
     lock = (await readJson(join(dir, "package-lock.json"))) as typeof lock;
-    if (JSON.stringify(lock.packages?.[""]?.dependencies) !== JSON.stringify(manifest(version).dependencies)) return `package-lock.json does not list only ${SDK} ${version}`;
+    if (JSON.stringify(lock.packages?.[""]?.dependencies) !== JSON.stringify(manifest(version).dependencies))
+      return `package-lock.json does not list only ${SDK} ${version}`;
     packages = await inventory(dir, "node_modules", []);
   } catch (error) {
     return (error as Error).message;
@@ -211,9 +258,16 @@ export async function cachedInstallProblem(dir: string, version: string, env: No
   try {
     const specs = [...new Set(packages.map((p) => `${p.name}@${p.version}`))];
     const freshEnv = { ...env, npm_config_cache: join(work, "npm-cache") };
-    const packed = await npm(["pack", "--json", "--ignore-scripts", "--prefer-online", "--pack-destination", work, "--", ...specs], freshEnv, "checking the cached install (npm pack)");
-    if (packed.code !== 0) return `npm could not fetch the published tarball of every package in it (${npmTail(packed).split("\n")[0] ?? "npm pack failed"})`;
-    const entries = new Map((JSON.parse(packed.stdout) as Array<{ id: string; filename: string; integrity: string }>).map((e) => [e.id, e]));
+    const packed = await npm(
+      ["pack", "--json", "--ignore-scripts", "--prefer-online", "--pack-destination", work, "--", ...specs],
+      freshEnv,
+      "checking the cached install (npm pack)",
+    );
+    if (packed.code !== 0)
+      return `npm could not fetch the published tarball of every package in it (${npmTail(packed).split("\n")[0] ?? "npm pack failed"})`;
+    const entries = new Map(
+      (JSON.parse(packed.stdout) as Array<{ id: string; filename: string; integrity: string }>).map((e) => [e.id, e]),
+    );
     for (const pkg of packages) {
       const spec = `${pkg.name}@${pkg.version}`;
       const entry = entries.get(spec);
@@ -221,7 +275,8 @@ export async function cachedInstallProblem(dir: string, version: string, env: No
       const bytes = await readFile(join(work, entry.filename));
       if (integrityOf(bytes) !== entry.integrity) return `the tarball of ${spec} does not hash to the integrity npm checked`;
       const locked = lock.packages?.[pkg.path];
-      if (!locked || locked.version !== pkg.version || locked.integrity !== entry.integrity) return `package-lock.json does not record ${spec} with the registry's integrity`;
+      if (!locked || locked.version !== pkg.version || locked.integrity !== entry.integrity)
+        return `package-lock.json does not record ${spec} with the registry's integrity`;
       const published = tarballFiles(bytes);
       const onDisk = await packageFiles(join(dir, pkg.path));
       for (const [path, content] of published) {
@@ -278,7 +333,10 @@ export async function runPrepare(options: PrepareOptions): Promise<void> {
   let temporary: string | undefined;
   if (options.cacheDir) {
     source = join(options.cacheDir, `${SDK.replace("/", "+")}@${version}`);
-    const present = await lstat(source).then(() => true, () => false);
+    const present = await lstat(source).then(
+      () => true,
+      () => false,
+    );
     const problem = present ? await cachedInstallProblem(source, version, options.env) : "absent";
     if (problem === undefined) {
       say(`the cached install in ${source} matches the registry, file for file`);
@@ -295,10 +353,15 @@ export async function runPrepare(options: PrepareOptions): Promise<void> {
   try {
     for (const dir of todo) {
       await publish(source, dir).catch((e: NodeJS.ErrnoException) => {
-        throw new PrepareError(`prepare: copying into ${dir} failed (${e.code ?? e.message}). Check that the directory is writable, or pass --dir for the dirs to prepare.`);
+        throw new PrepareError(
+          `prepare: copying into ${dir} failed (${e.code ?? e.message}). Check that the directory is writable, or pass --dir for the dirs to prepare.`,
+        );
       });
       const problem = await notPrepared(dir, version);
-      if (problem) throw new PrepareError(`prepare: ${dir}: after the copy, ${problem}. Check that the directory is writable, then run prepare again.`);
+      if (problem)
+        throw new PrepareError(
+          `prepare: ${dir}: after the copy, ${problem}. Check that the directory is writable, then run prepare again.`,
+        );
       say(`prepared ${dir}`);
     }
   } finally {

@@ -28,14 +28,23 @@ export class TokenCommandError extends Error {}
 
 export async function runToken(input: TokenInput): Promise<void> {
   const entry = input.config.provider?.[input.providerId];
-  if (entry?.options?.oauth2 === undefined) throw new TokenCommandError(`provider "${input.providerId}" has no options.oauth2 in the opencode config (run \`opencode-ci-auth doctor\` to see what was found)`);
+  if (entry?.options?.oauth2 === undefined)
+    throw new TokenCommandError(
+      `provider "${input.providerId}" has no options.oauth2 in the opencode config (run \`opencode-ci-auth doctor\` to see what was found)`,
+    );
   const parsed = parseProvider(input.providerId, entry, input.env);
   if (!parsed.ok) throw parsed.error;
   const outputFile = input.githubOutput ? input.env.GITHUB_OUTPUT : undefined;
-  if (input.githubOutput && !outputFile) throw new TokenCommandError("--github-output needs $GITHUB_OUTPUT, which GitHub Actions sets in every step; it is not set here");
-  if (input.githubOutput && !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(input.githubOutput)) throw new TokenCommandError(`--github-output: "${input.githubOutput}" is not a valid output name`);
+  if (input.githubOutput && !outputFile)
+    throw new TokenCommandError("--github-output needs $GITHUB_OUTPUT, which GitHub Actions sets in every step; it is not set here");
+  if (input.githubOutput && !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(input.githubOutput))
+    throw new TokenCommandError(`--github-output: "${input.githubOutput}" is not a valid output name`);
 
-  const token = await new TokenProvider(input.providerId, parsed.config, { env: input.env, logger: input.logger, fetch: input.fetch }).getToken();
+  const token = await new TokenProvider(input.providerId, parsed.config, {
+    env: input.env,
+    logger: input.logger,
+    fetch: input.fetch,
+  }).getToken();
   // Mask first: from here on GitHub hides the value in every log line of the job. On stderr, which the runner
   // reads for workflow commands as it reads stdout, so that `TOKEN=$(opencode-ci-auth token …)` holds only the token.
   if (input.env.GITHUB_ACTIONS === "true") input.writeError(`::add-mask::${token.value}\n`);

@@ -88,7 +88,10 @@ export function allowListIssues(config: OAuth2Config, lists: AllowLists): Config
   // The IAM endpoint receives the federated token: the job's token endpoints list covers it too.
   const iam = config.serviceAccountImpersonation?.endpoint;
   if (tokenEndpoints && iam !== undefined && !tokenEndpoints.values.includes(iam)) {
-    issues.push({ path: "oauth2.serviceAccountImpersonation.endpoint", message: notAllowed("the IAM Credentials endpoint", iam, tokenEndpoints) });
+    issues.push({
+      path: "oauth2.serviceAccountImpersonation.endpoint",
+      message: notAllowed("the IAM Credentials endpoint", iam, tokenEndpoints),
+    });
   }
   const audience = config.subjectTokenSource.audience;
   if (audiences && audience !== undefined && !audiences.values.includes(audience)) {
@@ -113,6 +116,7 @@ export function checkTokenAudience(aud: readonly string[], lists: AllowLists): s
   if (!audiences) return undefined;
   const outside = aud.filter((a) => !audiences.values.includes(a));
   if (aud.length > 0 && outside.length === 0) return undefined;
-  const what = aud.length === 0 ? "the token has no audience" : `the token's audience ${JSON.stringify(outside.length === 1 ? outside[0] : outside)}`;
+  const what =
+    aud.length === 0 ? "the token has no audience" : `the token's audience ${JSON.stringify(outside.length === 1 ? outside[0] : outside)}`;
   return `${what} is not in ${shown(audiences)}, which this job sets: request the token for one of those (subjectTokenSource.audience), or add it to ${audiences.variable} in the job's environment`;
 }

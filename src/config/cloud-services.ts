@@ -5,7 +5,11 @@
  */
 
 /** Entra's login hosts: the public cloud and the national clouds. */
-export const ENTRA_LOGIN_HOSTS: ReadonlySet<string> = new Set(["login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn"]);
+export const ENTRA_LOGIN_HOSTS: ReadonlySet<string> = new Set([
+  "login.microsoftonline.com",
+  "login.microsoftonline.us",
+  "login.partner.microsoftonline.cn",
+]);
 
 /** Tenants that name no tenant: client credentials are refused there (AADSTS50059). */
 export const ENTRA_MULTI_TENANTS: ReadonlySet<string> = new Set(["common", "organizations", "consumers"]);
@@ -22,7 +26,8 @@ export function entraTenantOf(url: string | undefined): string | undefined {
  * A Google workload identity pool provider's full resource name, as STS takes it in `audience`:
  * `//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`.
  */
-export const GOOGLE_PROVIDER_AUDIENCE = /^\/\/iam\.googleapis\.com\/projects\/(\d+)\/locations\/global\/workloadIdentityPools\/([^/]+)\/providers\/([^/]+)$/;
+export const GOOGLE_PROVIDER_AUDIENCE =
+  /^\/\/iam\.googleapis\.com\/projects\/(\d+)\/locations\/global\/workloadIdentityPools\/([^/]+)\/providers\/([^/]+)$/;
 
 /** The Google workload identity provider named in `tokenExchangeAudience`, if any. */
 export function googleProviderOf(audiences: readonly string[] | undefined): string | undefined {
@@ -45,5 +50,7 @@ export function googleDefaultTokenAudience(providerAudience: string): string {
  */
 export function googlePrincipalOf(providerAudience: string, subject: string): string | undefined {
   const m = GOOGLE_PROVIDER_AUDIENCE.exec(providerAudience);
-  return m ? `principal://iam.googleapis.com/projects/${m[1]}/locations/global/workloadIdentityPools/${m[2]}/subject/${subject}` : undefined;
+  return m
+    ? `principal://iam.googleapis.com/projects/${m[1]}/locations/global/workloadIdentityPools/${m[2]}/subject/${subject}`
+    : undefined;
 }

@@ -24,7 +24,10 @@ function toIssues(error: z.ZodError): ConfigIssue[] {
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
-        issues.push({ path: formatPath([...issue.path, key]), message: `unknown field "${key}" (check its spelling against docs/configuration.md)` });
+        issues.push({
+          path: formatPath([...issue.path, key]),
+          message: `unknown field "${key}" (check its spelling against docs/configuration.md)`,
+        });
       }
       continue;
     }
@@ -76,7 +79,8 @@ export interface ProviderEntry {
 /** One provider: its `oauth2` block, its `options.baseURL` and the job's allow-lists, every problem in one error. */
 export function parseProvider(providerId: string, entry: ProviderEntry, env: NodeJS.ProcessEnv = process.env): ParsedProvider {
   const { config, issues } = blockIssues(entry.options?.oauth2, env);
-  const allowMissing = config?.allowMissingBaseURL ?? (entry.options?.oauth2 as { allowMissingBaseURL?: unknown } | undefined)?.allowMissingBaseURL === true;
+  const allowMissing =
+    config?.allowMissingBaseURL ?? (entry.options?.oauth2 as { allowMissingBaseURL?: unknown } | undefined)?.allowMissingBaseURL === true;
   const baseUrl = baseUrlIssue(entry.options?.baseURL, allowMissing);
   const all = baseUrl ? [...issues, baseUrl] : issues;
   if (config && all.length === 0) return { providerId, ok: true, config };
@@ -84,7 +88,10 @@ export function parseProvider(providerId: string, entry: ProviderEntry, env: Nod
 }
 
 /** Every provider in an opencode config that carries `options.oauth2`, validated. Others are not ours and are skipped. */
-export function parseProviders(config: { provider?: Record<string, ProviderEntry | undefined> }, env: NodeJS.ProcessEnv = process.env): ParsedProvider[] {
+export function parseProviders(
+  config: { provider?: Record<string, ProviderEntry | undefined> },
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedProvider[] {
   const out: ParsedProvider[] = [];
   for (const [providerId, entry] of Object.entries(config.provider ?? {})) {
     if (entry?.options?.oauth2 === undefined) continue;

@@ -12,7 +12,13 @@ import {
   DEFAULT_IMPERSONATION_LIFETIME_SECONDS,
   GOOGLE_CLOUD_PLATFORM_SCOPE,
 } from "./defaults.js";
-import { ENTRA_MULTI_TENANTS, GOOGLE_PROVIDER_AUDIENCE, entraTenantOf, googleDefaultTokenAudience, googleProviderOf } from "./cloud-services.js";
+import {
+  ENTRA_MULTI_TENANTS,
+  GOOGLE_PROVIDER_AUDIENCE,
+  entraTenantOf,
+  googleDefaultTokenAudience,
+  googleProviderOf,
+} from "./cloud-services.js";
 import { text, tokenUrl } from "./fields.js";
 import { subjectTokenSourceSchema } from "./source-schema.js";
 
@@ -64,7 +70,8 @@ function checkCloudRules(c: Block, ctx: z.core.$RefinementCtx<unknown>): void {
       ctx.addIssue({
         code: "custom",
         path: ["scopes"],
-        message: 'Entra\'s client credentials take one scope "<resource>/.default", e.g. ["https://cognitiveservices.azure.com/.default"] for Azure OpenAI',
+        message:
+          'Entra\'s client credentials take one scope "<resource>/.default", e.g. ["https://cognitiveservices.azure.com/.default"] for Azure OpenAI',
       });
     }
   }
@@ -82,16 +89,25 @@ function checkCloudRules(c: Block, ctx: z.core.$RefinementCtx<unknown>): void {
   }
   const google = googleProviderOf(list);
   if (google !== undefined && c.clientId !== undefined) {
-    ctx.addIssue({ code: "custom", path: ["clientId"], message: "Google STS takes no client: remove clientId (and any client authentication)" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["clientId"],
+      message: "Google STS takes no client: remove clientId (and any client authentication)",
+    });
   }
   if (google !== undefined && c.requestedTokenType !== undefined && c.requestedTokenType !== ACCESS_TOKEN_TYPE) {
-    ctx.addIssue({ code: "custom", path: ["requestedTokenType"], message: `Google STS issues only "${ACCESS_TOKEN_TYPE}": remove requestedTokenType, or set it to that` });
+    ctx.addIssue({
+      code: "custom",
+      path: ["requestedTokenType"],
+      message: `Google STS issues only "${ACCESS_TOKEN_TYPE}": remove requestedTokenType, or set it to that`,
+    });
   }
   if (google === undefined && c.serviceAccountImpersonation !== undefined) {
     ctx.addIssue({
       code: "custom",
       path: ["serviceAccountImpersonation"],
-      message: "serviceAccountImpersonation needs a Google workload identity provider in tokenExchangeAudience (//iam.googleapis.com/projects/…/providers/…)",
+      message:
+        "serviceAccountImpersonation needs a Google workload identity provider in tokenExchangeAudience (//iam.googleapis.com/projects/…/providers/…)",
     });
   }
 }
@@ -137,9 +153,7 @@ export const oauth2Schema = z
     /** `kid` to put in the client assertion header for `private_key_jwt`. */
     privateKeyId: text("privateKeyId").optional(),
     /** Signing algorithm of the private key. Default from the key: RS256 (RSA), ES256/ES384/ES512 (EC P-256/P-384/P-521), EdDSA (Ed25519); an RSA-PSS-typed key is refused (use an RSA key with PS256). */
-    privateKeyAlg: z
-      .enum(PRIVATE_KEY_ALGS, { error: `privateKeyAlg must be one of ${PRIVATE_KEY_ALGS.join(", ")}` })
-      .optional(),
+    privateKeyAlg: z.enum(PRIVATE_KEY_ALGS, { error: `privateKeyAlg must be one of ${PRIVATE_KEY_ALGS.join(", ")}` }).optional(),
     /** Scopes to request; an array or a space/comma-separated string. */
     scopes: stringList("scopes").optional(),
     /**
@@ -147,7 +161,9 @@ export const oauth2Schema = z
      * `client_credentials` (RFC 7523 §2.2: the job's token authenticates the client, as a federated client
      * assertion; Microsoft Entra workload identity federation, Keycloak federated client authentication).
      */
-    authFlow: z.enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"' }).default(DEFAULT_AUTH_FLOW),
+    authFlow: z
+      .enum(AUTH_FLOWS, { error: 'authFlow must be "jwt_bearer", "token_exchange" or "client_credentials"' })
+      .default(DEFAULT_AUTH_FLOW),
     /** token_exchange: the `audience` parameter(s), i.e. the target service's name at the IdP. */
     tokenExchangeAudience: stringList("tokenExchangeAudience").optional(),
     /** token_exchange: the `resource` parameter(s), absolute URIs of the target service. */
@@ -172,9 +188,16 @@ export const oauth2Schema = z
     expectClaims: z
       .record(
         z.string().trim().min(1, { error: "expectClaims keys must be claim names" }),
-        z.union([z.string().trim().min(1), z.array(z.string().trim().min(1)).min(1, { error: "an expectClaims list needs at least one pattern" })], {
-          error: 'each expectClaims value must be a pattern string or a non-empty list of them, e.g. "refs/heads/main" or ["acme/*", "acme-labs/*"]',
-        }),
+        z.union(
+          [
+            z.string().trim().min(1),
+            z.array(z.string().trim().min(1)).min(1, { error: "an expectClaims list needs at least one pattern" }),
+          ],
+          {
+            error:
+              'each expectClaims value must be a pattern string or a non-empty list of them, e.g. "refs/heads/main" or ["acme/*", "acme-labs/*"]',
+          },
+        ),
         {
           error: 'expectClaims must be an object such as { "repository": "acme/*", "ref": "refs/heads/main" }',
         },
@@ -218,74 +241,119 @@ export const oauth2Schema = z
     allowMissingBaseURL: z.boolean({ error: "allowMissingBaseURL must be true or false" }).default(false),
     /** Retries of transient failures (network, timeout, 5xx, 429) at the CI token service and the IdP. */
     retry: z
-      .strictObject({
-        /** Attempts in all, the first included; 1 disables retries. */
-        maxAttempts: z.int({ error: "retry.maxAttempts must be a whole number" }).min(1, { error: "retry.maxAttempts must be at least 1" }).max(10, { error: "retry.maxAttempts must be at most 10" }).default(DEFAULT_RETRY.maxAttempts),
-        /** Budget for all attempts and waits of one token request together. */
-        maxElapsedSeconds: z
-          .number({ error: "retry.maxElapsedSeconds must be a number of seconds" })
-          .min(0, { error: "retry.maxElapsedSeconds must be 0 or more" })
-          .max(600, { error: "retry.maxElapsedSeconds must be at most 600" })
-          .default(DEFAULT_RETRY.maxElapsedSeconds),
-      }, { error: 'retry must be an object such as { "maxAttempts": 4, "maxElapsedSeconds": 30 }' })
+      .strictObject(
+        {
+          /** Attempts in all, the first included; 1 disables retries. */
+          maxAttempts: z
+            .int({ error: "retry.maxAttempts must be a whole number" })
+            .min(1, { error: "retry.maxAttempts must be at least 1" })
+            .max(10, { error: "retry.maxAttempts must be at most 10" })
+            .default(DEFAULT_RETRY.maxAttempts),
+          /** Budget for all attempts and waits of one token request together. */
+          maxElapsedSeconds: z
+            .number({ error: "retry.maxElapsedSeconds must be a number of seconds" })
+            .min(0, { error: "retry.maxElapsedSeconds must be 0 or more" })
+            .max(600, { error: "retry.maxElapsedSeconds must be at most 600" })
+            .default(DEFAULT_RETRY.maxElapsedSeconds),
+        },
+        { error: 'retry must be an object such as { "maxAttempts": 4, "maxElapsedSeconds": 30 }' },
+      )
       .prefault({}),
   })
   .superRefine(
     (c, ctx) => {
-    for (const field of ["issuer", "tokenEndpoint"] as const) {
-      const value = c[field];
-      // Other schemes already failed the URL check above; only plain http needs the loopback rule.
-      const insecure = typeof value === "string" && value.startsWith("http:") && URL.canParse(value) ? insecureReason(new URL(value)) : undefined;
-      if (insecure) ctx.addIssue({ code: "custom", path: [field], message: `${insecure}; a token must not travel in clear text` });
-    }
-    if (!c.issuer && !c.tokenEndpoint) {
-      ctx.addIssue({ code: "custom", path: ["issuer"], message: "issuer is required (or set tokenEndpoint to skip discovery)" });
-    }
-    const method = c.tokenEndpointAuthMethod;
-    if (c.authFlow === "client_credentials") {
-      // RFC 7523 §2.2: the job's token is the client's authentication; no other may be configured beside it.
-      for (const field of ["clientSecret", "tokenEndpointAuthMethod", "privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
-        if (c[field] !== undefined) {
-          ctx.addIssue({ code: "custom", path: [field], message: `${field} is not used with authFlow "client_credentials": the job's token authenticates the client (a federated client assertion): remove it` });
-        }
+      for (const field of ["issuer", "tokenEndpoint"] as const) {
+        const value = c[field];
+        // Other schemes already failed the URL check above; only plain http needs the loopback rule.
+        const insecure =
+          typeof value === "string" && value.startsWith("http:") && URL.canParse(value) ? insecureReason(new URL(value)) : undefined;
+        if (insecure) ctx.addIssue({ code: "custom", path: [field], message: `${insecure}; a token must not travel in clear text` });
       }
-    } else {
+      if (!c.issuer && !c.tokenEndpoint) {
+        ctx.addIssue({ code: "custom", path: ["issuer"], message: "issuer is required (or set tokenEndpoint to skip discovery)" });
+      }
       const method = c.tokenEndpointAuthMethod;
-      if ((method === "client_secret_post" || method === "client_secret_basic") && !c.clientSecret) {
-        ctx.addIssue({ code: "custom", path: ["clientSecret"], message: `clientSecret is required with tokenEndpointAuthMethod "${method}"` });
-      }
-      if (method === "none" && c.clientSecret) {
-        ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is set but tokenEndpointAuthMethod is "none": remove one of them' });
-      }
-      if (method === "private_key_jwt" && !c.privateKeyPath) {
-        ctx.addIssue({ code: "custom", path: ["privateKeyPath"], message: 'privateKeyPath (a PEM PKCS#8 key file) is required with tokenEndpointAuthMethod "private_key_jwt"' });
-      }
-      if (method !== "private_key_jwt") {
-        for (const field of ["privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
-          if (c[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: `${field} is only used with tokenEndpointAuthMethod "private_key_jwt"` });
+      if (c.authFlow === "client_credentials") {
+        // RFC 7523 §2.2: the job's token is the client's authentication; no other may be configured beside it.
+        for (const field of ["clientSecret", "tokenEndpointAuthMethod", "privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
+          if (c[field] !== undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: [field],
+              message: `${field} is not used with authFlow "client_credentials": the job's token authenticates the client (a federated client assertion): remove it`,
+            });
+          }
+        }
+      } else {
+        const method = c.tokenEndpointAuthMethod;
+        if ((method === "client_secret_post" || method === "client_secret_basic") && !c.clientSecret) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["clientSecret"],
+            message: `clientSecret is required with tokenEndpointAuthMethod "${method}"`,
+          });
+        }
+        if (method === "none" && c.clientSecret) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["clientSecret"],
+            message: 'clientSecret is set but tokenEndpointAuthMethod is "none": remove one of them',
+          });
+        }
+        if (method === "private_key_jwt" && !c.privateKeyPath) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["privateKeyPath"],
+            message: 'privateKeyPath (a PEM PKCS#8 key file) is required with tokenEndpointAuthMethod "private_key_jwt"',
+          });
+        }
+        if (method !== "private_key_jwt") {
+          for (const field of ["privateKeyPath", "privateKeyId", "privateKeyAlg"] as const) {
+            if (c[field] !== undefined)
+              ctx.addIssue({
+                code: "custom",
+                path: [field],
+                message: `${field} is only used with tokenEndpointAuthMethod "private_key_jwt"`,
+              });
+          }
+        }
+        if (method === "private_key_jwt" && c.clientSecret) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["clientSecret"],
+            message: 'clientSecret is not used with tokenEndpointAuthMethod "private_key_jwt": remove it',
+          });
         }
       }
-      if (method === "private_key_jwt" && c.clientSecret) {
-        ctx.addIssue({ code: "custom", path: ["clientSecret"], message: 'clientSecret is not used with tokenEndpointAuthMethod "private_key_jwt": remove it' });
+      if (c.clientId === undefined && c.authFlow !== "token_exchange")
+        ctx.addIssue({ code: "custom", path: ["clientId"], message: "clientId is required" });
+      if (c.clientId === undefined && c.authFlow === "token_exchange" && (c.clientSecret !== undefined || method !== undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["clientId"],
+          message: "clientId is required with clientSecret or tokenEndpointAuthMethod (only a client can authenticate)",
+        });
       }
-    }
-    if (c.clientId === undefined && c.authFlow !== "token_exchange") ctx.addIssue({ code: "custom", path: ["clientId"], message: "clientId is required" });
-    if (c.clientId === undefined && c.authFlow === "token_exchange" && (c.clientSecret !== undefined || method !== undefined)) {
-      ctx.addIssue({ code: "custom", path: ["clientId"], message: "clientId is required with clientSecret or tokenEndpointAuthMethod (only a client can authenticate)" });
-    }
-    checkCloudRules(c, ctx);
-    if (c.authFlow !== "token_exchange") {
-      for (const field of ["tokenExchangeAudience", "tokenExchangeResource", "requestedTokenType", "subjectTokenType", "serviceAccountImpersonation"] as const) {
-        if (c[field] !== undefined) {
-          ctx.addIssue({ code: "custom", path: [field], message: `${field} only applies to authFlow "token_exchange"` });
+      checkCloudRules(c, ctx);
+      if (c.authFlow !== "token_exchange") {
+        for (const field of [
+          "tokenExchangeAudience",
+          "tokenExchangeResource",
+          "requestedTokenType",
+          "subjectTokenType",
+          "serviceAccountImpersonation",
+        ] as const) {
+          if (c[field] !== undefined) {
+            ctx.addIssue({ code: "custom", path: [field], message: `${field} only applies to authFlow "token_exchange"` });
+          }
         }
       }
-    }
-    // Also runs when a field failed (see `when`), so this value may still be the raw input.
-    const resources: unknown = c.tokenExchangeResource;
-    for (const r of Array.isArray(resources) ? resources : []) {
-      if (typeof r === "string" && !URL.canParse(r)) ctx.addIssue({ code: "custom", path: ["tokenExchangeResource"], message: `"${r}" is not an absolute URI` });
-    }
+      // Also runs when a field failed (see `when`), so this value may still be the raw input.
+      const resources: unknown = c.tokenExchangeResource;
+      for (const r of Array.isArray(resources) ? resources : []) {
+        if (typeof r === "string" && !URL.canParse(r))
+          ctx.addIssue({ code: "custom", path: ["tokenExchangeResource"], message: `"${r}" is not an absolute URI` });
+      }
     },
     // zod skips refinements once a field failed; run them anyway so every problem is reported in one pass.
     { when: (payload) => typeof payload.value === "object" && payload.value !== null },

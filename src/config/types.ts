@@ -6,125 +6,151 @@
  */
 
 /** One `subjectTokenSource` after parsing, by `type`. */
-export type SubjectTokenSourceConfig = {
-  type: "github_actions";
-  audience?: string | undefined;
-} | {
-  type: "gitlab";
-  var: string;
-  audience?: string | undefined;
-} | {
-  type: "circleci";
-  audience?: string | undefined;
-} | {
-  type: "buildkite";
-  timeoutSeconds: number;
-  audience?: string | undefined;
-  lifetimeSeconds?: number | undefined;
-  claims?: string[] | undefined;
-} | {
-  type: "azure_pipelines";
-  serviceConnectionId?: string | undefined;
-  audience?: string | undefined;
-} | {
-  type: "bitbucket";
-  audience?: string | undefined;
-} | {
-  type: "kubernetes";
-  path: string;
-  audience?: string | undefined;
-} | {
-  type: "gcp_metadata";
-  audience: string;
-  metadataBaseUrl?: string | undefined;
-} | {
-  type: "url";
-  url: string;
-  format: "text" | "json";
-  headers?: Record<string, string> | undefined;
-  field?: string | undefined;
-  audience?: string | undefined;
-} | {
-  type: "exec";
-  command: string[];
-  timeoutSeconds: number;
-  audience?: string | undefined;
-} | {
-  type: "auto";
-  var: string;
-  serviceConnectionId: string | undefined;
-  path: string;
-  audience?: string | undefined;
-} | {
-  type: "file";
-  path: string;
-  audience?: string | undefined;
-} | {
-  type: "env";
-  var: string;
-  audience?: string | undefined;
-};
+export type SubjectTokenSourceConfig =
+  | {
+      type: "github_actions";
+      audience?: string | undefined;
+    }
+  | {
+      type: "gitlab";
+      var: string;
+      audience?: string | undefined;
+    }
+  | {
+      type: "circleci";
+      audience?: string | undefined;
+    }
+  | {
+      type: "buildkite";
+      timeoutSeconds: number;
+      audience?: string | undefined;
+      lifetimeSeconds?: number | undefined;
+      claims?: string[] | undefined;
+    }
+  | {
+      type: "azure_pipelines";
+      serviceConnectionId?: string | undefined;
+      audience?: string | undefined;
+    }
+  | {
+      type: "bitbucket";
+      audience?: string | undefined;
+    }
+  | {
+      type: "kubernetes";
+      path: string;
+      audience?: string | undefined;
+    }
+  | {
+      type: "gcp_metadata";
+      audience: string;
+      metadataBaseUrl?: string | undefined;
+    }
+  | {
+      type: "url";
+      url: string;
+      format: "text" | "json";
+      headers?: Record<string, string> | undefined;
+      field?: string | undefined;
+      audience?: string | undefined;
+    }
+  | {
+      type: "exec";
+      command: string[];
+      timeoutSeconds: number;
+      audience?: string | undefined;
+    }
+  | {
+      type: "auto";
+      var: string;
+      serviceConnectionId: string | undefined;
+      path: string;
+      audience?: string | undefined;
+    }
+  | {
+      type: "file";
+      path: string;
+      audience?: string | undefined;
+    }
+  | {
+      type: "env";
+      var: string;
+      audience?: string | undefined;
+    };
 
 /** The `oauth2` block as a user writes it. */
 export type OAuth2Input = {
-  subjectTokenSource: {
-    type: "github_actions";
-    audience?: string | undefined;
-  } | {
-    type: "gitlab";
-    var?: string | undefined;
-    audience?: string | undefined;
-  } | {
-    type: "circleci";
-    audience?: string | undefined;
-  } | {
-    type: "buildkite";
-    audience?: string | undefined;
-    lifetimeSeconds?: number | undefined;
-    claims?: string | string[] | undefined;
-    timeoutSeconds?: number | undefined;
-  } | {
-    type: "azure_pipelines";
-    serviceConnectionId?: string | undefined;
-    audience?: string | undefined;
-  } | {
-    type: "bitbucket";
-    audience?: string | undefined;
-  } | {
-    type: "kubernetes";
-    path?: string | undefined;
-    audience?: string | undefined;
-  } | {
-    type: "gcp_metadata";
-    audience: string;
-    metadataBaseUrl?: string | undefined;
-  } | {
-    type: "url";
-    url: string;
-    headers?: Record<string, string> | undefined;
-    format?: "text" | "json" | undefined;
-    field?: string | undefined;
-    audience?: string | undefined;
-  } | {
-    type: "exec";
-    command: string[];
-    timeoutSeconds?: number | undefined;
-    audience?: string | undefined;
-  } | {
-    type: "auto";
-    audience?: string | undefined;
-    var?: string | undefined;
-    serviceConnectionId?: string | undefined;
-    path?: string | undefined;
-  } | {
-    type: "file";
-    path: string;
-    audience?: string | undefined;
-  } | {
-    type: "env";
-    var: string;
-    audience?: string | undefined;
-  };
+  subjectTokenSource:
+    | {
+        type: "github_actions";
+        audience?: string | undefined;
+      }
+    | {
+        type: "gitlab";
+        var?: string | undefined;
+        audience?: string | undefined;
+      }
+    | {
+        type: "circleci";
+        audience?: string | undefined;
+      }
+    | {
+        type: "buildkite";
+        audience?: string | undefined;
+        lifetimeSeconds?: number | undefined;
+        claims?: string | string[] | undefined;
+        timeoutSeconds?: number | undefined;
+      }
+    | {
+        type: "azure_pipelines";
+        serviceConnectionId?: string | undefined;
+        audience?: string | undefined;
+      }
+    | {
+        type: "bitbucket";
+        audience?: string | undefined;
+      }
+    | {
+        type: "kubernetes";
+        path?: string | undefined;
+        audience?: string | undefined;
+      }
+    | {
+        type: "gcp_metadata";
+        audience: string;
+        metadataBaseUrl?: string | undefined;
+      }
+    | {
+        type: "url";
+        url: string;
+        headers?: Record<string, string> | undefined;
+        format?: "text" | "json" | undefined;
+        field?: string | undefined;
+        audience?: string | undefined;
+      }
+    | {
+        type: "exec";
+        command: string[];
+        timeoutSeconds?: number | undefined;
+        audience?: string | undefined;
+      }
+    | {
+        type: "auto";
+        audience?: string | undefined;
+        var?: string | undefined;
+        serviceConnectionId?: string | undefined;
+        path?: string | undefined;
+      }
+    | {
+        type: "file";
+        path: string;
+        audience?: string | undefined;
+      }
+    | {
+        type: "env";
+        var: string;
+        audience?: string | undefined;
+      };
   issuer?: string | undefined;
   tokenEndpoint?: string | undefined;
   clientId?: string | undefined;
@@ -142,17 +168,21 @@ export type OAuth2Input = {
   timeoutSeconds?: number | undefined;
   expectClaims?: Record<string, string | string[]> | undefined;
   cache?: "file" | "memory" | undefined;
-  serviceAccountImpersonation?: {
-    email: string;
-    lifetimeSeconds?: number | undefined;
-    scopes?: string | string[] | undefined;
-    endpoint?: string | undefined;
-  } | undefined;
+  serviceAccountImpersonation?:
+    | {
+        email: string;
+        lifetimeSeconds?: number | undefined;
+        scopes?: string | string[] | undefined;
+        endpoint?: string | undefined;
+      }
+    | undefined;
   allowMissingBaseURL?: boolean | undefined;
-  retry?: {
-    maxAttempts?: number | undefined;
-    maxElapsedSeconds?: number | undefined;
-  } | undefined;
+  retry?:
+    | {
+        maxAttempts?: number | undefined;
+        maxElapsedSeconds?: number | undefined;
+      }
+    | undefined;
 };
 
 /** One of the grants, `authFlow`. */
@@ -183,11 +213,12 @@ export type OAuth2Config = {
   subjectTokenType?: string | undefined;
   requestedTokenType?: string | undefined;
   expectClaims?: Record<string, string | string[]> | undefined;
-  serviceAccountImpersonation?: {
-    email: string;
-    lifetimeSeconds: number;
-    endpoint: string;
-    scopes?: string[] | undefined;
-  } | undefined;
+  serviceAccountImpersonation?:
+    | {
+        email: string;
+        lifetimeSeconds: number;
+        endpoint: string;
+        scopes?: string[] | undefined;
+      }
+    | undefined;
 };
-

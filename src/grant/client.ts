@@ -59,7 +59,8 @@ async function clientAuth(providerId: string, config: OAuth2Config): Promise<cli
       return client.ClientSecretBasic(config.clientSecret);
     case "private_key_jwt": {
       const path = config.privateKeyPath as string;
-      const fail = (message: string, cause: unknown) => new CiAuthError("ERR_CONFIG_INVALID", `oauth2.privateKeyPath: ${message}`, { providerId, step: "config", cause });
+      const fail = (message: string, cause: unknown) =>
+        new CiAuthError("ERR_CONFIG_INVALID", `oauth2.privateKeyPath: ${message}`, { providerId, step: "config", cause });
       let pem: string;
       try {
         pem = await readFile(path, "utf8");
@@ -108,7 +109,12 @@ const discovered = new WeakMap<typeof globalThis.fetch, Map<string, Promise<clie
  * The issuer's metadata: fetched once per process and shared; a failure is not cached, so the next grant (or
  * retry) tries again.
  */
-function discoverServer(providerId: string, issuer: URL, timeoutSeconds: number, fetchImpl: typeof globalThis.fetch | undefined): Promise<client.ServerMetadata> {
+function discoverServer(
+  providerId: string,
+  issuer: URL,
+  timeoutSeconds: number,
+  fetchImpl: typeof globalThis.fetch | undefined,
+): Promise<client.ServerMetadata> {
   const cache = discovered.get(fetchImpl ?? globalThis.fetch) ?? new Map<string, Promise<client.ServerMetadata>>();
   discovered.set(fetchImpl ?? globalThis.fetch, cache);
   const hit = cache.get(issuer.href);
@@ -131,7 +137,11 @@ function discoverServer(providerId: string, issuer: URL, timeoutSeconds: number,
 }
 
 /** Discover (or assemble) the configuration. Throws DiscoveryError or a config error; never a raw library error. */
-export async function createGrantClient(providerId: string, config: OAuth2Config, options: ClientOptions = {}): Promise<client.Configuration> {
+export async function createGrantClient(
+  providerId: string,
+  config: OAuth2Config,
+  options: ClientOptions = {},
+): Promise<client.Configuration> {
   // The schema already refuses these; checked again for library callers who build a config by hand.
   for (const field of ["issuer", "tokenEndpoint"] as const) {
     const value = config[field];
@@ -151,7 +161,9 @@ export async function createGrantClient(providerId: string, config: OAuth2Config
     const issuer = new URL(config.issuer as string);
     server = { ...(await discoverServer(providerId, issuer, timeoutSeconds, options.fetch)) };
     if (!server.token_endpoint) {
-      throw new DiscoveryError(`the discovery document of ${issuer.href} has no token_endpoint. Set oauth2.tokenEndpoint explicitly.`, { providerId });
+      throw new DiscoveryError(`the discovery document of ${issuer.href} has no token_endpoint. Set oauth2.tokenEndpoint explicitly.`, {
+        providerId,
+      });
     }
     transportUrl = new URL(server.token_endpoint);
     const insecure = insecureReason(transportUrl);

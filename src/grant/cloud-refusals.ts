@@ -63,9 +63,12 @@ function googleHint(error: string, description: string, p: Presented): string | 
     const shown = ["repository", "ref", "sub"].map((n) => `${n} ${claim(p, n)}`).join(", ");
     return `The provider's attribute condition refused this job (${shown}): change the condition, or run the job where it allows.`;
   }
-  if (/issuer in ID Token/i.test(description)) return `The provider's issuer must be the CI platform's OIDC issuer "${claim(p, "iss")}", exactly.`;
-  if (/stale to sign-in/i.test(description)) return "Google saw the job's token as too old or not yet valid: check the runner's clock, and that the source gives a token that is still valid.";
-  if (error === "invalid_target") return "The pool or provider in tokenExchangeAudience does not exist, or is disabled or deleted: check its project number, pool id and provider id.";
+  if (/issuer in ID Token/i.test(description))
+    return `The provider's issuer must be the CI platform's OIDC issuer "${claim(p, "iss")}", exactly.`;
+  if (/stale to sign-in/i.test(description))
+    return "Google saw the job's token as too old or not yet valid: check the runner's clock, and that the source gives a token that is still valid.";
+  if (error === "invalid_target")
+    return "The pool or provider in tokenExchangeAudience does not exist, or is disabled or deleted: check its project number, pool id and provider id.";
   if (/Invalid value for "audience"/i.test(description)) {
     return "tokenExchangeAudience must be the provider's full name: //iam.googleapis.com/projects/<project number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>.";
   }
@@ -73,7 +76,12 @@ function googleHint(error: string, description: string, p: Presented): string | 
 }
 
 /** A hint for a refusal by Entra or Google STS, or undefined for any other IdP's. */
-export function cloudRefusalHint(error: string, description: string | undefined, clientId: string | undefined, presented: Presented): string | undefined {
+export function cloudRefusalHint(
+  error: string,
+  description: string | undefined,
+  clientId: string | undefined,
+  presented: Presented,
+): string | undefined {
   const text = description ?? "";
   const aadsts = /^AADSTS(\d+)\b/.exec(text.trim());
   if (aadsts) return entraHint(Number(aadsts[1]), clientId, presented);

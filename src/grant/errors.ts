@@ -22,8 +22,10 @@ export function hasTimeoutInChain(err: unknown): boolean {
 }
 
 export const REFUSAL_HINTS: Record<string, string> = {
-  invalid_grant: "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims, which the plugin logs with this error.",
-  invalid_client: "Client authentication failed: check clientId, clientSecret and tokenEndpointAuthMethod against the IdP's client settings.",
+  invalid_grant:
+    "The IdP did not accept the job's token: compare its trust policy (issuer, audience, repository/project, ref) with the token's claims, which the plugin logs with this error.",
+  invalid_client:
+    "Client authentication failed: check clientId, clientSecret and tokenEndpointAuthMethod against the IdP's client settings.",
   unauthorized_client: "This client may not use this grant type: enable it for the client at the IdP.",
   unsupported_grant_type: "The IdP does not support this grant type: enable it, or switch authFlow.",
   invalid_scope: "Check oauth2.scopes against the scopes the client may request.",
@@ -43,7 +45,15 @@ function refusalHint(error: string, flow: AuthFlow): string | undefined {
 /** OAuth error codes that mean "the server is in trouble", not "you are refused" (RFC 6749 §5.2, §4.1.2.1). */
 const TRANSIENT_OAUTH_ERRORS = new Set(["server_error", "temporarily_unavailable"]);
 
-export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, tokenEndpoint: string | undefined, timeoutSeconds: number, presented?: Record<string, unknown>, clientId?: string): Error {
+export function toGrantError(
+  err: unknown,
+  flow: AuthFlow,
+  providerId: string,
+  tokenEndpoint: string | undefined,
+  timeoutSeconds: number,
+  presented?: Record<string, unknown>,
+  clientId?: string,
+): Error {
   if (err instanceof client.ResponseBodyError) {
     const description = err.error_description === undefined ? undefined : scrub(err.error_description);
     // A refusal is final; an OAuth error body on a 5xx/429, or server_error / temporarily_unavailable, is the IdP in trouble.
@@ -70,13 +80,19 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   const status = statusOf(err);
   if (bodyTooLargeIn(err)) {
     const http = status === undefined ? "" : ` (HTTP ${status})`;
-    return new TokenResponseError(`the token endpoint${where} answered more than ${formatBytes(MAX_BODY_BYTES)}${http}, which is not a token response; the rest was not read. Check the token endpoint URL.`, { providerId });
+    return new TokenResponseError(
+      `the token endpoint${where} answered more than ${formatBytes(MAX_BODY_BYTES)}${http}, which is not a token response; the rest was not read. Check the token endpoint URL.`,
+      { providerId },
+    );
   }
   // openid-client reads only 4xx bodies as OAuth errors: a 5xx is NOT_CONFORM, a 429 without JSON is NOT_JSON.
   if (code === "OAUTH_RESPONSE_IS_NOT_CONFORM" || (code === "OAUTH_RESPONSE_IS_NOT_JSON" && isTransientStatus(status))) {
     const transient = isTransientStatus(status);
     // Redirects are never followed (openid-client uses redirect: "manual"): the subject token goes only where configured.
-    const redirect = status !== undefined && status >= 300 && status < 400 ? " It is a redirect, which is not followed: the subject token is only sent to the configured endpoint. Configure the final URL." : "";
+    const redirect =
+      status !== undefined && status >= 300 && status < 400
+        ? " It is a redirect, which is not followed: the subject token is only sent to the configured endpoint. Configure the final URL."
+        : "";
     const what = transient ? " (the IdP is failing or overloaded)" : redirect ? "" : " without an OAuth error";
     return new GrantRequestError(flow, `the token endpoint${where} answered HTTP ${status ?? "error"}${what}.${redirect}`, {
       providerId,
@@ -88,7 +104,10 @@ export function toGrantError(err: unknown, flow: AuthFlow, providerId: string, t
   }
   if (code === "OAUTH_RESPONSE_IS_NOT_JSON") {
     const http = status === undefined ? "" : ` (HTTP ${status})`;
-    return new TokenResponseError(`the token endpoint${where} answered something that is not JSON${http}. Check the token endpoint URL: a login page or a proxy answered instead of the IdP.`, { providerId });
+    return new TokenResponseError(
+      `the token endpoint${where} answered something that is not JSON${http}. Check the token endpoint URL: a login page or a proxy answered instead of the IdP.`,
+      { providerId },
+    );
   }
   // A body that stalls past the timeout surfaces as a parse error whose cause chain ends in a TimeoutError.
   if (code === "OAUTH_TIMEOUT" || hasTimeoutInChain(err)) {
@@ -126,25 +145,33 @@ export function discoveryError(providerId: string, issuer: URL, err: unknown, ti
   const say = (hint: string, extra: { transient?: boolean; summary?: string; retryAfterMs?: number | undefined } = {}) =>
     new DiscoveryError(`discovery at ${issuer.href} did not succeed: ${hint}`, { providerId, cause: err, ...extra });
   if (bodyTooLargeIn(err)) {
-    return say(`the answer is larger than ${formatBytes(MAX_BODY_BYTES)}, which is not a discovery document; the rest was not read. Check the issuer URL.`);
+    return say(
+      `the answer is larger than ${formatBytes(MAX_BODY_BYTES)}, which is not a discovery document; the rest was not read. Check the issuer URL.`,
+    );
   }
   switch (code) {
     case "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED":
-      return say("the document's issuer differs from the configured issuer. They must match exactly (scheme, host, port, path, trailing slash).");
+      return say(
+        "the document's issuer differs from the configured issuer. They must match exactly (scheme, host, port, path, trailing slash).",
+      );
     case "OAUTH_RESPONSE_IS_NOT_JSON":
       return say("the answer is not JSON. Check that issuer is the IdP's issuer URL (e.g. Keycloak: https://HOST/realms/REALM).");
     case "OAUTH_RESPONSE_IS_NOT_CONFORM": {
       const transient = isTransientStatus(status);
-      return say(`the IdP answered HTTP ${status ?? "error"} for /.well-known/openid-configuration. Check the issuer URL, or set oauth2.tokenEndpoint to skip discovery.`, {
-        transient,
-        summary: `HTTP ${status ?? "error"}`,
-        retryAfterMs: transient ? retryAfterOf(err) : undefined,
-      });
+      return say(
+        `the IdP answered HTTP ${status ?? "error"} for /.well-known/openid-configuration. Check the issuer URL, or set oauth2.tokenEndpoint to skip discovery.`,
+        {
+          transient,
+          summary: `HTTP ${status ?? "error"}`,
+          retryAfterMs: transient ? retryAfterOf(err) : undefined,
+        },
+      );
     }
     case "OAUTH_TIMEOUT":
       return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
     default:
-      if (hasTimeoutInChain(err)) return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
+      if (hasTimeoutInChain(err))
+        return say(`no answer within ${timeoutSeconds}s.`, { transient: true, summary: `no answer within ${timeoutSeconds}s` });
       return say(`could not reach it (${describeCause(err)}). Check the issuer URL and that the job can reach the IdP.`, {
         transient: true,
         summary: `could not connect (${describeCause(err)})`,

@@ -54,7 +54,10 @@ function grantParameters(config: OAuth2Config, subjectToken: string): URLSearchP
  * IdP's, however long the answer took. (The IdP may also round its own expiry down to a whole second; the token
  * cache never serves a token in its last second for that reason.)
  */
-export function resolveExpiry(response: { access_token: string; expires_in?: unknown }, requestedAt: number): Pick<AccessToken, "expiresAt" | "expirySource"> {
+export function resolveExpiry(
+  response: { access_token: string; expires_in?: unknown },
+  requestedAt: number,
+): Pick<AccessToken, "expiresAt" | "expirySource"> {
   const expiresIn = response.expires_in;
   if (typeof expiresIn === "number" && Number.isFinite(expiresIn) && expiresIn > 0) {
     return { expiresAt: requestedAt + expiresIn * 1000, expirySource: "expires_in" };
@@ -77,7 +80,12 @@ export interface GrantOptions {
 }
 
 /** Run the configured grant once. Throws GrantRefusedError, GrantRequestError or TokenResponseError. */
-export async function requestAccessToken(configuration: client.Configuration, config: OAuth2Config, subjectToken: string, options: GrantOptions): Promise<AccessToken> {
+export async function requestAccessToken(
+  configuration: client.Configuration,
+  config: OAuth2Config,
+  subjectToken: string,
+  options: GrantOptions,
+): Promise<AccessToken> {
   const { providerId } = options;
   const now = options.now ?? Date.now;
   const flow = config.authFlow;
@@ -86,7 +94,15 @@ export async function requestAccessToken(configuration: client.Configuration, co
   try {
     response = await client.genericGrantRequest(configuration, GRANT_TYPES[flow], grantParameters(config, subjectToken));
   } catch (err) {
-    throw toGrantError(err, flow, providerId, configuration.serverMetadata().token_endpoint, config.timeoutSeconds, options.presented, config.clientId);
+    throw toGrantError(
+      err,
+      flow,
+      providerId,
+      configuration.serverMetadata().token_endpoint,
+      config.timeoutSeconds,
+      options.presented,
+      config.clientId,
+    );
   }
   // openid-client already refused a missing access_token, and any token_type but bearer, dpop and (token
   // exchange only) n_a. RFC 8693 §2.2.1: N_A means "not an OAuth access token"; it is still presented as a bearer.

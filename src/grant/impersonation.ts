@@ -47,18 +47,29 @@ interface GoogleError {
 }
 
 /** What to do about a refusal, by Google's status: what to grant to whom. */
-function refusalHint(status: string | undefined, httpStatus: number, said: string, config: OAuth2Config, impersonation: Impersonation, subject: string | undefined): string {
+function refusalHint(
+  status: string | undefined,
+  httpStatus: number,
+  said: string,
+  config: OAuth2Config,
+  impersonation: Impersonation,
+  subject: string | undefined,
+): string {
   const provider = config.tokenExchangeAudience?.find((a) => a.startsWith("//iam.googleapis.com/"));
   const principal = provider && subject ? googlePrincipalOf(provider, subject) : undefined;
-  const who = principal ?? "the pool's principal for this job (principal://iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/subject/<sub>)";
+  const who =
+    principal ??
+    "the pool's principal for this job (principal://iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/subject/<sub>)";
   if (/insufficient authentication scopes/i.test(said)) {
     return "The federated token from STS lacks the cloud-platform scope that IAM Credentials needs: do not narrow the STS step's scope; put the service account token's scopes in serviceAccountImpersonation.scopes.";
   }
   if (status === "PERMISSION_DENIED" || httpStatus === 403) {
     return `Grant roles/iam.workloadIdentityUser on the service account ${impersonation.email} to ${who} (or to a principalSet that contains it); a new binding takes a minute or two to apply.`;
   }
-  if (status === "NOT_FOUND" || httpStatus === 404) return `Check serviceAccountImpersonation.email: the service account ${impersonation.email} does not exist, or is in another project.`;
-  if (status === "UNAUTHENTICATED" || httpStatus === 401) return "Google did not accept the federated token from STS: check that tokenExchangeAudience names the provider of the pool whose principals the service account trusts.";
+  if (status === "NOT_FOUND" || httpStatus === 404)
+    return `Check serviceAccountImpersonation.email: the service account ${impersonation.email} does not exist, or is in another project.`;
+  if (status === "UNAUTHENTICATED" || httpStatus === 401)
+    return "Google did not accept the federated token from STS: check that tokenExchangeAudience names the provider of the pool whose principals the service account trusts.";
   if (status === "INVALID_ARGUMENT" || httpStatus === 400) {
     return `Check serviceAccountImpersonation: lifetimeSeconds above 3600 needs the org policy constraints/iam.allowServiceAccountCredentialLifetimeExtension; scopes must be Google OAuth scopes.`;
   }
@@ -66,7 +77,11 @@ function refusalHint(status: string | undefined, httpStatus: number, said: strin
 }
 
 /** The service account's access token, from the federated token. Throws ImpersonationError. */
-export async function impersonateServiceAccount(federated: AccessToken, config: OAuth2Config, options: ImpersonationOptions): Promise<AccessToken> {
+export async function impersonateServiceAccount(
+  federated: AccessToken,
+  config: OAuth2Config,
+  options: ImpersonationOptions,
+): Promise<AccessToken> {
   const impersonation = config.serviceAccountImpersonation as Impersonation;
   const { providerId, timeoutSeconds } = options;
   const email = impersonation.email;
@@ -90,19 +105,30 @@ export async function impersonateServiceAccount(federated: AccessToken, config: 
     });
     ({ text, truncated } = await readBodyLimited(response, MAX_BODY_BYTES));
   } catch (err) {
-    const what = timeout.aborted ? `IAM Credentials at ${url.origin} did not answer within ${timeoutSeconds}s.` : `could not reach IAM Credentials at ${url.origin} (${describeCause(err)}).`;
+    const what = timeout.aborted
+      ? `IAM Credentials at ${url.origin} did not answer within ${timeoutSeconds}s.`
+      : `could not reach IAM Credentials at ${url.origin} (${describeCause(err)}).`;
     const summary = timeout.aborted ? `no answer within ${timeoutSeconds}s` : `could not connect (${describeCause(err)})`;
     throw new ImpersonationError(email, what, { providerId, cause: err, transient: true, summary });
   }
   const status = response.status;
   if (status >= 300 && status < 400) {
-    throw new ImpersonationError(email, `IAM Credentials at ${url.origin} answered a redirect (HTTP ${status}), which is not followed: the federated token is only sent to the configured endpoint.`, {
-      providerId,
-      status,
-      summary: `HTTP ${status}`,
-    });
+    throw new ImpersonationError(
+      email,
+      `IAM Credentials at ${url.origin} answered a redirect (HTTP ${status}), which is not followed: the federated token is only sent to the configured endpoint.`,
+      {
+        providerId,
+        status,
+        summary: `HTTP ${status}`,
+      },
+    );
   }
-  if (truncated) throw new ImpersonationError(email, `IAM Credentials at ${url.origin} answered more than ${formatBytes(MAX_BODY_BYTES)}; the rest was not read.`, { providerId, status });
+  if (truncated)
+    throw new ImpersonationError(
+      email,
+      `IAM Credentials at ${url.origin} answered more than ${formatBytes(MAX_BODY_BYTES)}; the rest was not read.`,
+      { providerId, status },
+    );
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -115,19 +141,26 @@ export async function impersonateServiceAccount(federated: AccessToken, config: 
     const said = typeof error?.message === "string" ? quote(error.message, 300) : quote(text, 200);
     const transient = isTransientStatus(status);
     const hint = transient ? "" : refusalHint(googleStatus, status, said, config, impersonation, options.subject);
-    throw new ImpersonationError(email, `IAM Credentials answered HTTP ${status}${googleStatus ? ` ${googleStatus}` : ""}${said ? `: ${said}` : ""}.${hint ? ` ${hint}` : ""}`, {
-      providerId,
-      status,
-      googleStatus,
-      transient,
-      retryAfterMs: transient ? parseRetryAfter(response.headers.get("retry-after")) : undefined,
-      summary: `HTTP ${status}${googleStatus ? ` ${googleStatus}` : ""}`,
-    });
+    throw new ImpersonationError(
+      email,
+      `IAM Credentials answered HTTP ${status}${googleStatus ? ` ${googleStatus}` : ""}${said ? `: ${said}` : ""}.${hint ? ` ${hint}` : ""}`,
+      {
+        providerId,
+        status,
+        googleStatus,
+        transient,
+        retryAfterMs: transient ? parseRetryAfter(response.headers.get("retry-after")) : undefined,
+        summary: `HTTP ${status}${googleStatus ? ` ${googleStatus}` : ""}`,
+      },
+    );
   }
   const answer = body as { accessToken?: unknown; expireTime?: unknown } | undefined;
   const expireTime = typeof answer?.expireTime === "string" ? Date.parse(answer.expireTime) : Number.NaN;
   if (typeof answer?.accessToken !== "string" || answer.accessToken.length === 0 || Number.isNaN(expireTime)) {
-    throw new ImpersonationError(email, `IAM Credentials at ${url.origin} answered without an accessToken and an expireTime.`, { providerId, status });
+    throw new ImpersonationError(email, `IAM Credentials at ${url.origin} answered without an accessToken and an expireTime.`, {
+      providerId,
+      status,
+    });
   }
   return {
     value: answer.accessToken,

@@ -33,7 +33,10 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
 
   async function discoverWithToken(providerId: string, baseURL: unknown, authorizedFetch: typeof globalThis.fetch): Promise<string[]> {
     if (typeof baseURL !== "string" || baseURL.length === 0) {
-      logger.error({ event: "model_discovery_skipped", provider: providerId }, "the provider lists no models and has no options.baseURL to discover them from");
+      logger.error(
+        { event: "model_discovery_skipped", provider: providerId },
+        "the provider lists no models and has no options.baseURL to discover them from",
+      );
       return [];
     }
     return discoverModels(providerId, baseURL, authorizedFetch, logger);
@@ -49,7 +52,11 @@ export function createConfigHook(registry: ProviderRegistry, options: ConfigHook
         if (result.ok) {
           const { agentSecrets, ...tokenOptions } = options;
           // Shared with the other plugin instances of this process: one grant per token lifetime per process.
-          const tokenProvider = sharedTokenProvider(result.providerId, result.config, { ...tokenOptions, logger, ...(agentSecrets ? { witness: agentSecrets } : {}) });
+          const tokenProvider = sharedTokenProvider(result.providerId, result.config, {
+            ...tokenOptions,
+            logger,
+            ...(agentSecrets ? { witness: agentSecrets } : {}),
+          });
           agentSecrets?.addProvider(result.config, tokenProvider.source);
           managed = { providerId: result.providerId, tokenProvider };
         } else {

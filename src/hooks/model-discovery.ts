@@ -23,14 +23,25 @@ export function parseModelList(body: unknown): string[] {
   return [...new Set(ids)];
 }
 
-export async function discoverModels(providerId: string, baseURL: string, authorizedFetch: typeof globalThis.fetch, logger: Logger): Promise<string[]> {
+export async function discoverModels(
+  providerId: string,
+  baseURL: string,
+  authorizedFetch: typeof globalThis.fetch,
+  logger: Logger,
+): Promise<string[]> {
   const url = `${baseURL.replace(/\/+$/, "")}/models`;
   const log = logger.child({ provider: providerId });
   try {
-    const response = await authorizedFetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(MODEL_DISCOVERY_TIMEOUT_MS) });
+    const response = await authorizedFetch(url, {
+      headers: { accept: "application/json" },
+      signal: AbortSignal.timeout(MODEL_DISCOVERY_TIMEOUT_MS),
+    });
     if (!response.ok) {
       const body = quote((await readBodyLimited(response)).text, 200);
-      log.error({ event: "model_discovery_failed", status: response.status, url }, `model discovery: GET ${url} answered HTTP ${response.status}: ${body}. List the models in provider.${providerId}.models to skip discovery.`);
+      log.error(
+        { event: "model_discovery_failed", status: response.status, url },
+        `model discovery: GET ${url} answered HTTP ${response.status}: ${body}. List the models in provider.${providerId}.models to skip discovery.`,
+      );
       return [];
     }
     const list = await readBodyLimited(response, MAX_MODEL_LIST_BYTES);
@@ -42,7 +53,11 @@ export async function discoverModels(providerId: string, baseURL: string, author
       return [];
     }
     const ids = parseModelList(JSON.parse(list.text));
-    if (ids.length === 0) log.error({ event: "model_discovery_empty", url }, `model discovery: GET ${url} listed no models. List them in provider.${providerId}.models.`);
+    if (ids.length === 0)
+      log.error(
+        { event: "model_discovery_empty", url },
+        `model discovery: GET ${url} listed no models. List them in provider.${providerId}.models.`,
+      );
     else log.info({ event: "models_discovered", count: ids.length }, `discovered ${ids.length} model(s)`);
     return ids;
   } catch (err) {
@@ -58,13 +73,19 @@ export async function discoverModels(providerId: string, baseURL: string, author
  * in the config. When discovery cannot run (no token, provider down), these are registered anyway so opencode
  * reaches the plugin's hooks and the user sees the real cause instead of "model not found".
  */
-export function requestedModelIds(providerId: string, config: { model?: unknown; small_model?: unknown }, argv: readonly string[] = process.argv): string[] {
+export function requestedModelIds(
+  providerId: string,
+  config: { model?: unknown; small_model?: unknown },
+  argv: readonly string[] = process.argv,
+): string[] {
   const named: unknown[] = [config.model, config.small_model];
   argv.forEach((arg, i) => {
     if (arg === "--model" || arg === "-m") named.push(argv[i + 1]);
     else if (arg.startsWith("--model=")) named.push(arg.slice("--model=".length));
   });
   const prefix = `${providerId}/`;
-  const ids = named.filter((v): v is string => typeof v === "string" && v.startsWith(prefix) && v.length > prefix.length).map((v) => v.slice(prefix.length));
+  const ids = named
+    .filter((v): v is string => typeof v === "string" && v.startsWith(prefix) && v.length > prefix.length)
+    .map((v) => v.slice(prefix.length));
   return [...new Set(ids)];
 }

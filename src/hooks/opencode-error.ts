@@ -46,7 +46,9 @@ export function retrySafe(message: string): string {
 /** The error opencode shows the user: our message (or a safe description of an unexpected failure), retry-safe. */
 export function toOpencodeError(err: unknown, providerId: string): Error {
   const message =
-    err instanceof CiAuthError ? err.message : `opencode-ci-auth: provider "${providerId}": unexpected failure (${describeCause(err)}). Please report it.`;
+    err instanceof CiAuthError
+      ? err.message
+      : `opencode-ci-auth: provider "${providerId}": unexpected failure (${describeCause(err)}). Please report it.`;
   const out = new Error(retrySafe(message));
   out.name = OPENCODE_ERROR_NAME;
   return out;

@@ -38,7 +38,11 @@ function replayable(input: FetchInput, init: RequestInit | undefined): boolean {
   return !(init?.body instanceof ReadableStream);
 }
 
-export function createProviderFetch(managed: ManagedProvider, logger: Logger, baseFetch: typeof globalThis.fetch = globalThis.fetch): typeof globalThis.fetch {
+export function createProviderFetch(
+  managed: ManagedProvider,
+  logger: Logger,
+  baseFetch: typeof globalThis.fetch = globalThis.fetch,
+): typeof globalThis.fetch {
   const { providerId } = managed;
   const log = logger.child({ provider: providerId });
   const authorizedFetch = async (input: FetchInput, init?: RequestInit): Promise<Response> => {

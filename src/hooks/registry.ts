@@ -2,7 +2,9 @@
 import type { ConfigError } from "../errors.js";
 import type { TokenProvider } from "../token-provider.js";
 
-export type ManagedProvider = { providerId: string; tokenProvider: TokenProvider; error?: undefined } | { providerId: string; tokenProvider?: undefined; error: ConfigError };
+export type ManagedProvider =
+  | { providerId: string; tokenProvider: TokenProvider; error?: undefined }
+  | { providerId: string; tokenProvider?: undefined; error: ConfigError };
 
 export class ProviderRegistry {
   readonly #providers = new Map<string, ManagedProvider>();

@@ -96,5 +96,6 @@ export function withBodyLimit(response: Response, limit: number = MAX_BODY_BYTES
 
 /** A fetch whose responses are limited as withBodyLimit says. */
 export function limitedFetch(base: typeof globalThis.fetch, limit: number = MAX_BODY_BYTES): typeof globalThis.fetch {
-  return (async (input: Parameters<typeof globalThis.fetch>[0], init?: RequestInit) => withBodyLimit(await base(input, init), limit)) as typeof globalThis.fetch;
+  return (async (input: Parameters<typeof globalThis.fetch>[0], init?: RequestInit) =>
+    withBodyLimit(await base(input, init), limit)) as typeof globalThis.fetch;
 }

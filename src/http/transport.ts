@@ -28,5 +28,8 @@ export function insecureReason(url: URL): string | undefined {
 export function insecureMetadataReason(url: URL): string | undefined {
   if (url.protocol === "http:" && METADATA_SERVER_HOSTS.has(url.hostname.toLowerCase())) return undefined;
   const reason = insecureReason(url);
-  return reason && `${url.protocol}//${url.host} is not https (plain http is only allowed to the metadata server, ${[...METADATA_SERVER_HOSTS].join(" or ")}, and to loopback addresses)`;
+  return (
+    reason &&
+    `${url.protocol}//${url.host} is not https (plain http is only allowed to the metadata server, ${[...METADATA_SERVER_HOSTS].join(" or ")}, and to loopback addresses)`
+  );
 }

@@ -41,7 +41,12 @@ export class AzurePipelinesSource implements SubjectTokenSource {
    */
   async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
     const accessToken = env.SYSTEM_ACCESSTOKEN;
-    return identityOf([SOURCE, this.serviceConnectionId ?? "(pipeline)", env.SYSTEM_OIDCREQUESTURI, accessToken ? fingerprint(accessToken) : undefined]);
+    return identityOf([
+      SOURCE,
+      this.serviceConnectionId ?? "(pipeline)",
+      env.SYSTEM_OIDCREQUESTURI,
+      accessToken ? fingerprint(accessToken) : undefined,
+    ]);
   }
 
   async getSubjectToken(context: SubjectTokenContext): Promise<string> {

@@ -26,16 +26,28 @@ export class BitbucketSource implements SubjectTokenSource {
   /** The step (a UUID per step run) and a fingerprint of its token, which Bitbucket issues once per step. */
   async cacheIdentity({ env }: SubjectTokenContext): Promise<string | undefined> {
     const token = env.BITBUCKET_STEP_OIDC_TOKEN?.trim();
-    return identityOf([SOURCE, this.expectedAudience ?? "(none)", env.BITBUCKET_REPO_UUID, env.BITBUCKET_STEP_UUID, token ? fingerprint(token) : undefined]);
+    return identityOf([
+      SOURCE,
+      this.expectedAudience ?? "(none)",
+      env.BITBUCKET_REPO_UUID,
+      env.BITBUCKET_STEP_UUID,
+      token ? fingerprint(token) : undefined,
+    ]);
   }
 
   async getSubjectToken({ providerId, env }: SubjectTokenContext): Promise<string> {
     const value = env.BITBUCKET_STEP_OIDC_TOKEN?.trim();
     if (value) return value;
-    const where = env.BITBUCKET_BUILD_NUMBER ? "" : " (this does not look like a Bitbucket Pipelines step: BITBUCKET_BUILD_NUMBER is not set)";
-    throw new SubjectTokenUnavailableError(SOURCE, `BITBUCKET_STEP_OIDC_TOKEN is not set${where}. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: \`oidc: true\`, or \`oidc: { audiences: [<your IdP's audience>] }\` to choose the token's audience.`, {
-      providerId,
-    });
+    const where = env.BITBUCKET_BUILD_NUMBER
+      ? ""
+      : " (this does not look like a Bitbucket Pipelines step: BITBUCKET_BUILD_NUMBER is not set)";
+    throw new SubjectTokenUnavailableError(
+      SOURCE,
+      `BITBUCKET_STEP_OIDC_TOKEN is not set${where}. Enable OIDC on the step that runs opencode in bitbucket-pipelines.yml: \`oidc: true\`, or \`oidc: { audiences: [<your IdP's audience>] }\` to choose the token's audience.`,
+      {
+        providerId,
+      },
+    );
   }
 }
 

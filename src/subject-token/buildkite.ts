@@ -21,7 +21,8 @@ const CREDENTIAL_ENV = ["BUILDKITE_AGENT_ACCESS_TOKEN"] as const;
  */
 const OPTIONAL_CLAIM = /^(organization_id|pipeline_id|build_id|cluster_id|cluster_name|queue_id|queue_key|agent_tag:[^\s,]+)$/;
 const OPTIONAL_CLAIMS = "organization_id, pipeline_id, build_id, cluster_id, cluster_name, queue_id, queue_key, agent_tag:<name>";
-const CONTAINER_FIX = "In a container step, mount the agent into it (docker plugin: `mount-buildkite-agent: true`), which also passes these variables.";
+const CONTAINER_FIX =
+  "In a container step, mount the agent into it (docker plugin: `mount-buildkite-agent: true`), which also passes these variables.";
 
 export class BuildkiteSource implements SubjectTokenSource {
   readonly type = SOURCE;
@@ -32,7 +33,12 @@ export class BuildkiteSource implements SubjectTokenSource {
   readonly claims: readonly string[];
   readonly timeoutMs: number;
 
-  constructor(audience: string | undefined, lifetimeSeconds: number | undefined, claims: readonly string[] = [], timeoutSeconds = DEFAULT_BUILDKITE_TIMEOUT_SECONDS) {
+  constructor(
+    audience: string | undefined,
+    lifetimeSeconds: number | undefined,
+    claims: readonly string[] = [],
+    timeoutSeconds = DEFAULT_BUILDKITE_TIMEOUT_SECONDS,
+  ) {
     this.expectedAudience = audience;
     this.lifetimeSeconds = lifetimeSeconds;
     this.claims = claims;
@@ -57,9 +63,13 @@ export class BuildkiteSource implements SubjectTokenSource {
     const missing = ["BUILDKITE_JOB_ID", "BUILDKITE_AGENT_ACCESS_TOKEN"].filter((name) => !env[name]);
     if (missing.length) {
       const where = env.BUILDKITE === "true" ? "" : " (this does not look like a Buildkite job: BUILDKITE is not set)";
-      throw new SubjectTokenUnavailableError(SOURCE, `${missing.join(" and ")} ${missing.length === 1 ? "is" : "are"} not set${where}. The agent sets BUILDKITE_JOB_ID and BUILDKITE_AGENT_ACCESS_TOKEN in every job. ${CONTAINER_FIX}`, {
-        providerId,
-      });
+      throw new SubjectTokenUnavailableError(
+        SOURCE,
+        `${missing.join(" and ")} ${missing.length === 1 ? "is" : "are"} not set${where}. The agent sets BUILDKITE_JOB_ID and BUILDKITE_AGENT_ACCESS_TOKEN in every job. ${CONTAINER_FIX}`,
+        {
+          providerId,
+        },
+      );
     }
     const args = ["oidc", "request-token"];
     if (this.expectedAudience !== undefined) args.push("--audience", this.expectedAudience);
@@ -85,12 +95,19 @@ export const buildkite = defineSource({
     /** `--audience`. Omitted: Buildkite's default audience. */
     audience,
     /** `--lifetime` in seconds. Omitted: Buildkite's default (5 minutes). */
-    lifetimeSeconds: z.int({ error: "lifetimeSeconds must be a whole number of seconds" }).positive({ error: "lifetimeSeconds must be more than 0" }).optional(),
+    lifetimeSeconds: z
+      .int({ error: "lifetimeSeconds must be a whole number of seconds" })
+      .positive({ error: "lifetimeSeconds must be more than 0" })
+      .optional(),
     /** Optional claims to add, one `--claim` each. Omitted: none. */
     claims: stringList("claims")
       .superRefine((items, ctx) => {
         for (const item of items) {
-          if (!OPTIONAL_CLAIM.test(item)) ctx.addIssue({ code: "custom", message: `claims must list Buildkite's optional claims (${OPTIONAL_CLAIMS}): "${item}" is not one` });
+          if (!OPTIONAL_CLAIM.test(item))
+            ctx.addIssue({
+              code: "custom",
+              message: `claims must list Buildkite's optional claims (${OPTIONAL_CLAIMS}): "${item}" is not one`,
+            });
         }
       })
       .transform((items) => [...new Set(items)])
@@ -103,7 +120,12 @@ export const buildkite = defineSource({
     name: "Buildkite",
     signal: "BUILDKITE=true",
     matches: (env) => env.BUILDKITE === "true",
-    details: { organization: "BUILDKITE_ORGANIZATION_SLUG", pipeline: "BUILDKITE_PIPELINE_SLUG", branch: "BUILDKITE_BRANCH", build: "BUILDKITE_BUILD_NUMBER" },
+    details: {
+      organization: "BUILDKITE_ORGANIZATION_SLUG",
+      pipeline: "BUILDKITE_PIPELINE_SLUG",
+      branch: "BUILDKITE_BRANCH",
+      build: "BUILDKITE_BUILD_NUMBER",
+    },
     fromAuto: (settings) => new BuildkiteSource(settings.audience, undefined, [], DEFAULT_BUILDKITE_TIMEOUT_SECONDS),
   },
   summaryClaims: ["organization_slug", "organization_id", "pipeline_slug", "pipeline_id", "build_branch"],

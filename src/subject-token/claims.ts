@@ -17,7 +17,10 @@ export const SUMMARY_CLAIMS: readonly string[] = ["iss", "aud", "sub", ...SOURCE
  * Non-secret parts of object claims, shown under a name of their own: Kubernetes puts the namespace and service
  * account in `kubernetes.io`, a Compute Engine VM's token (format=full) the project in `google.compute_engine`.
  */
-export const NESTED_SUMMARY_CLAIMS: Readonly<Record<string, readonly string[]>> = Object.assign({}, ...SOURCES.map((s) => s.nestedSummaryClaims ?? {}));
+export const NESTED_SUMMARY_CLAIMS: Readonly<Record<string, readonly string[]>> = Object.assign(
+  {},
+  ...SOURCES.map((s) => s.nestedSummaryClaims ?? {}),
+);
 
 /** Tolerated clock difference between the CI platform and this machine. */
 export const CLOCK_SKEW_SECONDS = 60;
@@ -87,12 +90,20 @@ export type SubjectTokenRule = (facts: SubjectTokenFacts) => SubjectTokenInvalid
 
 export const notExpired: SubjectTokenRule = ({ payload, nowSeconds, source, providerId }) =>
   typeof payload.exp === "number" && payload.exp <= nowSeconds
-    ? new SubjectTokenInvalidError(source, `the token expired at ${iso(payload.exp)} (now ${iso(nowSeconds)}). A source must provide a fresh token for every grant.`, { providerId })
+    ? new SubjectTokenInvalidError(
+        source,
+        `the token expired at ${iso(payload.exp)} (now ${iso(nowSeconds)}). A source must provide a fresh token for every grant.`,
+        { providerId },
+      )
     : undefined;
 
 export const alreadyValid: SubjectTokenRule = ({ payload, nowSeconds, source, providerId }) =>
   typeof payload.nbf === "number" && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS
-    ? new SubjectTokenInvalidError(source, `the token is not valid before ${iso(payload.nbf)}; this machine's clock is more than ${CLOCK_SKEW_SECONDS}s behind.`, { providerId })
+    ? new SubjectTokenInvalidError(
+        source,
+        `the token is not valid before ${iso(payload.nbf)}; this machine's clock is more than ${CLOCK_SKEW_SECONDS}s behind.`,
+        { providerId },
+      )
     : undefined;
 
 export const configuredAudience: SubjectTokenRule = ({ aud, expectedAudience, source, providerId }) =>
@@ -113,9 +124,13 @@ export function decodeSubjectToken(token: string, where: { source: string; provi
     return decodeJwt(token);
   } catch {
     // Never echo the token: only its shape matters for the fix.
-    throw new SubjectTokenInvalidError(where.source, "the value is not a JWT (expected three base64url parts separated by dots). Check that the source points at the OIDC token itself.", {
-      providerId: where.providerId,
-    });
+    throw new SubjectTokenInvalidError(
+      where.source,
+      "the value is not a JWT (expected three base64url parts separated by dots). Check that the source points at the OIDC token itself.",
+      {
+        providerId: where.providerId,
+      },
+    );
   }
 }
 
@@ -133,7 +148,11 @@ export function subjectTokenFacts(payload: JWTPayload, options: CheckOptions & {
 }
 
 /** The standard checks, throwing the first problem; the summary and expiry of a token that passes. */
-export function checkSubjectToken(token: string, options: CheckOptions, rules: readonly SubjectTokenRule[] = STANDARD_RULES): CheckedSubjectToken {
+export function checkSubjectToken(
+  token: string,
+  options: CheckOptions,
+  rules: readonly SubjectTokenRule[] = STANDARD_RULES,
+): CheckedSubjectToken {
   const payload = decodeSubjectToken(token, options);
   const facts = subjectTokenFacts(payload, options);
   for (const rule of rules) {

@@ -27,7 +27,11 @@ export class EnvSource implements SubjectTokenSource {
   async getSubjectToken({ providerId, env }: SubjectTokenContext): Promise<string> {
     const value = env[this.variable]?.trim();
     if (!value) {
-      throw new SubjectTokenUnavailableError(SOURCE, `the variable ${this.variable} is not set or empty. Export the job's OIDC token in it, or fix subjectTokenSource.var.`, { providerId });
+      throw new SubjectTokenUnavailableError(
+        SOURCE,
+        `the variable ${this.variable} is not set or empty. Export the job's OIDC token in it, or fix subjectTokenSource.var.`,
+        { providerId },
+      );
     }
     return value;
   }

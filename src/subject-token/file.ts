@@ -34,10 +34,19 @@ export class FileSource implements SubjectTokenSource {
       content = await readFile(this.path, "utf8");
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : `cannot be read (${code ?? "unknown error"})`;
-      throw new SubjectTokenUnavailableError(SOURCE, `the token file ${this.path} ${why}. Write the job's OIDC token there before opencode runs, or fix subjectTokenSource.path.`, {
-        providerId,
-      });
+      const why =
+        code === "ENOENT"
+          ? "does not exist"
+          : code === "EACCES"
+            ? "is not readable by this user"
+            : `cannot be read (${code ?? "unknown error"})`;
+      throw new SubjectTokenUnavailableError(
+        SOURCE,
+        `the token file ${this.path} ${why}. Write the job's OIDC token there before opencode runs, or fix subjectTokenSource.path.`,
+        {
+          providerId,
+        },
+      );
     }
     const token = content.trim();
     if (!token) throw new SubjectTokenUnavailableError(SOURCE, `the token file ${this.path} is empty.`, { providerId });

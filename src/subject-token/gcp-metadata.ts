@@ -89,13 +89,18 @@ export class GcpMetadataSource implements SubjectTokenSource {
     });
     // Google's own libraries check this too: anything else is a proxy or a captive portal, not the metadata server.
     if (answer.headers.get("metadata-flavor") !== "Google") {
-      throw new SubjectTokenRequestError(SOURCE, `the answer from ${url.origin} lacks the \`Metadata-Flavor: Google\` header, so it is not from the metadata server.`, {
-        providerId,
-        status: answer.status,
-      });
+      throw new SubjectTokenRequestError(
+        SOURCE,
+        `the answer from ${url.origin} lacks the \`Metadata-Flavor: Google\` header, so it is not from the metadata server.`,
+        {
+          providerId,
+          status: answer.status,
+        },
+      );
     }
     const token = answer.body.trim();
-    if (!token) throw new SubjectTokenRequestError(SOURCE, "the metadata server answered an empty body.", { providerId, status: answer.status });
+    if (!token)
+      throw new SubjectTokenRequestError(SOURCE, "the metadata server answered an empty body.", { providerId, status: answer.status });
     return token;
   }
 }

@@ -136,7 +136,13 @@ export const githubActions = defineSource({
     name: "GitHub Actions",
     signal: "GITHUB_ACTIONS=true",
     matches: (env) => env.GITHUB_ACTIONS === "true",
-    details: { repository: "GITHUB_REPOSITORY", ref: "GITHUB_REF", event: "GITHUB_EVENT_NAME", workflow: "GITHUB_WORKFLOW_REF", run: "GITHUB_RUN_ID" },
+    details: {
+      repository: "GITHUB_REPOSITORY",
+      ref: "GITHUB_REF",
+      event: "GITHUB_EVENT_NAME",
+      workflow: "GITHUB_WORKFLOW_REF",
+      run: "GITHUB_RUN_ID",
+    },
     fromAuto: (settings) => new GitHubActionsSource(settings.audience),
   },
   summaryClaims: [

@@ -32,7 +32,10 @@ export function immutableSubjectNotes(payload: JWTPayload): string[] {
   // The same subject in the name form, when the claims spell out the whole immutable prefix.
   const name = typeof repository === "string" && repository.startsWith(`${owner}/`) ? repository.slice(owner.length + 1) : undefined;
   const prefix = name !== undefined && repositoryId !== undefined ? `repo:${owner}@${ownerId}/${name}@${repositoryId}` : undefined;
-  const nameForm = prefix !== undefined && sub.startsWith(`${prefix}:`) ? `repo:${repository as string}${sub.slice(prefix.length)}` : "repo:<owner>/<repo>:…";
+  const nameForm =
+    prefix !== undefined && sub.startsWith(`${prefix}:`)
+      ? `repo:${repository as string}${sub.slice(prefix.length)}`
+      : "repo:<owner>/<repo>:…";
   const form = `note: sub is GitHub's immutable form, with the owner's and the repository's ids: an IdP that matches sub must expect ${sub}, not ${nameForm};`;
   return [
     repositoryId === undefined

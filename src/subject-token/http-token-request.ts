@@ -77,11 +77,15 @@ export async function requestTokenOverHttp(context: SubjectTokenContext, request
   }
   const status = response.status;
   if (status >= 300 && status < 400) {
-    throw new SubjectTokenRequestError(source, `${service} at ${url.origin} answered a redirect (HTTP ${status}), which is not followed: ${request.redirectReason}.`, {
-      providerId,
-      status,
-      summary: `HTTP ${status}`,
-    });
+    throw new SubjectTokenRequestError(
+      source,
+      `${service} at ${url.origin} answered a redirect (HTTP ${status}), which is not followed: ${request.redirectReason}.`,
+      {
+        providerId,
+        status,
+        summary: `HTTP ${status}`,
+      },
+    );
   }
   if (!response.ok) {
     const transient = isTransientStatus(status);
@@ -96,11 +100,15 @@ export async function requestTokenOverHttp(context: SubjectTokenContext, request
     });
   }
   if (truncated) {
-    throw new SubjectTokenRequestError(source, `${service} at ${url.origin} answered more than ${formatBytes(MAX_BODY_BYTES)}, which is not a token; the rest was not read.`, {
-      providerId,
-      status,
-      summary: `answer over ${formatBytes(MAX_BODY_BYTES)}`,
-    });
+    throw new SubjectTokenRequestError(
+      source,
+      `${service} at ${url.origin} answered more than ${formatBytes(MAX_BODY_BYTES)}, which is not a token; the rest was not read.`,
+      {
+        providerId,
+        status,
+        summary: `answer over ${formatBytes(MAX_BODY_BYTES)}`,
+      },
+    );
   }
   return { status, headers: response.headers, body };
 }

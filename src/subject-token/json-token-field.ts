@@ -39,16 +39,29 @@ export function tokenFromJson(answer: HttpTokenAnswer, where: JsonTokenField): s
   try {
     parsed = JSON.parse(answer.body);
   } catch {
-    throw new SubjectTokenRequestError(source, `${service} at ${url.origin} did not answer JSON${where.notJsonHint ? ` ${where.notJsonHint}` : ""}.`, {
-      providerId,
-      status: answer.status,
-    });
+    throw new SubjectTokenRequestError(
+      source,
+      `${service} at ${url.origin} did not answer JSON${where.notJsonHint ? ` ${where.notJsonHint}` : ""}.`,
+      {
+        providerId,
+        status: answer.status,
+      },
+    );
   }
   const value = readField(parsed, field);
   if (typeof value === "string" && value.trim().length > 0) return value.trim();
-  const what = value === undefined ? "is missing" : typeof value === "string" ? "is empty" : `is ${value === null ? "null" : `a ${typeof value}`}, not a string`;
-  throw new SubjectTokenRequestError(source, `the field "${field}" of the JSON answer from ${service} (${url.origin}) ${what}.${where.fieldHint ? ` ${where.fieldHint}` : ""}`, {
-    providerId,
-    status: answer.status,
-  });
+  const what =
+    value === undefined
+      ? "is missing"
+      : typeof value === "string"
+        ? "is empty"
+        : `is ${value === null ? "null" : `a ${typeof value}`}, not a string`;
+  throw new SubjectTokenRequestError(
+    source,
+    `the field "${field}" of the JSON answer from ${service} (${url.origin}) ${what}.${where.fieldHint ? ` ${where.fieldHint}` : ""}`,
+    {
+      providerId,
+      status: answer.status,
+    },
+  );
 }

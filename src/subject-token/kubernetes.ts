@@ -60,7 +60,9 @@ export class KubernetesSource implements SubjectTokenSource {
     let content: string;
     try {
       // A read that resolves `..data` just as kubelet deletes the previous directory can miss it: read once more.
-      content = await readFile(this.path, "utf8").catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? readFile(this.path, "utf8") : Promise.reject(err)));
+      content = await readFile(this.path, "utf8").catch((err: NodeJS.ErrnoException) =>
+        err.code === "ENOENT" ? readFile(this.path, "utf8") : Promise.reject(err),
+      );
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new SubjectTokenUnavailableError(SOURCE, this.#whyUnreadable(code, env), { providerId, cause: err });

@@ -28,7 +28,8 @@ export const MAX_COMMAND_OUTPUT_BYTES = 64 * 1024;
 const STDERR_SHOWN = 300;
 
 /** Words a CLI prints when the service behind it failed or was unreachable: worth another attempt. */
-const TRANSIENT_STDERR = /\b(?:408|429|50[0-9])\b|timed? ?out|temporar(?:y|ily)|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|connection (?:reset|refused)|service unavailable|bad gateway/i;
+const TRANSIENT_STDERR =
+  /\b(?:408|429|50[0-9])\b|timed? ?out|temporar(?:y|ily)|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|connection (?:reset|refused)|service unavailable|bad gateway/i;
 
 const shown = (stderr: string): string => {
   const text = scrub(stderr).replace(/\s+/g, " ").trim();
@@ -53,26 +54,64 @@ export function runTokenCommand(cmd: TokenCommand): Promise<string> {
       (err, stdout, stderr) =>
         finish(() => {
           if (!err) {
-            const token = stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0).at(-1);
+            const token = stdout
+              .split(/\r?\n/)
+              .map((l) => l.trim())
+              .filter((l) => l.length > 0)
+              .at(-1);
             if (token) return resolve(token);
-            return reject(new SubjectTokenRequestError(source, `${label} printed no token${stderr.trim() ? ` (stderr: ${shown(stderr)})` : ""}.${hint}`, { providerId }));
+            return reject(
+              new SubjectTokenRequestError(
+                source,
+                `${label} printed no token${stderr.trim() ? ` (stderr: ${shown(stderr)})` : ""}.${hint}`,
+                { providerId },
+              ),
+            );
           }
           const code = (err as NodeJS.ErrnoException).code as unknown;
           if (code === "ENOENT") return reject(new SubjectTokenUnavailableError(source, cmd.notFound, { providerId, cause: err }));
-          if (code === "EACCES") return reject(new SubjectTokenUnavailableError(source, `${cmd.program} is not executable by this user (EACCES).`, { providerId, cause: err }));
+          if (code === "EACCES")
+            return reject(
+              new SubjectTokenUnavailableError(source, `${cmd.program} is not executable by this user (EACCES).`, {
+                providerId,
+                cause: err,
+              }),
+            );
           if (code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") {
-            return reject(new SubjectTokenRequestError(source, `${label} printed more than ${MAX_COMMAND_OUTPUT_BYTES / 1024} KiB, which is not a token.`, { providerId }));
+            return reject(
+              new SubjectTokenRequestError(
+                source,
+                `${label} printed more than ${MAX_COMMAND_OUTPUT_BYTES / 1024} KiB, which is not a token.`,
+                { providerId },
+              ),
+            );
           }
           if (typeof code === "number") {
             const said = stderr.trim() ? `: ${shown(stderr)}` : " and printed nothing on stderr";
             const transient = TRANSIENT_STDERR.test(stderr);
             return reject(
-              new SubjectTokenRequestError(source, `${label} exited with code ${code}${said}.${hint}`, { providerId, transient, summary: `exit code ${code}` }),
+              new SubjectTokenRequestError(source, `${label} exited with code ${code}${said}.${hint}`, {
+                providerId,
+                transient,
+                summary: `exit code ${code}`,
+              }),
             );
           }
           const signal = (err as { signal?: unknown }).signal;
-          if (typeof signal === "string") return reject(new SubjectTokenRequestError(source, `${label} was killed by ${signal}.`, { providerId, transient: true, summary: `killed by ${signal}` }));
-          return reject(new SubjectTokenUnavailableError(source, `${label} could not be started (${typeof code === "string" ? code : err.name}).`, { providerId, cause: err }));
+          if (typeof signal === "string")
+            return reject(
+              new SubjectTokenRequestError(source, `${label} was killed by ${signal}.`, {
+                providerId,
+                transient: true,
+                summary: `killed by ${signal}`,
+              }),
+            );
+          return reject(
+            new SubjectTokenUnavailableError(source, `${label} could not be started (${typeof code === "string" ? code : err.name}).`, {
+              providerId,
+              cause: err,
+            }),
+          );
         }),
     );
     // Nothing to read: a program waiting for input sees end-of-file at once instead of hanging until the time limit.
@@ -87,7 +126,13 @@ export function runTokenCommand(cmd: TokenCommand): Promise<string> {
         finish(() => {
           abandon();
           const seconds = cmd.timeoutMs / 1000;
-          reject(new SubjectTokenRequestError(source, `${label} did not finish within ${seconds}s and was stopped.`, { providerId, transient: true, summary: `no answer within ${seconds}s` }));
+          reject(
+            new SubjectTokenRequestError(source, `${label} did not finish within ${seconds}s and was stopped.`, {
+              providerId,
+              transient: true,
+              summary: `no answer within ${seconds}s`,
+            }),
+          );
         }),
       cmd.timeoutMs,
     );

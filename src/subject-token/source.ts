@@ -47,7 +47,11 @@ export function identityOf(parts: ReadonlyArray<string | undefined>): string | u
  * The identity of a source whose token is stable for a job (a variable, a file): its type and settings plus a
  * fingerprint of the token it holds now, since the same token means the same job. Undefined when it holds none.
  */
-export async function tokenBoundIdentity(source: SubjectTokenSource, context: SubjectTokenContext, settings: readonly string[]): Promise<string | undefined> {
+export async function tokenBoundIdentity(
+  source: SubjectTokenSource,
+  context: SubjectTokenContext,
+  settings: readonly string[],
+): Promise<string | undefined> {
   const token = await source.getSubjectToken(context).catch(() => undefined);
   return identityOf([source.type, ...settings, source.expectedAudience ?? "(none)", token ? fingerprint(token) : undefined]);
 }

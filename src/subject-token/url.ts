@@ -60,7 +60,11 @@ export class UrlSource implements SubjectTokenSource {
     });
     if (format === "text") {
       const token = answer.body.trim();
-      if (!token) throw new SubjectTokenRequestError(SOURCE, `the token URL at ${url.origin} answered an empty body.`, { providerId, status: answer.status });
+      if (!token)
+        throw new SubjectTokenRequestError(SOURCE, `the token URL at ${url.origin} answered an empty body.`, {
+          providerId,
+          status: answer.status,
+        });
       return token;
     }
     return tokenFromJson(answer, {
@@ -99,8 +103,14 @@ export const url = defineSource({
       audience,
     })
     .superRefine((c, ctx) => {
-      if (c.format === "json" && c.field === undefined) ctx.addIssue({ code: "custom", path: ["field"], message: 'field is required with format "json" (the name of the field that holds the token)' });
-      if (c.format === "text" && c.field !== undefined) ctx.addIssue({ code: "custom", path: ["field"], message: 'field only applies to format "json"' });
+      if (c.format === "json" && c.field === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["field"],
+          message: 'field is required with format "json" (the name of the field that holds the token)',
+        });
+      if (c.format === "text" && c.field !== undefined)
+        ctx.addIssue({ code: "custom", path: ["field"], message: 'field only applies to format "json"' });
     }),
   create: (config) => new UrlSource(config),
   // Its headers' variables are found by value (src/agent/agent-secrets.ts): opencode substituted them already.

@@ -34,7 +34,9 @@ describe("defaultCacheDir", () => {
   });
 
   it("on Windows: %LOCALAPPDATA%\\opencode-ci-auth, else <home>\\AppData\\Local\\opencode-ci-auth", () => {
-    expect(defaultCacheDir({ LOCALAPPDATA: "C:\\Users\\me\\AppData\\Local" }, "C:\\Users\\me", "win32")).toBe("C:\\Users\\me\\AppData\\Local\\opencode-ci-auth");
+    expect(defaultCacheDir({ LOCALAPPDATA: "C:\\Users\\me\\AppData\\Local" }, "C:\\Users\\me", "win32")).toBe(
+      "C:\\Users\\me\\AppData\\Local\\opencode-ci-auth",
+    );
     expect(defaultCacheDir({}, "C:\\Users\\me", "win32")).toBe("C:\\Users\\me\\AppData\\Local\\opencode-ci-auth");
     expect(defaultCacheDir({ [CACHE_DIR_ENV]: "D:\\cache" }, "C:\\Users\\me", "win32")).toBe("D:\\cache");
   });

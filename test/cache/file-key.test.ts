@@ -8,7 +8,10 @@ const BASE: TokenCacheKeyInput = {
   clientId: "opencode-ci",
   authFlow: "jwt_bearer",
   scopes: ["openid", "models.read"],
-  source: { type: "github_actions", identity: '["github_actions","https://auth.example.com/realms/acme","https://github.com","123456","987","1","review"]' },
+  source: {
+    type: "github_actions",
+    identity: '["github_actions","https://auth.example.com/realms/acme","https://github.com","123456","987","1","review"]',
+  },
 };
 const KEY = tokenCacheKey(BASE);
 
@@ -50,7 +53,12 @@ describe("tokenCacheKey", () => {
   });
 
   it("is stable under reordering and duplicates of scopes, audiences and resources", () => {
-    const te: TokenCacheKeyInput = { ...BASE, authFlow: "token_exchange", tokenExchangeAudience: ["a", "b"], tokenExchangeResource: ["https://r1", "https://r2"] };
+    const te: TokenCacheKeyInput = {
+      ...BASE,
+      authFlow: "token_exchange",
+      tokenExchangeAudience: ["a", "b"],
+      tokenExchangeResource: ["https://r1", "https://r2"],
+    };
     const reordered: TokenCacheKeyInput = {
       ...te,
       scopes: ["models.read", "openid", "openid"],

@@ -57,7 +57,14 @@ function cacheWith(options: { dir?: string } = {}) {
 
 /** A token issued now; word-like so that the log scrubber would NOT hide it (a leak would show). */
 function issue(value = "access-token-word-like", lifetimeSeconds = 3600): AccessToken {
-  return { value, tokenType: "Bearer", issuedAt: now, expiresAt: now + lifetimeSeconds * 1000, expirySource: "expires_in", scope: "openid models.read" };
+  return {
+    value,
+    tokenType: "Bearer",
+    issuedAt: now,
+    expiresAt: now + lifetimeSeconds * 1000,
+    expirySource: "expires_in",
+    scope: "openid models.read",
+  };
 }
 
 const BASE: TokenCacheKeyInput = {
@@ -65,7 +72,10 @@ const BASE: TokenCacheKeyInput = {
   clientId: "opencode-ci",
   authFlow: "jwt_bearer",
   scopes: ["openid", "models.read"],
-  source: { type: "github_actions", identity: '["github_actions","https://auth.example.com/realms/acme","https://github.com","123456","987","1","review"]' },
+  source: {
+    type: "github_actions",
+    identity: '["github_actions","https://auth.example.com/realms/acme","https://github.com","123456","987","1","review"]',
+  },
 };
 const KEY = tokenCacheKey(BASE);
 const fileOf = (key = KEY) => path.join(dir, `${key}.json`);
@@ -80,7 +90,17 @@ async function plant(content: string, mode = 0o600): Promise<void> {
 
 function entry(overrides: Record<string, unknown> = {}): string {
   // T0, not `now`: the table below is built before any test sets `now`.
-  return JSON.stringify({ v: 1, key: KEY, accessToken: "planted", tokenType: "Bearer", issuedAt: T0, expiresAt: T0 + 3_600_000, expirySource: "expires_in", scope: null, ...overrides });
+  return JSON.stringify({
+    v: 1,
+    key: KEY,
+    accessToken: "planted",
+    tokenType: "Bearer",
+    issuedAt: T0,
+    expiresAt: T0 + 3_600_000,
+    expirySource: "expires_in",
+    scope: null,
+    ...overrides,
+  });
 }
 
 describe("round trip", () => {

@@ -8,11 +8,11 @@
  * grant replaces it (a failure there is reported through onStaleServed); at or after expiry callers wait for the
  * shared grant and see its error.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from "vitest";
 
-import { resolveExpiry } from '../../src/grant/grant.js';
-import type { AccessToken } from '../../src/grant/grant.js';
-import { EXPIRY_GUARD_MS, MAX_REFRESH_MARGIN_MS, TokenCache, refreshAt } from '../../src/cache/token-cache.js';
+import { resolveExpiry } from "../../src/grant/grant.js";
+import type { AccessToken } from "../../src/grant/grant.js";
+import { EXPIRY_GUARD_MS, MAX_REFRESH_MARGIN_MS, TokenCache, refreshAt } from "../../src/cache/token-cache.js";
 
 const T0 = 1_750_000_000_000;
 let now: number;
@@ -23,7 +23,13 @@ beforeEach(() => {
 
 /** The token an IdP would give now for `expires_in = lifetimeSeconds`. */
 function issue(value: string, lifetimeSeconds: number): AccessToken {
-  return { value, tokenType: 'Bearer', issuedAt: now, ...resolveExpiry({ access_token: value, expires_in: lifetimeSeconds }, now), scope: undefined };
+  return {
+    value,
+    tokenType: "Bearer",
+    issuedAt: now,
+    ...resolveExpiry({ access_token: value, expires_in: lifetimeSeconds }, now),
+    scope: undefined,
+  };
 }
 
 interface Deferred<T> {
@@ -52,7 +58,7 @@ async function flush(): Promise<void> {
  * deferred instead.
  */
 function counting(lifetimeSeconds = 60) {
-  const script: Array<'ok' | Error | Deferred<AccessToken>> = [];
+  const script: Array<"ok" | Error | Deferred<AccessToken>> = [];
   const state = {
     calls: 0,
     inFlight: 0,
@@ -61,8 +67,8 @@ function counting(lifetimeSeconds = 60) {
       state.calls += 1;
       state.inFlight += 1;
       try {
-        const step = script.shift() ?? 'ok';
-        if (step === 'ok') return issue(`tok-${state.calls}`, lifetimeSeconds);
+        const step = script.shift() ?? "ok";
+        if (step === "ok") return issue(`tok-${state.calls}`, lifetimeSeconds);
         if (step instanceof Error) throw step;
         return await step.promise;
       } finally {
@@ -77,34 +83,34 @@ function cacheWith(source: ReturnType<typeof counting>, onStaleServed?: (error: 
   return new TokenCache({ fetchToken: source.fetchToken, now: () => now, ...(onStaleServed ? { onStaleServed } : {}) });
 }
 
-describe('refreshAt', () => {
-  it('60 s token: refresh 15 s early (lifetime / 4), i.e. 45 s of reuse', () => {
-    const t = issue('a', 60);
+describe("refreshAt", () => {
+  it("60 s token: refresh 15 s early (lifetime / 4), i.e. 45 s of reuse", () => {
+    const t = issue("a", 60);
     expect(refreshAt(t)).toBe(T0 + 45_000);
   });
 
-  it('3600 s token: refresh 30 s early (the cap)', () => {
-    const t = issue('a', 3600);
+  it("3600 s token: refresh 30 s early (the cap)", () => {
+    const t = issue("a", 3600);
     expect(MAX_REFRESH_MARGIN_MS).toBe(30_000);
     expect(refreshAt(t)).toBe(T0 + 3_570_000);
   });
 
-  it('120 s is where both rules meet (30 s either way)', () => {
-    expect(refreshAt(issue('a', 120))).toBe(T0 + 90_000);
+  it("120 s is where both rules meet (30 s either way)", () => {
+    expect(refreshAt(issue("a", 120))).toBe(T0 + 90_000);
   });
 
-  it('a token with no lifetime (or expiry before issue) is due at its expiry', () => {
+  it("a token with no lifetime (or expiry before issue) is due at its expiry", () => {
     expect(refreshAt({ issuedAt: T0, expiresAt: T0 })).toBe(T0);
     expect(refreshAt({ issuedAt: T0, expiresAt: T0 - 5_000 })).toBe(T0 - 5_000);
   });
 });
 
-describe('reuse and the refresh boundary', () => {
-  it('reuses the token until refreshAt without another grant', async () => {
+describe("reuse and the refresh boundary", () => {
+  it("reuses the token until refreshAt without another grant", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const first = await cache.get();
-    expect(first.value).toBe('tok-1');
+    expect(first.value).toBe("tok-1");
     for (const t of [T0, T0 + 1, T0 + 10_000, T0 + 30_000, T0 + 44_999]) {
       now = t;
       expect(await cache.get()).toBe(first);
@@ -116,7 +122,7 @@ describe('reuse and the refresh boundary', () => {
   it.each([
     [60, 45_000],
     [3600, 3_570_000],
-  ])('%s s token: refreshAt-1 ms is served from cache with no grant; refreshAt starts exactly one grant', async (lifetime, reuseMs) => {
+  ])("%s s token: refreshAt-1 ms is served from cache with no grant; refreshAt starts exactly one grant", async (lifetime, reuseMs) => {
     const source = counting(lifetime);
     const cache = cacheWith(source);
     const first = await cache.get();
@@ -137,13 +143,13 @@ describe('reuse and the refresh boundary', () => {
     expect(source.calls).toBe(2);
     await flush();
     const second = cache.peek();
-    expect(second?.value).toBe('tok-2');
+    expect(second?.value).toBe("tok-2");
     expect(second?.issuedAt).toBe(due);
     expect(await cache.get()).toBe(second);
     expect(source.calls).toBe(2);
   });
 
-  it('inside the refresh window a hanging grant never delays a caller, and is not duplicated', async () => {
+  it("inside the refresh window a hanging grant never delays a caller, and is not duplicated", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const first = await cache.get();
@@ -159,13 +165,13 @@ describe('reuse and the refresh boundary', () => {
     expect(await cache.get()).toBe(first);
     expect(source.calls).toBe(2);
 
-    slow.resolve(issue('tok-bg', 60));
+    slow.resolve(issue("tok-bg", 60));
     await flush();
     expect(source.inFlight).toBe(0);
-    expect(cache.peek()?.value).toBe('tok-bg');
+    expect(cache.peek()?.value).toBe("tok-bg");
   });
 
-  it('a caller arriving after expiry joins the background grant already in flight', async () => {
+  it("a caller arriving after expiry joins the background grant already in flight", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const first = await cache.get();
@@ -177,12 +183,12 @@ describe('reuse and the refresh boundary', () => {
     const waiting = cache.get();
     await flush();
     expect(source.calls).toBe(2);
-    const next = issue('tok-late', 60);
+    const next = issue("tok-late", 60);
     slow.resolve(next);
     expect(await waiting).toBe(next);
   });
 
-  it('peek never starts a grant', () => {
+  it("peek never starts a grant", () => {
     const source = counting();
     const cache = cacheWith(source);
     expect(cache.peek()).toBeUndefined();
@@ -191,8 +197,8 @@ describe('reuse and the refresh boundary', () => {
   });
 });
 
-describe('single flight', () => {
-  it('100 concurrent get() after expiry -> exactly one fetchToken, everyone gets the same token', async () => {
+describe("single flight", () => {
+  it("100 concurrent get() after expiry -> exactly one fetchToken, everyone gets the same token", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const old = await cache.get();
@@ -205,25 +211,30 @@ describe('single flight', () => {
     expect(source.calls).toBe(2);
     expect(source.inFlight).toBe(1);
 
-    slow.resolve(issue('tok-new', 60));
+    slow.resolve(issue("tok-new", 60));
     const results = await Promise.all(all);
     expect(source.calls).toBe(2);
     expect(new Set(results).size).toBe(1);
-    expect(results[0]?.value).toBe('tok-new');
+    expect(results[0]?.value).toBe("tok-new");
     expect(source.inFlight).toBe(0);
     expect(cache.peek()).toBe(results[0]);
   });
 
-  it('a failed grant rejects every waiter with that error; the slot is cleared and the next call retries', async () => {
+  it("a failed grant rejects every waiter with that error; the slot is cleared and the next call retries", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const slow = deferred<AccessToken>();
     source.script.push(slow);
-    const waiters = Array.from({ length: 10 }, () => cache.get().then(() => 'resolved', (e: unknown) => e));
+    const waiters = Array.from({ length: 10 }, () =>
+      cache.get().then(
+        () => "resolved",
+        (e: unknown) => e,
+      ),
+    );
     await flush();
     expect(source.calls).toBe(1);
 
-    const failure = new Error('idp refused');
+    const failure = new Error("idp refused");
     slow.reject(failure);
     const outcomes = await Promise.all(waiters);
     expect(outcomes.every((o) => o === failure)).toBe(true);
@@ -232,10 +243,10 @@ describe('single flight', () => {
 
     const next = await cache.get();
     expect(source.calls).toBe(2);
-    expect(next.value).toBe('tok-2');
+    expect(next.value).toBe("tok-2");
   });
 
-  it('a slow first grant is never duplicated, and its late result is what gets installed', async () => {
+  it("a slow first grant is never duplicated, and its late result is what gets installed", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const slow = deferred<AccessToken>();
@@ -254,7 +265,7 @@ describe('single flight', () => {
     expect(cache.peek()).toBeUndefined();
 
     // It settles with a token issued "now" (as requestAccessToken stamps issuedAt after the answer).
-    const token = issue('tok-slow', 60);
+    const token = issue("tok-slow", 60);
     slow.resolve(token);
     expect(await early).toBe(token);
     for (const p of late) expect(await p).toBe(token);
@@ -267,11 +278,11 @@ describe('single flight', () => {
     await flush();
     expect(source.calls).toBe(2);
     const replacement = cache.peek();
-    expect(replacement?.value).toBe('tok-2');
+    expect(replacement?.value).toBe("tok-2");
     expect(replacement).not.toBe(token);
   });
 
-  it('fetchToken runs at most once at a time, across many refresh cycles', async () => {
+  it("fetchToken runs at most once at a time, across many refresh cycles", async () => {
     let inFlight = 0;
     let maxInFlight = 0;
     let n = 0;
@@ -296,15 +307,15 @@ describe('single flight', () => {
   });
 });
 
-describe('stale on error', () => {
-  it('early refresh fails while the token is valid -> current token served, onStaleServed told, retried next call', async () => {
+describe("stale on error", () => {
+  it("early refresh fails while the token is valid -> current token served, onStaleServed told, retried next call", async () => {
     const source = counting(60);
     const stale: Array<{ error: unknown; token: AccessToken }> = [];
     const cache = cacheWith(source, (error, token) => stale.push({ error, token }));
     const first = await cache.get();
 
     now = refreshAt(first);
-    const failure = new Error('idp down');
+    const failure = new Error("idp down");
     source.script.push(failure);
     expect(await cache.get()).toBe(first);
     await flush();
@@ -318,11 +329,11 @@ describe('stale on error', () => {
     expect(await cache.get()).toBe(first);
     await flush();
     expect(source.calls).toBe(3);
-    expect(cache.peek()?.value).toBe('tok-3');
+    expect(cache.peek()?.value).toBe("tok-3");
     expect(stale.length).toBe(1);
   });
 
-  it('many callers during a failing early refresh: all get the valid token, one grant, one report', async () => {
+  it("many callers during a failing early refresh: all get the valid token, one grant, one report", async () => {
     const source = counting(60);
     const stale: unknown[] = [];
     const cache = cacheWith(source, (error) => stale.push(error));
@@ -332,14 +343,14 @@ describe('stale on error', () => {
     source.script.push(slow);
     const served = await Promise.all(Array.from({ length: 5 }, () => cache.get()));
     expect(served.every((t) => t === first)).toBe(true);
-    const failure = new Error('timeout');
+    const failure = new Error("timeout");
     slow.reject(failure);
     await flush();
     expect(source.calls).toBe(2);
     expect(stale).toEqual([failure]);
   });
 
-  it('once the token has expired the error propagates (an expired token is never served)', async () => {
+  it("once the token has expired the error propagates (an expired token is never served)", async () => {
     const source = counting(60);
     const stale: unknown[] = [];
     const cache = cacheWith(source, (error) => stale.push(error));
@@ -356,7 +367,7 @@ describe('stale on error', () => {
     expect(source.calls).toBe(4);
   });
 
-  it('a background refresh that fails after the token expired reaches the waiters, not onStaleServed', async () => {
+  it("a background refresh that fails after the token expired reaches the waiters, not onStaleServed", async () => {
     const source = counting(60);
     const stale: unknown[] = [];
     const cache = cacheWith(source, (error) => stale.push(error));
@@ -367,14 +378,14 @@ describe('stale on error', () => {
     expect(await cache.get()).toBe(first);
     now = first.expiresAt + 1;
     const waiting = cache.get();
-    const failure = new Error('idp down');
+    const failure = new Error("idp down");
     slow.reject(failure);
     await expect(waiting).rejects.toBe(failure);
     await flush();
     expect(stale).toEqual([]);
   });
 
-  it('a token invalidated while its refresh is failing is not served again', async () => {
+  it("a token invalidated while its refresh is failing is not served again", async () => {
     const source = counting(60);
     const stale: unknown[] = [];
     const cache = cacheWith(source, (error) => stale.push(error));
@@ -385,7 +396,7 @@ describe('stale on error', () => {
     expect(await cache.get()).toBe(first); // starts the background refresh
     cache.invalidate(first.value); // the provider answered 401 for it meanwhile
     const waiting = cache.get(); // must wait for the grant, not get the rejected token
-    const failure = new Error('idp down');
+    const failure = new Error("idp down");
     slow.reject(failure);
     await expect(waiting).rejects.toBe(failure);
     await flush();
@@ -394,13 +405,13 @@ describe('stale on error', () => {
   });
 });
 
-describe('invalidate(rejected)', () => {
-  it('clears the current token only when it is the rejected one', async () => {
+describe("invalidate(rejected)", () => {
+  it("clears the current token only when it is the rejected one", async () => {
     const source = counting(3600);
     const cache = cacheWith(source);
     const first = await cache.get();
 
-    cache.invalidate('some-other-token');
+    cache.invalidate("some-other-token");
     expect(cache.peek()).toBe(first);
     expect(await cache.get()).toBe(first);
     expect(source.calls).toBe(1);
@@ -409,10 +420,10 @@ describe('invalidate(rejected)', () => {
     expect(cache.peek()).toBeUndefined();
     const second = await cache.get();
     expect(source.calls).toBe(2);
-    expect(second.value).toBe('tok-2');
+    expect(second.value).toBe("tok-2");
   });
 
-  it('a late 401 for an older token keeps the newer one', async () => {
+  it("a late 401 for an older token keeps the newer one", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const first = await cache.get();
@@ -420,8 +431,8 @@ describe('invalidate(rejected)', () => {
     await cache.get();
     await flush();
     const second = cache.peek();
-    expect(second?.value).toBe('tok-2');
-    if (!second) throw new Error('no second token');
+    expect(second?.value).toBe("tok-2");
+    if (!second) throw new Error("no second token");
 
     cache.invalidate(first.value); // a request that still carried the first token came back 401
     expect(cache.peek()).toBe(second);
@@ -429,7 +440,7 @@ describe('invalidate(rejected)', () => {
     expect(source.calls).toBe(2);
   });
 
-  it('many concurrent 401s for the same token cause one new grant', async () => {
+  it("many concurrent 401s for the same token cause one new grant", async () => {
     const source = counting(3600);
     const cache = cacheWith(source);
     const first = await cache.get();
@@ -440,16 +451,16 @@ describe('invalidate(rejected)', () => {
       }),
     );
     expect(source.calls).toBe(2);
-    expect(new Set(results.map((t) => t.value))).toEqual(new Set(['tok-2']));
+    expect(new Set(results.map((t) => t.value))).toEqual(new Set(["tok-2"]));
   });
 });
 
-describe('the expiry guard', () => {
-  it('never serves a token in its last second, when the IdP may already have expired it', async () => {
+describe("the expiry guard", () => {
+  it("never serves a token in its last second, when the IdP may already have expired it", async () => {
     const source = counting(60);
     const cache = cacheWith(source);
     const first = await cache.get();
-    const failure = new Error('idp down');
+    const failure = new Error("idp down");
     // Last usable millisecond: still served (a background refresh is tried and fails).
     now = first.expiresAt - EXPIRY_GUARD_MS - 1;
     source.script.push(failure);

@@ -35,7 +35,8 @@ const JOB = "opencode-run";
  */
 const JOB_TIMEOUT = { timeout: 150_000 };
 const PROMPT = `--version "$(touch pwned)" \`id\` $HOME; echo injected`;
-const OPENCODE_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")).version as string;
+const OPENCODE_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8"))
+  .version as string;
 const PLUGIN_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")).version as string;
 /** A release of the same files whose package.json has a postinstall script: it leaves this file in HOME if it runs. */
 const SCRIPTED_VERSION = `${Number(PLUGIN_VERSION.split(".")[0]) + 9}.0.0`;
@@ -70,9 +71,14 @@ beforeAll(async () => {
   for (const file of ["dist", "README.md", "LICENSE"]) await cp(join(REPO_ROOT, file), join(scripted, file), { recursive: true });
   const { scripts: _scripts, ...manifest } = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as Record<string, unknown>;
   const postinstall = `node -e "require('fs').writeFileSync(require('path').join(process.env.HOME, '${POSTINSTALL_MARKER}'), '')"`;
-  await writeFile(join(scripted, "package.json"), JSON.stringify({ ...manifest, version: SCRIPTED_VERSION, scripts: { postinstall } }, null, 2));
+  await writeFile(
+    join(scripted, "package.json"),
+    JSON.stringify({ ...manifest, version: SCRIPTED_VERSION, scripts: { postinstall } }, null, 2),
+  );
   const scriptedPack = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, scripted], { cwd: scratch });
-  registry.publish(await readFile(join(scratch, (JSON.parse(scriptedPack.stdout) as Array<{ filename: string }>)[0]!.filename)), { tag: null });
+  registry.publish(await readFile(join(scratch, (JSON.parse(scriptedPack.stdout) as Array<{ filename: string }>)[0]!.filename)), {
+    tag: null,
+  });
   for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps"))) {
     registry.publish(tarball, { tag: null });
   }
@@ -144,9 +150,19 @@ async function runJob(inputs: Record<string, string>, variables: Record<string, 
   await mkdir(home);
   await options.prepare?.(home);
   const variablesFile = join(project.root, "variables.yml");
-  await writeFile(variablesFile, Object.entries(variables).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join(""));
+  await writeFile(
+    variablesFile,
+    Object.entries(variables)
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`)
+      .join(""),
+  );
   const env = options.env ? options.env(runnerEnv(home)) : runnerEnv(home);
-  const result = await gitlabCiLocal(project.dir, ["--variables-file", variablesFile, "--force-shell-executor", JOB], env, JOB_TIMEOUT.timeout - 10_000);
+  const result = await gitlabCiLocal(
+    project.dir,
+    ["--variables-file", variablesFile, "--force-shell-executor", JOB],
+    env,
+    JOB_TIMEOUT.timeout - 10_000,
+  );
   return { project, result, output: `${result.stdout}\n${result.stderr}`, home };
 }
 
@@ -179,21 +195,32 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     // form opencode accepts as installed (test/cli/prepare.test.ts shows a run then asks the registry for nothing).
     for (const dir of [join(home, ".config", "opencode"), join(project.dir, ".opencode-ci")]) {
       expect(output).toContain(`opencode-ci-auth prepare: prepared ${dir}`);
-      const sdk = JSON.parse(await readFile(join(dir, "node_modules", "@opencode-ai", "plugin", "package.json"), "utf8")) as { version: string };
+      const sdk = JSON.parse(await readFile(join(dir, "node_modules", "@opencode-ai", "plugin", "package.json"), "utf8")) as {
+        version: string;
+      };
       expect(sdk.version, dir).toBe(OPENCODE_VERSION);
-      const lock = JSON.parse(await readFile(join(dir, "package-lock.json"), "utf8")) as { packages: Record<string, { dependencies?: object }> };
+      const lock = JSON.parse(await readFile(join(dir, "package-lock.json"), "utf8")) as {
+        packages: Record<string, { dependencies?: object }>;
+      };
       expect(lock.packages[""]?.dependencies, dir).toEqual({ "@opencode-ai/plugin": OPENCODE_VERSION });
     }
 
     // The template's npm install put the packed build where opencode looks for a bare "opencode-ci-auth".
     const installed = join(home, ".cache", "opencode", "packages", "opencode-ci-auth@latest");
-    expect(JSON.parse(await readFile(join(installed, "package.json"), "utf8"))).toEqual({ dependencies: { "opencode-ci-auth": PLUGIN_VERSION } });
+    expect(JSON.parse(await readFile(join(installed, "package.json"), "utf8"))).toEqual({
+      dependencies: { "opencode-ci-auth": PLUGIN_VERSION },
+    });
     expect(registry.requestsFor("opencode-ci-auth").filter((r) => r.path.startsWith("/-/tarballs/"))).toHaveLength(1);
 
     // One jwt-bearer grant with the GitLab token, and every model request carried the access token it returned.
     const grants = world.idp.grants.slice(grantsBefore);
     expect(grants).toHaveLength(1);
-    expect(grants[0]).toMatchObject({ ok: true, clientId: "opencode-ci", grantType: "urn:ietf:params:oauth:grant-type:jwt-bearer", repository: "acme/app" });
+    expect(grants[0]).toMatchObject({
+      ok: true,
+      clientId: "opencode-ci",
+      grantType: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+      repository: "acme/app",
+    });
     const requests = world.model.requests.slice(requestsBefore);
     const chats = requests.filter((r) => r.path === "/v1/chat/completions");
     expect(chats.length).toBeGreaterThanOrEqual(1);
@@ -205,7 +232,9 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
 
     // The prompt arrived as one literal argument: not an option, no substitution, no command run. (opencode run
     // wraps an argument that contains spaces in double quotes, escaping the ones inside, with or without `--`.)
-    const userMessages = chats.flatMap((r) => (r.body as { messages: Array<{ role: string; content: unknown }> }).messages.filter((m) => m.role === "user"));
+    const userMessages = chats.flatMap((r) =>
+      (r.body as { messages: Array<{ role: string; content: unknown }> }).messages.filter((m) => m.role === "user"),
+    );
     expect(userMessages.map((m) => m.content)).toContain(`"${PROMPT.replaceAll('"', '\\"')}"`);
     await expect(readFile(join(project.dir, "pwned"))).rejects.toThrow();
 
@@ -216,7 +245,7 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expectNoLeak([output, log, artifact], secrets());
   });
 
-  it("with plugin-version pinned, a bare \"opencode-ci-auth\" in the config loads the pinned version", JOB_TIMEOUT, async () => {
+  it('with plugin-version pinned, a bare "opencode-ci-auth" in the config loads the pinned version', JOB_TIMEOUT, async () => {
     const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
     const grantsBefore = world.idp.grants.length;
     const { result, output, home } = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: token });
@@ -226,9 +255,10 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expect(JSON.parse(await readFile(join(packages, `opencode-ci-auth@${PLUGIN_VERSION}`, "package.json"), "utf8"))).toEqual({
       dependencies: { "opencode-ci-auth": PLUGIN_VERSION },
     });
-    expect(JSON.parse(await readFile(join(packages, "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth", "package.json"), "utf8")).version).toBe(
-      PLUGIN_VERSION,
-    );
+    expect(
+      JSON.parse(await readFile(join(packages, "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth", "package.json"), "utf8"))
+        .version,
+    ).toBe(PLUGIN_VERSION);
     expect(world.idp.grants.slice(grantsBefore)).toMatchObject([{ ok: true }]);
     expectNoLeak([output], secrets());
   });
@@ -237,7 +267,9 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     const { result, output } = await runJob({ ...baseInputs(), "config-path": "ci/ai/opencode.json" }, { OPENCODE_ID_TOKEN: "unused" });
     expect(result.code).not.toBe(0);
     expect(output).toMatch(/FAIL\s+opencode-run/);
-    expect(output).toContain("opencode-run: no opencode config at ci/ai/opencode.json (input config-path, relative to the project directory)");
+    expect(output).toContain(
+      "opencode-run: no opencode config at ci/ai/opencode.json (input config-path, relative to the project directory)",
+    );
     expect(output).not.toContain("# opencode-run: install opencode"); // the next script item never started
   });
 
@@ -252,43 +284,71 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
     const grantsBefore = world.idp.grants.length;
     const dir = (home: string) => join(home, ".cache", "opencode", "packages", `opencode-ci-auth@${SCRIPTED_VERSION}`);
-    const { result, output, home } = await runJob({ ...baseInputs(), "plugin-version": SCRIPTED_VERSION }, { OPENCODE_ID_TOKEN: token }, {
-      // What a runner that keeps HOME may hold: the directory of the pinned spec, with another version in it.
-      prepare: async (h) => {
-        await mkdir(join(dir(h), "node_modules", "opencode-ci-auth"), { recursive: true });
-        await writeFile(join(dir(h), "node_modules", "opencode-ci-auth", "package.json"), JSON.stringify({ name: "opencode-ci-auth", version: "0.0.1" }));
+    const { result, output, home } = await runJob(
+      { ...baseInputs(), "plugin-version": SCRIPTED_VERSION },
+      { OPENCODE_ID_TOKEN: token },
+      {
+        // What a runner that keeps HOME may hold: the directory of the pinned spec, with another version in it.
+        prepare: async (h) => {
+          await mkdir(join(dir(h), "node_modules", "opencode-ci-auth"), { recursive: true });
+          await writeFile(
+            join(dir(h), "node_modules", "opencode-ci-auth", "package.json"),
+            JSON.stringify({ name: "opencode-ci-auth", version: "0.0.1" }),
+          );
+        },
       },
-    });
+    );
 
     expect(result.code, output.slice(-4000)).toBe(0);
     expect(output).toContain(
       `opencode-run: opencode's plugin cache holds opencode-ci-auth 0.0.1 in ${dir(home)}, not ${SCRIPTED_VERSION} (plugin-version ${SCRIPTED_VERSION}): reinstalling`,
     );
-    expect(JSON.parse(await readFile(join(dir(home), "node_modules", "opencode-ci-auth", "package.json"), "utf8")).version).toBe(SCRIPTED_VERSION);
+    expect(JSON.parse(await readFile(join(dir(home), "node_modules", "opencode-ci-auth", "package.json"), "utf8")).version).toBe(
+      SCRIPTED_VERSION,
+    );
     // The release's postinstall script did not run (npm runs a dependency's install scripts unless told not to).
     await expect(stat(join(home, POSTINSTALL_MARKER))).rejects.toThrow();
     expect(world.idp.grants.slice(grantsBefore)).toMatchObject([{ ok: true }]);
   });
 
   it("keeps a plugin of the right version that it finds, and downloads nothing", { timeout: 2 * JOB_TIMEOUT.timeout }, async () => {
-    const first = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" }) });
+    const first = await runJob(
+      { ...baseInputs(), "plugin-version": PLUGIN_VERSION },
+      { OPENCODE_ID_TOKEN: await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" }) },
+    );
     expect(first.result.code, first.output.slice(-4000)).toBe(0);
     const before = registry.requestsFor("opencode-ci-auth").length;
     const tarballsBefore = registry.requests.length;
     const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
-    const { result, output } = await runJob({ ...baseInputs(), "plugin-version": PLUGIN_VERSION }, { OPENCODE_ID_TOKEN: token }, {
-      prepare: (home) => cp(join(first.home, ".cache"), join(home, ".cache"), { recursive: true, verbatimSymlinks: true }),
-    });
+    const { result, output } = await runJob(
+      { ...baseInputs(), "plugin-version": PLUGIN_VERSION },
+      { OPENCODE_ID_TOKEN: token },
+      {
+        prepare: (home) => cp(join(first.home, ".cache"), join(home, ".cache"), { recursive: true, verbatimSymlinks: true }),
+      },
+    );
     expect(result.code, output.slice(-4000)).toBe(0);
     expect(output).toContain(`opencode-run: opencode-ci-auth@${PLUGIN_VERSION} is already in opencode's plugin cache`);
     // The version was resolved (its packument), and no tarball of the plugin or its dependencies was fetched: not by the
     // job, not by opencode. (prepare fetches opencode's SDK for OPENCODE_CONFIG_DIR, which is in the fresh checkout.)
-    expect(registry.requestsFor("opencode-ci-auth").slice(before).map((r) => r.path)).toContain("/opencode-ci-auth");
-    const lock = JSON.parse(await readFile(join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { version: string }> };
+    expect(
+      registry
+        .requestsFor("opencode-ci-auth")
+        .slice(before)
+        .map((r) => r.path),
+    ).toContain("/opencode-ci-auth");
+    const lock = JSON.parse(await readFile(join(REPO_ROOT, "package-lock.json"), "utf8")) as {
+      packages: Record<string, { version: string }>;
+    };
     const runtime = new Set(
-      (await runtimeLockPaths(REPO_ROOT)).map((p) => `/-/tarballs/${(p.split("node_modules/").at(-1) ?? "").replace("/", "-")}-${lock.packages[p]?.version}.tgz`),
+      (await runtimeLockPaths(REPO_ROOT)).map(
+        (p) => `/-/tarballs/${(p.split("node_modules/").at(-1) ?? "").replace("/", "-")}-${lock.packages[p]?.version}.tgz`,
+      ),
     );
-    const fetched = registry.requests.slice(tarballsBefore).filter((r) => r.path.startsWith("/-/tarballs/")).map((r) => r.path);
+    const fetched = registry.requests
+      .slice(tarballsBefore)
+      .filter((r) => r.path.startsWith("/-/tarballs/"))
+      .map((r) => r.path);
     expect(fetched.filter((p) => runtime.has(p) || p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([]);
   });
 
@@ -297,13 +357,26 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     const endpoints = "https://idp.example/token";
     const sourceUrls = "https://tokens.example/ci?aud=api%3A%2F%2Fopencode&job=$CI_JOB_ID";
     const { project, result, output } = await runJob(
-      { ...baseInputs(), "allowed-issuers": issuers, "allowed-token-endpoints": endpoints, "allowed-audiences": "", "allowed-source-urls": sourceUrls },
+      {
+        ...baseInputs(),
+        "allowed-issuers": issuers,
+        "allowed-token-endpoints": endpoints,
+        "allowed-audiences": "",
+        "allowed-source-urls": sourceUrls,
+      },
       { OPENCODE_ID_TOKEN: "unused" },
-      { env: (env) => ({ ...env, PATH: `${join(scratch, "recording-bin")}:${env.PATH}`, OPENCODE_TEST_RECORD: join(scratch, `record-${projects.length}`) }) },
+      {
+        env: (env) => ({
+          ...env,
+          PATH: `${join(scratch, "recording-bin")}:${env.PATH}`,
+          OPENCODE_TEST_RECORD: join(scratch, `record-${projects.length}`),
+        }),
+      },
     );
     expect(result.code, output.slice(-4000)).toBe(0);
     const record = (await readFile(join(scratch, `record-${projects.length}`), "utf8")).trim().split("\n");
-    const unset = "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>";
+    const unset =
+      "OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>";
     // --version: the install check, the version it prints, and prepare's (which matches opencode's SDK to it).
     expect(record).toEqual([
       `--version ${unset}`,

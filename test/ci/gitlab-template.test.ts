@@ -107,7 +107,7 @@ describe("templates/opencode-run.yml", () => {
   it("runs opencode with the prompt after -- and the model in --model=, both quoted", () => {
     const script = (job.script ?? []).join("\n");
     expect(script).toContain('opencode run --model="$OPENCODE_RUN_MODEL" -- "$OPENCODE_RUN_PROMPT"');
-    expect(script).toContain('export OPENCODE_CONFIG_DIR');
+    expect(script).toContain("export OPENCODE_CONFIG_DIR");
   });
 
   it("installs the plugin with install scripts off, at one exact version, and checks the version of one it finds", () => {
@@ -164,8 +164,16 @@ describe("the component in gitlab-ci-local (GitLab's CI schema and input rules)"
     ["a missing prompt", { model: "miaou/m", audience: "a" }, "`prompt` input: required value has not been provided"],
     ["a missing audience", { model: "miaou/m", prompt: "p" }, "`audience` input: required value has not been provided"],
     ["a model without a provider", { ...minimalInputs, model: "gpt-4" }, "`model` input: `gpt-4` does not match required regex"],
-    ["an id-token-var that is not a variable name", { ...minimalInputs, "id-token-var": "ID TOKEN" }, "`id-token-var` input: `ID TOKEN` does not match required regex"],
-    ["a plugin-version that is a path", { ...minimalInputs, "plugin-version": "file:../x" }, "`plugin-version` input: `file:../x` does not match required regex"],
+    [
+      "an id-token-var that is not a variable name",
+      { ...minimalInputs, "id-token-var": "ID TOKEN" },
+      "`id-token-var` input: `ID TOKEN` does not match required regex",
+    ],
+    [
+      "a plugin-version that is a path",
+      { ...minimalInputs, "plugin-version": "file:../x" },
+      "`plugin-version` input: `file:../x` does not match required regex",
+    ],
   ])("refuses %s", async (_name, componentInputs, message) => {
     const { code, output } = await previewJob(componentInputs);
     expect(code).not.toBe(0);

@@ -49,7 +49,8 @@ beforeAll(async () => {
   runnerHome = await mkdtemp(join(tmpdir(), "opencode-ci-auth-runner-home-"));
   // opencode itself, for the action's install-opencode step: the registry tarballs this repository installed.
   const opencode = ["node_modules/opencode-ai", "node_modules/opencode-linux-x64", "node_modules/opencode-linux-x64-baseline"];
-  for (const tarball of await lockedTarballs(REPO_ROOT, opencode, join(tmpdir(), "opencode-ci-auth-opencode-tarballs"))) releases.registry.publish(tarball);
+  for (const tarball of await lockedTarballs(REPO_ROOT, opencode, join(tmpdir(), "opencode-ci-auth-opencode-tarballs")))
+    releases.registry.publish(tarball);
   // opencode's plugin SDK, for the setup action's `opencode-ci-auth prepare`.
   await publishOpencodeSdk(releases.registry);
 }, 90_000);
@@ -101,7 +102,12 @@ async function setupWithRecordingOpencode(s: Setup, record: string): Promise<Stu
   const bin = join(s.job.root, "recording-bin");
   await mkdir(bin);
   const report = (name: string) => `${name}=\${${name}-<unset>}`;
-  const names = ["OPENCODE_CI_AUTH_ALLOWED_ISSUERS", "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS", "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES", "OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS"];
+  const names = [
+    "OPENCODE_CI_AUTH_ALLOWED_ISSUERS",
+    "OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS",
+    "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES",
+    "OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS",
+  ];
   await writeFile(join(bin, "opencode"), `#!/bin/sh\nprintf '%s\\n' "$1 ${names.map(report).join(" ")}" >> "${record}"\necho recorded\n`);
   await chmod(join(bin, "opencode"), 0o755);
   const inner = setupActionStub(s.job, s.cache, { "install-opencode": "false" });
@@ -127,108 +133,139 @@ function run(s: Setup, inputs: Record<string, unknown>, setup: Stub) {
 const chatRequests = (from: number) => world.model.requests.slice(from).filter((r) => r.path === "/v1/chat/completions");
 
 describe("the reusable opencode-run workflow", () => {
-  it("runs as examples/github/on-push-main.yml calls it: opencode and the plugin installed, text uploaded and summarized", async () => {
-    const example = (await readWorkflow(join(REPO_ROOT, "examples", "github", "on-push-main.yml"))) as unknown as {
-      jobs: { opencode: { uses: string; with: Record<string, unknown>; permissions: Strings } };
-    };
-    expect(example.jobs.opencode.uses).toMatch(/^OWNER\/opencode-ci-auth\/\.github\/workflows\/opencode-run\.yml@/);
-    expect(example.jobs.opencode.permissions).toEqual({ contents: "read", "id-token": "write" });
-    // A fresh runner: nothing in opencode's config dirs, which the setup action prepares (its input prepare is on).
-    const s = await setupJob(issueConfig(world), undefined, { seedSdk: false });
-    const before = { registry: releases.registry.requests.length, model: world.model.requests.length, grants: world.idp.grants.length };
+  it(
+    "runs as examples/github/on-push-main.yml calls it: opencode and the plugin installed, text uploaded and summarized",
+    async () => {
+      const example = (await readWorkflow(join(REPO_ROOT, "examples", "github", "on-push-main.yml"))) as unknown as {
+        jobs: { opencode: { uses: string; with: Record<string, unknown>; permissions: Strings } };
+      };
+      expect(example.jobs.opencode.uses).toMatch(/^OWNER\/opencode-ci-auth\/\.github\/workflows\/opencode-run\.yml@/);
+      expect(example.jobs.opencode.permissions).toEqual({ contents: "read", "id-token": "write" });
+      // A fresh runner: nothing in opencode's config dirs, which the setup action prepares (its input prepare is on).
+      const s = await setupJob(issueConfig(world), undefined, { seedSdk: false });
+      const before = { registry: releases.registry.requests.length, model: world.model.requests.length, grants: world.idp.grants.length };
 
-    const result = await run(s, example.jobs.opencode.with, setupActionStub(s.job, s.cache).stub);
-    expect(result.ok, result.log).toBe(true);
+      const result = await run(s, example.jobs.opencode.with, setupActionStub(s.job, s.cache).stub);
+      expect(result.ok, result.log).toBe(true);
 
-    // The action prepared both config dirs opencode installs its SDK into: the global one and OPENCODE_CONFIG_DIR (set
-    // by the workflow before the action). opencode then installed nothing there: npm's install would have rewritten
-    // the lockfile and left its hidden one (node_modules/.package-lock.json), which prepare does not keep.
-    const sdkCache = join(s.job.runnerTemp, "opencode-ci-auth-setup", "opencode-sdk");
-    const [staged] = await readdir(sdkCache);
-    const stagedLock = await readFile(join(sdkCache, staged ?? "", "package-lock.json"), "utf8");
-    for (const dir of [join(s.job.home, ".config", "opencode"), join(s.job.workspace, ".opencode-ci")]) {
-      expect(result.log).toContain(`opencode-ci-auth prepare: prepared ${dir}`);
-      expect(await readFile(join(dir, "package-lock.json"), "utf8"), dir).toBe(stagedLock);
-      expect(await readdir(join(dir, "node_modules")), dir).not.toContain(".package-lock.json");
-    }
+      // The action prepared both config dirs opencode installs its SDK into: the global one and OPENCODE_CONFIG_DIR (set
+      // by the workflow before the action). opencode then installed nothing there: npm's install would have rewritten
+      // the lockfile and left its hidden one (node_modules/.package-lock.json), which prepare does not keep.
+      const sdkCache = join(s.job.runnerTemp, "opencode-ci-auth-setup", "opencode-sdk");
+      const [staged] = await readdir(sdkCache);
+      const stagedLock = await readFile(join(sdkCache, staged ?? "", "package-lock.json"), "utf8");
+      for (const dir of [join(s.job.home, ".config", "opencode"), join(s.job.workspace, ".opencode-ci")]) {
+        expect(result.log).toContain(`opencode-ci-auth prepare: prepared ${dir}`);
+        expect(await readFile(join(dir, "package-lock.json"), "utf8"), dir).toBe(stagedLock);
+        expect(await readdir(join(dir, "node_modules")), dir).not.toContain(".package-lock.json");
+      }
 
-    const setup = result.step("setup").outputs;
-    expect(setup).toMatchObject({ version: String(example.jobs.opencode.with["plugin-version"]), "opencode-version": String(example.jobs.opencode.with["opencode-version"]) });
-    // opencode came from the action's install, the only `opencode` on the job's PATH.
-    expect(result.path).toEqual([join(s.job.runnerTemp, "opencode-ci-auth-setup", `opencode-ai-${setup["opencode-version"]}`, "node_modules", ".bin")]);
-    expect(result.env.OPENCODE_CONFIG_DIR).toBe(join(s.job.workspace, ".opencode-ci"));
+      const setup = result.step("setup").outputs;
+      expect(setup).toMatchObject({
+        version: String(example.jobs.opencode.with["plugin-version"]),
+        "opencode-version": String(example.jobs.opencode.with["opencode-version"]),
+      });
+      // opencode came from the action's install, the only `opencode` on the job's PATH.
+      expect(result.path).toEqual([
+        join(s.job.runnerTemp, "opencode-ci-auth-setup", `opencode-ai-${setup["opencode-version"]}`, "node_modules", ".bin"),
+      ]);
+      expect(result.env.OPENCODE_CONFIG_DIR).toBe(join(s.job.workspace, ".opencode-ci"));
 
-    // The answer: an artifact named by the workflow's output, and the job summary.
-    const name = result.workflowOutputs["artifact-name"] ?? "";
-    expect(name).toMatch(/^opencode-run-Linux-4242-1-\d+$/);
-    expect(await s.artifacts.files(name)).toEqual(["opencode-output.md"]);
-    const text = await readFile(join(s.artifacts.dir, name, "opencode-output.md"), "utf8");
-    expect(text).toContain("Hello from the mock model");
-    expect(result.summary).toContain("`miaou/your-model`");
-    expect(result.summary).toContain(`opencode-ci-auth ${setup.version} · exit code 0`);
-    expect(result.summary).toContain("Hello from the mock model");
+      // The answer: an artifact named by the workflow's output, and the job summary.
+      const name = result.workflowOutputs["artifact-name"] ?? "";
+      expect(name).toMatch(/^opencode-run-Linux-4242-1-\d+$/);
+      expect(await s.artifacts.files(name)).toEqual(["opencode-output.md"]);
+      const text = await readFile(join(s.artifacts.dir, name, "opencode-output.md"), "utf8");
+      expect(text).toContain("Hello from the mock model");
+      expect(result.summary).toContain("`miaou/your-model`");
+      expect(result.summary).toContain(`opencode-ci-auth ${setup.version} · exit code 0`);
+      expect(result.summary).toContain("Hello from the mock model");
 
-    // Through the plugin: a grant at the IdP, and the model saw the prompt verbatim with the IdP's token.
-    expect(world.idp.grants.slice(before.grants).filter((g) => g.ok)).toHaveLength(1);
-    const chats = chatRequests(before.model);
-    expect(chats.length).toBeGreaterThan(0);
-    expect(JSON.stringify(chats.map((c) => c.body))).toContain(String(example.jobs.opencode.with.prompt));
+      // Through the plugin: a grant at the IdP, and the model saw the prompt verbatim with the IdP's token.
+      expect(world.idp.grants.slice(before.grants).filter((g) => g.ok)).toHaveLength(1);
+      const chats = chatRequests(before.model);
+      expect(chats.length).toBeGreaterThan(0);
+      expect(JSON.stringify(chats.map((c) => c.body))).toContain(String(example.jobs.opencode.with.prompt));
 
-    // One download of each package for the whole job: the action's. opencode fetched neither again.
-    const tarballs = releases.registry.requests.slice(before.registry).map((r) => r.path);
-    expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([`/-/tarballs/opencode-ci-auth-${setup.version}.tgz`]);
-    expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ai-"))).toEqual([`/-/tarballs/opencode-ai-${setup["opencode-version"]}.tgz`]);
-  }, 2 * HEAVY); // two installs (opencode is 180 MB) and a run: a minute alone, twice that beside the rest of test/ci
+      // One download of each package for the whole job: the action's. opencode fetched neither again.
+      const tarballs = releases.registry.requests.slice(before.registry).map((r) => r.path);
+      expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([
+        `/-/tarballs/opencode-ci-auth-${setup.version}.tgz`,
+      ]);
+      expect(tarballs.filter((p) => p.startsWith("/-/tarballs/opencode-ai-"))).toEqual([
+        `/-/tarballs/opencode-ai-${setup["opencode-version"]}.tgz`,
+      ]);
+    },
+    2 * HEAVY,
+  ); // two installs (opencode is 180 MB) and a run: a minute alone, twice that beside the rest of test/ci
 
-  it("passes prompt and model through env: shell syntax in the prompt reaches the model as text", async () => {
-    const s = await setupJob(issueConfig(world), "ci/opencode-ci.json");
-    const prompt = `--help "$(touch pwned-1)" \`touch pwned-2\`; touch pwned-3 \${{ github.token }} 'quoted'\n::error::not-a-command %0A`;
-    const before = world.model.requests.length;
-    const result = await run(s, { model: "miaou/mock-model", prompt, "opencode-config-path": "ci/opencode-ci.json", "plugin-version": releases.packed }, setupWithRepoOpencode(s).stub);
-    expect(result.ok, result.log).toBe(true);
-    // Another file name than opencode.json: the workflow passes it as OPENCODE_CONFIG.
-    expect(result.env).toEqual({ OPENCODE_CONFIG: join(s.job.workspace, "ci/opencode-ci.json") });
-    // Byte for byte: the workflow hands it to opencode on stdin (as an argument, opencode would quote it).
-    const userMessages = chatRequests(before).flatMap((c) => (c.body as { messages: Array<{ role: string; content: unknown }> }).messages.filter((m) => m.role === "user").map((m) => m.content));
-    expect(userMessages).toContain(prompt);
-    expect((await readdir(s.job.workspace)).filter((f) => f.startsWith("pwned"))).toEqual([]);
-    expect(result.errors).toEqual([]);
-  }, HEAVY);
+  it(
+    "passes prompt and model through env: shell syntax in the prompt reaches the model as text",
+    async () => {
+      const s = await setupJob(issueConfig(world), "ci/opencode-ci.json");
+      const prompt = `--help "$(touch pwned-1)" \`touch pwned-2\`; touch pwned-3 \${{ github.token }} 'quoted'\n::error::not-a-command %0A`;
+      const before = world.model.requests.length;
+      const result = await run(
+        s,
+        { model: "miaou/mock-model", prompt, "opencode-config-path": "ci/opencode-ci.json", "plugin-version": releases.packed },
+        setupWithRepoOpencode(s).stub,
+      );
+      expect(result.ok, result.log).toBe(true);
+      // Another file name than opencode.json: the workflow passes it as OPENCODE_CONFIG.
+      expect(result.env).toEqual({ OPENCODE_CONFIG: join(s.job.workspace, "ci/opencode-ci.json") });
+      // Byte for byte: the workflow hands it to opencode on stdin (as an argument, opencode would quote it).
+      const userMessages = chatRequests(before).flatMap((c) =>
+        (c.body as { messages: Array<{ role: string; content: unknown }> }).messages.filter((m) => m.role === "user").map((m) => m.content),
+      );
+      expect(userMessages).toContain(prompt);
+      expect((await readdir(s.job.workspace)).filter((f) => f.startsWith("pwned"))).toEqual([]);
+      expect(result.errors).toEqual([]);
+    },
+    HEAVY,
+  );
 
-  it("gives `opencode run` the allow-lists that are not empty, verbatim, and leaves the others unset", async () => {
-    const s = await setupJob(issueConfig(world));
-    const record = join(s.job.root, "opencode-calls");
-    const issuers = "https://idp.example/realms/a,https://idp.example/realms/$HOME/$(id)";
-    const audiences = "api://opencode";
-    const sourceUrls = "https://tokens.example/ci?aud=api%3A%2F%2Fopencode&x=`id`";
-    const result = await run(
-      s,
-      {
-        model: "miaou/mock-model",
-        prompt: "hi",
-        "plugin-version": releases.packed,
-        "allowed-issuers": issuers,
-        "allowed-audiences": audiences,
-        "allowed-source-urls": sourceUrls,
-      },
-      await setupWithRecordingOpencode(s, record),
-    );
-    expect(result.ok, result.log).toBe(true);
-    expect((await readFile(record, "utf8")).trim().split("\n")).toEqual([
-      `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=${audiences} OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=${sourceUrls}`,
-    ]);
-    // Set for that step's opencode only: not written to GITHUB_ENV for the steps after it.
-    expect(Object.keys(result.env).filter((k) => k.startsWith("OPENCODE_CI_AUTH_"))).toEqual([]);
+  it(
+    "gives `opencode run` the allow-lists that are not empty, verbatim, and leaves the others unset",
+    async () => {
+      const s = await setupJob(issueConfig(world));
+      const record = join(s.job.root, "opencode-calls");
+      const issuers = "https://idp.example/realms/a,https://idp.example/realms/$HOME/$(id)";
+      const audiences = "api://opencode";
+      const sourceUrls = "https://tokens.example/ci?aud=api%3A%2F%2Fopencode&x=`id`";
+      const result = await run(
+        s,
+        {
+          model: "miaou/mock-model",
+          prompt: "hi",
+          "plugin-version": releases.packed,
+          "allowed-issuers": issuers,
+          "allowed-audiences": audiences,
+          "allowed-source-urls": sourceUrls,
+        },
+        await setupWithRecordingOpencode(s, record),
+      );
+      expect(result.ok, result.log).toBe(true);
+      expect((await readFile(record, "utf8")).trim().split("\n")).toEqual([
+        `run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=${issuers} OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=${audiences} OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=${sourceUrls}`,
+      ]);
+      // Set for that step's opencode only: not written to GITHUB_ENV for the steps after it.
+      expect(Object.keys(result.env).filter((k) => k.startsWith("OPENCODE_CI_AUTH_"))).toEqual([]);
 
-    // By default none is set (an empty variable could read as "allow nothing").
-    const t = await setupJob(issueConfig(world));
-    const defaults = join(t.job.root, "opencode-calls");
-    const plain = await run(t, { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed }, await setupWithRecordingOpencode(t, defaults));
-    expect(plain.ok, plain.log).toBe(true);
-    expect((await readFile(defaults, "utf8")).trim()).toBe(
-      "run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>",
-    );
-  }, HEAVY);
+      // By default none is set (an empty variable could read as "allow nothing").
+      const t = await setupJob(issueConfig(world));
+      const defaults = join(t.job.root, "opencode-calls");
+      const plain = await run(
+        t,
+        { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed },
+        await setupWithRecordingOpencode(t, defaults),
+      );
+      expect(plain.ok, plain.log).toBe(true);
+      expect((await readFile(defaults, "utf8")).trim()).toBe(
+        "run OPENCODE_CI_AUTH_ALLOWED_ISSUERS=<unset> OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS=<unset> OPENCODE_CI_AUTH_ALLOWED_AUDIENCES=<unset> OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS=<unset>",
+      );
+    },
+    HEAVY,
+  );
 
   it("fails with the path when the config file is missing, before installing anything", async () => {
     const s = await setupJob(undefined);
@@ -241,41 +278,62 @@ describe("the reusable opencode-run workflow", () => {
     expect(result.step("run").outcome).toBe("skipped");
   });
 
-  it("refuses a config whose plugin spec the setup step did not prepare, before opencode could download it", async () => {
-    const config = { ...issueConfig(world), plugin: [`opencode-ci-auth@${releases.older}`] };
-    const s = await setupJob(config);
-    const result = await run(s, { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed }, setupWithRepoOpencode(s).stub);
-    expect(result.ok).toBe(false);
-    expect(result.errors).toEqual([
-      expect.stringContaining(`asks for "opencode-ci-auth@${releases.older}", but plugin-version "${releases.packed}" installed opencode-ci-auth ${releases.packed}`),
-    ]);
-    // It stopped before opencode: the run step names its artifact and writes the summary only once the check passed.
-    expect(result.step("run").outcome).toBe("failure");
-    expect(result.step("run").outputs).toEqual({});
-    expect(result.summary).toBe("");
-  }, HEAVY);
+  it(
+    "refuses a config whose plugin spec the setup step did not prepare, before opencode could download it",
+    async () => {
+      const config = { ...issueConfig(world), plugin: [`opencode-ci-auth@${releases.older}`] };
+      const s = await setupJob(config);
+      const result = await run(
+        s,
+        { model: "miaou/mock-model", prompt: "hi", "plugin-version": releases.packed },
+        setupWithRepoOpencode(s).stub,
+      );
+      expect(result.ok).toBe(false);
+      expect(result.errors).toEqual([
+        expect.stringContaining(
+          `asks for "opencode-ci-auth@${releases.older}", but plugin-version "${releases.packed}" installed opencode-ci-auth ${releases.packed}`,
+        ),
+      ]);
+      // It stopped before opencode: the run step names its artifact and writes the summary only once the check passed.
+      expect(result.step("run").outcome).toBe("failure");
+      expect(result.step("run").outputs).toEqual({});
+      expect(result.summary).toBe("");
+    },
+    HEAVY,
+  );
 
-  it("release.yml's smoke job (run on each OS after publishing) passes here against the packed release", async () => {
-    const release = await readWorkflow(join(REPO_ROOT, ".github", "workflows", "release.yml"));
-    const s = await setupJob(undefined);
-    const setup = setupWithRepoOpencode(s);
-    const result = await runWorkflowJob(release, "smoke", {}, {
-      env: s.job.env,
-      workspace: s.job.workspace,
-      runnerTemp: s.job.runnerTemp,
-      contexts: { needs: { publish: { outputs: { version: releases.packed } } }, matrix: { os: "ubuntu-latest" } },
-      stubs: { "actions/checkout": checkoutStub().stub, "./.github/actions/setup": setup.stub },
-    });
-    expect(result.ok, result.log).toBe(true);
-    expect(setup.calls).toEqual([expect.objectContaining({ version: releases.packed, "install-opencode": "true", cache: "false" })]);
-    expect(result.log).toContain(`loaded opencode-ci-auth ${releases.packed} from the prepared directory`);
-  }, HEAVY);
+  it(
+    "release.yml's smoke job (run on each OS after publishing) passes here against the packed release",
+    async () => {
+      const release = await readWorkflow(join(REPO_ROOT, ".github", "workflows", "release.yml"));
+      const s = await setupJob(undefined);
+      const setup = setupWithRepoOpencode(s);
+      const result = await runWorkflowJob(
+        release,
+        "smoke",
+        {},
+        {
+          env: s.job.env,
+          workspace: s.job.workspace,
+          runnerTemp: s.job.runnerTemp,
+          contexts: { needs: { publish: { outputs: { version: releases.packed } } }, matrix: { os: "ubuntu-latest" } },
+          stubs: { "actions/checkout": checkoutStub().stub, "./.github/actions/setup": setup.stub },
+        },
+      );
+      expect(result.ok, result.log).toBe(true);
+      expect(setup.calls).toEqual([expect.objectContaining({ version: releases.packed, "install-opencode": "true", cache: "false" })]);
+      expect(result.log).toContain(`loaded opencode-ci-auth ${releases.packed} from the prepared directory`);
+    },
+    HEAVY,
+  );
 
   it("the setup action resolves opencode too, whatever the case of install-opencode (as `if:` compares it)", async () => {
     const s = await setupJob(undefined);
     const run = await s.job.resolveOnly({ "install-opencode": "True", "opencode-version": "^1.18.0", version: releases.packed });
     expect(run.ok, run.log).toBe(true);
-    const opencode = (JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")) as { version: string }).version;
+    const opencode = (
+      JSON.parse(await readFile(join(REPO_ROOT, "node_modules", "opencode-ai", "package.json"), "utf8")) as { version: string }
+    ).version;
     expect(run.step("resolve").outputs).toMatchObject({ version: releases.packed, "opencode-version": opencode });
   });
 

@@ -25,7 +25,15 @@ describe("pack check", () => {
     expect(stdout).toContain("pack check passed");
   });
 
-  const good = ["LICENSE", "README.md", "package.json", ...referencedFiles(manifest), "dist/index.d.ts", "dist/lib.d.ts", "dist/THIRD_PARTY_LICENSES"];
+  const good = [
+    "LICENSE",
+    "README.md",
+    "package.json",
+    ...referencedFiles(manifest),
+    "dist/index.d.ts",
+    "dist/lib.d.ts",
+    "dist/THIRD_PARTY_LICENSES",
+  ];
 
   it("accepts the files package.json needs", () => {
     expect(referencedFiles(manifest)).toEqual(expect.arrayContaining(["dist/index.js", "dist/index.d.ts", "dist/lib.js", "dist/lib.d.ts"]));

@@ -87,7 +87,9 @@ describe("setup.mjs", () => {
 
   it("reports what npm view answered when nothing matches", () => {
     const error = JSON.stringify({ error: { code: "E404", summary: "No match found for version ^9" } });
-    expect(() => setup.pickVersion(error, "opencode-ci-auth", "^9")).toThrow(new setup.SetupError('no published version of opencode-ci-auth matches "^9" (npm: E404 No match found for version ^9)'));
+    expect(() => setup.pickVersion(error, "opencode-ci-auth", "^9")).toThrow(
+      new setup.SetupError('no published version of opencode-ci-auth matches "^9" (npm: E404 No match found for version ^9)'),
+    );
     expect(() => setup.pickVersion("", "opencode-ci-auth", "^9")).toThrow(setup.SetupError);
     expect(() => setup.pickVersion("npm ERR! network", "opencode-ci-auth", "^9")).toThrow(/did not print JSON/);
   });
@@ -98,7 +100,7 @@ describe("setup.mjs", () => {
     expect(setup.pluginSpecs("0.3.0", "0.3.0")).toEqual(["opencode-ci-auth@latest", "opencode-ci-auth@0.3.0"]);
   });
 
-  it("names directories as opencode does: verbatim, except <>:\"|?* and control characters on Windows", () => {
+  it('names directories as opencode does: verbatim, except <>:"|?* and control characters on Windows', () => {
     expect(setup.sanitize("opencode-ci-auth@>=0.2.0 <0.3.0", "linux")).toBe("opencode-ci-auth@>=0.2.0 <0.3.0");
     expect(setup.sanitize("opencode-ci-auth@>=0.2.0 <0.3.0", "darwin")).toBe("opencode-ci-auth@>=0.2.0 <0.3.0");
     expect(setup.sanitize("opencode-ci-auth@>=0.2.0 <0.3.0", "win32")).toBe("opencode-ci-auth@_=0.2.0 _0.3.0");
@@ -116,23 +118,30 @@ describe("setup.mjs", () => {
 describe("content-check.mjs", () => {
   const LONG = `${"deep/".repeat(30)}file.js`;
 
-  it.each([["ustar"], ["pax"], ["gnu"]] as const)("reads the files of a %s tarball as npm extracts them, without the top folder", async (format) => {
-    const files = { "package.json": "{}", "lib/a.js": "a", ...(format === "ustar" ? {} : { [LONG]: "long" }) };
-    const read = check.tarballFiles(await tarball(format, files));
-    expect(Object.fromEntries([...read].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
-    // `opencode-ci-auth prepare` checks a cached install by the same rules, in src/ (this file cannot be imported there).
-    const same = prepareTarball.tarballFiles(await tarball(format, files));
-    expect(Object.fromEntries([...same].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
-  });
+  it.each([["ustar"], ["pax"], ["gnu"]] as const)(
+    "reads the files of a %s tarball as npm extracts them, without the top folder",
+    async (format) => {
+      const files = { "package.json": "{}", "lib/a.js": "a", ...(format === "ustar" ? {} : { [LONG]: "long" }) };
+      const read = check.tarballFiles(await tarball(format, files));
+      expect(Object.fromEntries([...read].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
+      // `opencode-ci-auth prepare` checks a cached install by the same rules, in src/ (this file cannot be imported there).
+      const same = prepareTarball.tarballFiles(await tarball(format, files));
+      expect(Object.fromEntries([...same].map(([path, bytes]) => [path, bytes.toString()]))).toEqual(files);
+    },
+  );
 
   it("names a tarball's integrity as the registry's dist.integrity does", () => {
-    expect(check.integrityOf(Buffer.from("abc"))).toBe("sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw==");
+    expect(check.integrityOf(Buffer.from("abc"))).toBe(
+      "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw==",
+    );
     expect(prepareTarball.integrityOf(Buffer.from("abc"))).toBe(check.integrityOf(Buffer.from("abc")));
   });
 
   it("lists the packages of an install, nested and scoped ones included, once npm's records are gone", async () => {
     const dir = await install();
-    expect(() => check.inventory(dir, "opencode-ci-auth", "1.2.3")).toThrow(new check.Mismatch(`${dir} holds "package-lock.json", which npm does not write there`));
+    expect(() => check.inventory(dir, "opencode-ci-auth", "1.2.3")).toThrow(
+      new check.Mismatch(`${dir} holds "package-lock.json", which npm does not write there`),
+    );
     check.forgetNpmRecords(dir);
     expect(check.inventory(dir, "opencode-ci-auth", "1.2.3")).toEqual([
       { path: "node_modules/@scope/dep", name: "@scope/dep", version: "2.0.0" },
@@ -143,10 +152,22 @@ describe("content-check.mjs", () => {
 
   it.each([
     ["a file npm does not write", { ".npmrc": "registry=https://evil.example/" }, '".npmrc", which npm does not write there'],
-    ["another dependency in package.json", { "package.json": JSON.stringify({ dependencies: { "opencode-ci-auth": "1.2.3", evil: "1.0.0" } }) }, 'is not {"dependencies":{"opencode-ci-auth":"1.2.3"}}'],
-    ["a folder whose package has another name", { "node_modules/zod/package.json": JSON.stringify({ name: "evil", version: "1.0.0" }) }, 'holds a package named "evil"'],
+    [
+      "another dependency in package.json",
+      { "package.json": JSON.stringify({ dependencies: { "opencode-ci-auth": "1.2.3", evil: "1.0.0" } }) },
+      'is not {"dependencies":{"opencode-ci-auth":"1.2.3"}}',
+    ],
+    [
+      "a folder whose package has another name",
+      { "node_modules/zod/package.json": JSON.stringify({ name: "evil", version: "1.0.0" }) },
+      'holds a package named "evil"',
+    ],
     ["a folder that is no package", { "node_modules/.bin/opencode-ci-auth": "#!/bin/sh" }, "node_modules/.bin is not a package"],
-    ["a version that is not one", { "node_modules/zod/package.json": JSON.stringify({ name: "zod", version: "latest" }) }, "node_modules/zod has no valid version"],
+    [
+      "a version that is not one",
+      { "node_modules/zod/package.json": JSON.stringify({ name: "zod", version: "latest" }) },
+      "node_modules/zod has no valid version",
+    ],
   ])("refuses %s", async (_name, files, message) => {
     const dir = await install();
     check.forgetNpmRecords(dir);
@@ -164,10 +185,19 @@ describe("content-check.mjs", () => {
   it("compares a package folder with its tarball: same files, same bytes, nothing more, no links", async () => {
     const dir = await install();
     const pkg = { path: "node_modules/opencode-ci-auth", name: "opencode-ci-auth", version: "1.2.3" };
-    const published = check.tarballFiles(await tarball("pax", { "package.json": JSON.stringify({ name: "opencode-ci-auth", version: "1.2.3" }), "dist/index.js": "export default {};\n" }));
+    const published = check.tarballFiles(
+      await tarball("pax", {
+        "package.json": JSON.stringify({ name: "opencode-ci-auth", version: "1.2.3" }),
+        "dist/index.js": "export default {};\n",
+      }),
+    );
     expect(check.differences(dir, pkg, published)).toEqual([]);
 
-    await lay(join(dir, pkg.path), { "dist/index.js": "fetch('https://evil.example');export default {};\n", "dist/extra.js": "", "node_modules/dep/package.json": "{}" });
+    await lay(join(dir, pkg.path), {
+      "dist/index.js": "fetch('https://evil.example');export default {};\n",
+      "dist/extra.js": "",
+      "node_modules/dep/package.json": "{}",
+    });
     await rm(join(dir, pkg.path, "package.json"));
     expect(check.differences(dir, pkg, published).sort()).toEqual([
       `${dir}/${pkg.path}/dist/extra.js is not in opencode-ci-auth@1.2.3's published tarball`,

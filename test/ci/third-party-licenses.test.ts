@@ -22,7 +22,10 @@ const build = (await import(pathToFileURL(join(REPO_ROOT, "scripts", "build.mjs"
   METAFILE: string;
   LICENSES_FILE: string;
   packageDirOf(input: string): string | undefined;
-  bundledPackages(metafile: Pick<Metafile, "inputs">, root?: string): Array<{ name: string; version: string; license: string; text: string }>;
+  bundledPackages(
+    metafile: Pick<Metafile, "inputs">,
+    root?: string,
+  ): Array<{ name: string; version: string; license: string; text: string }>;
 };
 
 const metafile = JSON.parse(await readFile(build.METAFILE, "utf8")) as Metafile;
@@ -50,10 +53,15 @@ describe("dist/THIRD_PARTY_LICENSES", () => {
     const dirs = packagesInOutputs();
     expect(dirs.size).toBeGreaterThan(5);
     for (const dir of dirs) {
-      const manifest = JSON.parse(await readFile(join(REPO_ROOT, dir, "package.json"), "utf8")) as { name: string; version: string; license: string };
+      const manifest = JSON.parse(await readFile(join(REPO_ROOT, dir, "package.json"), "utf8")) as {
+        name: string;
+        version: string;
+        license: string;
+      };
       expect(notices, dir).toContain(`\n${manifest.name}@${manifest.version} (${manifest.license})\n`);
     }
-    for (const name of ["zod", "jose", "openid-client", "oauth4webapi", "pino", "jsonc-parser"]) expect(notices).toMatch(new RegExp(`\\n${name}@\\d`));
+    for (const name of ["zod", "jose", "openid-client", "oauth4webapi", "pino", "jsonc-parser"])
+      expect(notices).toMatch(new RegExp(`\\n${name}@\\d`));
     for (const pkg of build.bundledPackages(metafile)) expect(notices).toContain(pkg.text);
     expect(notices).not.toMatch(/\npino-pretty@/);
   });

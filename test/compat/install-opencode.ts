@@ -68,7 +68,9 @@ async function pluginPublished(version: string): Promise<boolean> {
 
 /** The `opencode-<os>-<arch>*` packages npm put beside opencode-ai, with their versions: what a start failure needs. */
 async function platformPackages(dir: string): Promise<string> {
-  const names = (await readdir(join(dir, "node_modules")).catch(() => [] as string[])).filter((n) => n.startsWith("opencode-") && n !== "opencode-ai");
+  const names = (await readdir(join(dir, "node_modules")).catch(() => [] as string[])).filter(
+    (n) => n.startsWith("opencode-") && n !== "opencode-ai",
+  );
   const found = await Promise.all(names.map(async (n) => `${n}@${(await installedVersion(join(dir, "node_modules", n))) ?? "?"}`));
   return found.length > 0 ? found.join(", ") : "none";
 }
@@ -78,7 +80,15 @@ type Started = { ok: true; version: string; cacheVersion?: string } | { ok: fals
 /** `opencode --version` in an empty home; also reads the cache `version` file that releases before 1.14 write there. */
 async function start(bin: string): Promise<Started> {
   const home = await mkdtemp(join(tmpdir(), "opencode-ci-auth-compat-"));
-  const env = { PATH: process.env.PATH, HOME: home, XDG_CACHE_HOME: join(home, "cache"), XDG_CONFIG_HOME: join(home, "config"), XDG_DATA_HOME: join(home, "data"), XDG_STATE_HOME: join(home, "state"), OPENCODE_DISABLE_AUTOUPDATE: "1" };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: home,
+    XDG_CACHE_HOME: join(home, "cache"),
+    XDG_CONFIG_HOME: join(home, "config"),
+    XDG_DATA_HOME: join(home, "data"),
+    XDG_STATE_HOME: join(home, "state"),
+    OPENCODE_DISABLE_AUTOUPDATE: "1",
+  };
   try {
     const { stdout } = await run(bin, ["--version"], { env, timeout: 60_000 });
     const cacheVersion = (await readFile(join(env.XDG_CACHE_HOME, "opencode", "version"), "utf8").catch(() => "")).trim();
@@ -106,10 +116,17 @@ export async function installOpencode(root: string, version: string): Promise<Op
     await writeFile(join(dir, "package.json"), JSON.stringify({ private: true, description: "opencode-ci-auth test:compat" }));
     const specs = [`opencode-ai@${version}`, ...((await pluginPublished(version)) ? [`@opencode-ai/plugin@${version}`] : [])];
     try {
-      await run(NPM, ["install", "--no-audit", "--no-fund", "--no-package-lock", "--save-exact", ...specs], { cwd: dir, maxBuffer: 16 * 1024 * 1024 });
+      await run(NPM, ["install", "--no-audit", "--no-fund", "--no-package-lock", "--save-exact", ...specs], {
+        cwd: dir,
+        maxBuffer: 16 * 1024 * 1024,
+      });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
-      throw new InstallError("install", `npm install ${specs.join(" ")} failed: ${npmReason(e.stderr ?? e.message)}`, tail(e.stderr ?? e.message));
+      throw new InstallError(
+        "install",
+        `npm install ${specs.join(" ")} failed: ${npmReason(e.stderr ?? e.message)}`,
+        tail(e.stderr ?? e.message),
+      );
     }
   }
 
@@ -130,5 +147,11 @@ export async function installOpencode(root: string, version: string): Promise<Op
     );
   }
   const pluginVersion = await installedVersion(pluginPath);
-  return { version, dir, bin, ...(pluginVersion === version ? { pluginDir: pluginPath } : {}), ...(started.cacheVersion ? { cacheVersion: started.cacheVersion } : {}) };
+  return {
+    version,
+    dir,
+    bin,
+    ...(pluginVersion === version ? { pluginDir: pluginPath } : {}),
+    ...(started.cacheVersion ? { cacheVersion: started.cacheVersion } : {}),
+  };
 }

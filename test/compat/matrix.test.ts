@@ -37,7 +37,10 @@ describe("the supported opencode releases", () => {
 
   it("are the CI job matrix, one release per job, each running npm run test:compat", async () => {
     const ci = parse(await read(".github/workflows/ci.yml")) as {
-      jobs: Record<string, { strategy?: { matrix?: Record<string, unknown> }; steps: Array<{ run?: string; env?: Record<string, string> }> }>;
+      jobs: Record<
+        string,
+        { strategy?: { matrix?: Record<string, unknown> }; steps: Array<{ run?: string; env?: Record<string, string> }> }
+      >;
     };
     const job = ci.jobs.compat;
     expect(job?.strategy?.matrix).toEqual({ opencode: [...COMPAT_VERSIONS] });
@@ -47,7 +50,10 @@ describe("the supported opencode releases", () => {
   });
 
   it("are the lower bound of the optional peer dependency on @opencode-ai/plugin, and only that", async () => {
-    const pkg = JSON.parse(await read("package.json")) as { peerDependencies: Record<string, string>; peerDependenciesMeta: Record<string, { optional?: boolean }> };
+    const pkg = JSON.parse(await read("package.json")) as {
+      peerDependencies: Record<string, string>;
+      peerDependenciesMeta: Record<string, { optional?: boolean }>;
+    };
     expect(pkg.peerDependencies["@opencode-ai/plugin"]).toBe(`>=${OLDEST}`);
     expect(pkg.peerDependenciesMeta["@opencode-ai/plugin"]?.optional).toBe(true);
   });
@@ -63,8 +69,12 @@ describe("the supported opencode releases", () => {
 
   it("give the CI entry points their opencode-version default: the newest", async () => {
     const action = parse(await read(".github/actions/setup/action.yml")) as { inputs: Record<string, { default?: string }> };
-    const workflow = parse(await read(".github/workflows/opencode-run.yml")) as { on: { workflow_call: { inputs: Record<string, { default?: string }> } } };
-    const component = parseAllDocuments(await read("templates/opencode-run.yml"))[0]?.toJS() as { spec: { inputs: Record<string, { default?: string }> } };
+    const workflow = parse(await read(".github/workflows/opencode-run.yml")) as {
+      on: { workflow_call: { inputs: Record<string, { default?: string }> } };
+    };
+    const component = parseAllDocuments(await read("templates/opencode-run.yml"))[0]?.toJS() as {
+      spec: { inputs: Record<string, { default?: string }> };
+    };
     expect(action.inputs["opencode-version"]?.default).toBe(NEWEST);
     expect(workflow.on.workflow_call.inputs["opencode-version"]?.default).toBe(NEWEST);
     expect(component.spec.inputs["opencode-version"]?.default).toBe(NEWEST);
@@ -82,7 +92,8 @@ describe("the supported opencode releases", () => {
     for (const file of files) {
       const text = await read(file);
       // `npm install … opencode-ai@<version>` and `opencode-version: <version>` (quoted or not).
-      for (const m of text.matchAll(/opencode-ai@(\d+\.\d+\.\d+)|opencode-version:\s*"?(\d+\.\d+\.\d+)/g)) pins.push(`${file}: ${m[1] ?? m[2]}`);
+      for (const m of text.matchAll(/opencode-ai@(\d+\.\d+\.\d+)|opencode-version:\s*"?(\d+\.\d+\.\d+)/g))
+        pins.push(`${file}: ${m[1] ?? m[2]}`);
     }
     expect(pins.length).toBeGreaterThan(5);
     expect(pins.filter((p) => !p.endsWith(`: ${NEWEST}`))).toEqual([]);

@@ -12,7 +12,10 @@ const run = promisify(execFile);
 
 /** The compiler's errors, or an empty list when src/ type-checks against the package in `pluginDir`. */
 export async function pluginTypeErrors(repoRoot: string, pluginDir: string, workDir: string): Promise<string[]> {
-  const manifest = JSON.parse(await readFile(join(pluginDir, "package.json"), "utf8")) as { types?: string; exports?: { ".": { types?: string } } };
+  const manifest = JSON.parse(await readFile(join(pluginDir, "package.json"), "utf8")) as {
+    types?: string;
+    exports?: { ".": { types?: string } };
+  };
   const types = manifest.exports?.["."]?.types ?? manifest.types;
   if (!types) return [`${pluginDir}/package.json names no types`];
   const tsconfig = join(workDir, "tsconfig.plugin-types.json");
@@ -20,12 +23,18 @@ export async function pluginTypeErrors(repoRoot: string, pluginDir: string, work
     tsconfig,
     JSON.stringify({
       extends: join(repoRoot, "tsconfig.json"),
-      compilerOptions: { noEmit: true, typeRoots: [join(repoRoot, "node_modules", "@types")], paths: { "@opencode-ai/plugin": [join(pluginDir, types)] } },
+      compilerOptions: {
+        noEmit: true,
+        typeRoots: [join(repoRoot, "node_modules", "@types")],
+        paths: { "@opencode-ai/plugin": [join(pluginDir, types)] },
+      },
       include: [join(repoRoot, "src")],
     }),
   );
   try {
-    await run(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", tsconfig], { maxBuffer: 16 * 1024 * 1024 });
+    await run(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", tsconfig], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
     return [];
   } catch (err) {
     const e = err as { stdout?: string; message: string };

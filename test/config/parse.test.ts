@@ -93,7 +93,11 @@ describe("parseOAuth2Block", () => {
 
   it("reports each unknown field on its own line, nested ones with their full path", () => {
     const error = expectError(
-      parseOAuth2Block(PROVIDER, block({ scope: "openid", client_id: "x", subjectTokenSource: { type: "github_actions", audiance: "x" } }), {}),
+      parseOAuth2Block(
+        PROVIDER,
+        block({ scope: "openid", client_id: "x", subjectTokenSource: { type: "github_actions", audiance: "x" } }),
+        {},
+      ),
     );
     expect(paths(error.issues).sort()).toEqual(["oauth2.client_id", "oauth2.scope", "oauth2.subjectTokenSource.audiance"]);
     for (const issue of error.issues) expect(issue.message).toMatch(/^unknown field "[a-z_]+"/i);
@@ -165,9 +169,19 @@ describe("parseOAuth2Block: values are taken as they are", () => {
   // environment and contains another reference must stay literal: expanding it again would leak that variable.
   it("does not expand an {env:…} reference that a substituted value contains", () => {
     const config = expectOk(
-      parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "url", url: "https://tokens.example.com/t", headers: { Authorization: "Bearer {env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}" } } }), {
-        ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-secret",
-      }),
+      parseOAuth2Block(
+        PROVIDER,
+        block({
+          subjectTokenSource: {
+            type: "url",
+            url: "https://tokens.example.com/t",
+            headers: { Authorization: "Bearer {env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}" },
+          },
+        }),
+        {
+          ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-secret",
+        },
+      ),
     );
     expect(config.subjectTokenSource).toMatchObject({ headers: { Authorization: "Bearer {env:ACTIONS_ID_TOKEN_REQUEST_TOKEN}" } });
   });
@@ -188,7 +202,9 @@ describe("parseOAuth2Block: values are taken as they are", () => {
 
   it("never echoes a secret value in the error", () => {
     const secret = "sup3r-s3cret-value";
-    const error = expectError(parseOAuth2Block(PROVIDER, block({ clientSecret: secret, tokenEndpointAuthMethod: "none", clientID: "typo" }), {}));
+    const error = expectError(
+      parseOAuth2Block(PROVIDER, block({ clientSecret: secret, tokenEndpointAuthMethod: "none", clientID: "typo" }), {}),
+    );
     expect(paths(error.issues)).toContain("oauth2.clientID");
     expect(error.message.includes(secret)).toBe(false);
     expect(JSON.stringify(error.issues).includes(secret)).toBe(false);
@@ -205,7 +221,9 @@ describe("parseOAuth2Block: the job's allow-lists", () => {
   });
 
   it("an issuer outside OPENCODE_CI_AUTH_ALLOWED_ISSUERS is refused, naming the field, the variable and the list", () => {
-    const error = expectError(parseOAuth2Block(PROVIDER, block({ issuer: "https://evil.example.com" }), { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
+    const error = expectError(
+      parseOAuth2Block(PROVIDER, block({ issuer: "https://evil.example.com" }), { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }),
+    );
     expect(error.issues).toEqual([
       {
         path: "oauth2.issuer",
@@ -221,7 +239,9 @@ describe("parseOAuth2Block: the job's allow-lists", () => {
 
   it("a source audience outside OPENCODE_CI_AUTH_ALLOWED_AUDIENCES is refused", () => {
     const error = expectError(
-      parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "github_actions", audience: "https://cloud.example.com" } }), { OPENCODE_CI_AUTH_ALLOWED_AUDIENCES: AUD }),
+      parseOAuth2Block(PROVIDER, block({ subjectTokenSource: { type: "github_actions", audience: "https://cloud.example.com" } }), {
+        OPENCODE_CI_AUTH_ALLOWED_AUDIENCES: AUD,
+      }),
     );
     expect(paths(error.issues)).toEqual(["oauth2.subjectTokenSource.audience"]);
     expect(error.issues[0]?.message).toContain(`is not in OPENCODE_CI_AUTH_ALLOWED_AUDIENCES (${AUD})`);
@@ -229,11 +249,21 @@ describe("parseOAuth2Block: the job's allow-lists", () => {
 
   it("tokenEndpoint: outside OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS, or set while only issuers are allowed, is refused", () => {
     const withEndpoint = block({ tokenEndpoint: "https://evil.example.com/token" });
-    const outside = expectError(parseOAuth2Block(PROVIDER, withEndpoint, { OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://auth.example.com/token" }));
+    const outside = expectError(
+      parseOAuth2Block(PROVIDER, withEndpoint, { OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://auth.example.com/token" }),
+    );
     expect(paths(outside.issues)).toEqual(["oauth2.tokenEndpoint"]);
     const onlyIssuers = expectError(parseOAuth2Block(PROVIDER, withEndpoint, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
-    expect(onlyIssuers.issues).toEqual([{ path: "oauth2.tokenEndpoint", message: expect.stringContaining("this job allows only token endpoints discovered from OPENCODE_CI_AUTH_ALLOWED_ISSUERS") }]);
-    const allowed = { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER, OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://evil.example.com/token" };
+    expect(onlyIssuers.issues).toEqual([
+      {
+        path: "oauth2.tokenEndpoint",
+        message: expect.stringContaining("this job allows only token endpoints discovered from OPENCODE_CI_AUTH_ALLOWED_ISSUERS"),
+      },
+    ]);
+    const allowed = {
+      OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER,
+      OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://evil.example.com/token",
+    };
     expectOk(parseOAuth2Block(PROVIDER, withEndpoint, allowed));
   });
 
@@ -241,7 +271,12 @@ describe("parseOAuth2Block: the job's allow-lists", () => {
     const raw = block({ issuer: undefined, tokenEndpoint: "https://auth.example.com/token" });
     const error = expectError(parseOAuth2Block(PROVIDER, raw, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER }));
     expect(paths(error.issues)).toEqual(["oauth2.issuer", "oauth2.tokenEndpoint"]);
-    expectOk(parseOAuth2Block(PROVIDER, raw, { OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER, OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://auth.example.com/token" }));
+    expectOk(
+      parseOAuth2Block(PROVIDER, raw, {
+        OPENCODE_CI_AUTH_ALLOWED_ISSUERS: ISSUER,
+        OPENCODE_CI_AUTH_ALLOWED_TOKEN_ENDPOINTS: "https://auth.example.com/token",
+      }),
+    );
   });
 
   it("a url source outside OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS is refused", () => {
@@ -300,14 +335,19 @@ describe("parseProviders", () => {
   it("options.baseURL is required, unless oauth2.allowMissingBaseURL says the SDK's own URL is intended", () => {
     const [missing] = parseProviders({ provider: { [PROVIDER]: { options: { oauth2: block() } } } }, {});
     const error = expectError(missing as ParsedProvider);
-    expect(error.issues).toEqual([{ path: "options.baseURL", message: expect.stringContaining("is required: the access token is sent to it.") }]);
+    expect(error.issues).toEqual([
+      { path: "options.baseURL", message: expect.stringContaining("is required: the access token is sent to it.") },
+    ]);
     expect(error.issues[0]?.message).toContain("set oauth2.allowMissingBaseURL to true");
     const [allowed] = parseProviders({ provider: { [PROVIDER]: { options: { oauth2: block({ allowMissingBaseURL: true }) } } } }, {});
     expect(expectOk(allowed as ParsedProvider).allowMissingBaseURL).toBe(true);
   });
 
   it("reports the baseURL's problem together with the block's, in one error", () => {
-    const [result] = parseProviders({ provider: { [PROVIDER]: { options: { baseURL: "http://models.example.com/v1", oauth2: block({ clientId: undefined }) } } } }, {});
+    const [result] = parseProviders(
+      { provider: { [PROVIDER]: { options: { baseURL: "http://models.example.com/v1", oauth2: block({ clientId: undefined }) } } } },
+      {},
+    );
     const error = expectError(result as ParsedProvider);
     expect(paths(error.issues)).toEqual(["oauth2.clientId", "options.baseURL"]);
     expect(error.issues[1]?.message).toContain("the access token would travel in clear text");

@@ -11,7 +11,12 @@ import { file as fileDefinition } from "../../src/subject-token/file.js";
 import { githubActions } from "../../src/subject-token/github-actions.js";
 import { gitlab } from "../../src/subject-token/gitlab.js";
 
-const [envSource, fileSource, githubActionsSource, gitlabSource] = [envDefinition.schema, fileDefinition.schema, githubActions.schema, gitlab.schema];
+const [envSource, fileSource, githubActionsSource, gitlabSource] = [
+  envDefinition.schema,
+  fileDefinition.schema,
+  githubActions.schema,
+  gitlab.schema,
+];
 
 /** The block from the issue, under provider "miaou". */
 const ISSUE_BLOCK = {
@@ -36,12 +41,18 @@ function block(overrides: Raw = {}): Raw {
 
 function parseOk(input: unknown) {
   const result = oauth2Schema.safeParse(input);
-  if (!result.success) throw new Error(`expected a valid block, got: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  if (!result.success)
+    throw new Error(`expected a valid block, got: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return result.data;
 }
 
 /** The issues of an invalid block, as `{ path, message }` with a dotted path. */
-function issuesOf(input: unknown, schema: { safeParse(v: unknown): { success: boolean; error?: { issues: { path: PropertyKey[]; message: string; code: string }[] } } } = oauth2Schema) {
+function issuesOf(
+  input: unknown,
+  schema: {
+    safeParse(v: unknown): { success: boolean; error?: { issues: { path: PropertyKey[]; message: string; code: string }[] } };
+  } = oauth2Schema,
+) {
   const result = schema.safeParse(input);
   expect(result.success, "the block should be refused").toBe(false);
   return (result.error?.issues ?? []).map((i) => ({ path: i.path.map(String).join("."), message: i.message, code: i.code }));
@@ -136,7 +147,12 @@ describe("oauth2Schema: scopes", () => {
   });
 
   it("splits mixed separators and drops empty parts", () => {
-    expect(parseOk(block({ scopes: "  openid, models.read\tprofile ,, email  " })).scopes).toEqual(["openid", "models.read", "profile", "email"]);
+    expect(parseOk(block({ scopes: "  openid, models.read\tprofile ,, email  " })).scopes).toEqual([
+      "openid",
+      "models.read",
+      "profile",
+      "email",
+    ]);
   });
 
   it("trims array elements", () => {
@@ -165,7 +181,9 @@ describe("oauth2Schema: issuer and tokenEndpoint", () => {
   });
 
   it("accepts tokenEndpoint alone", () => {
-    const config = parseOk(block({ issuer: undefined, tokenEndpoint: "https://auth.example.com/realms/acme/protocol/openid-connect/token" }));
+    const config = parseOk(
+      block({ issuer: undefined, tokenEndpoint: "https://auth.example.com/realms/acme/protocol/openid-connect/token" }),
+    );
     expect(config.issuer).toBeUndefined();
     expect(config.tokenEndpoint).toBe("https://auth.example.com/realms/acme/protocol/openid-connect/token");
   });
@@ -178,7 +196,9 @@ describe("oauth2Schema: issuer and tokenEndpoint", () => {
 
   it("accepts plain http to loopback only (local tests and demos)", () => {
     expect(parseOk(block({ issuer: "http://127.0.0.1:8080/realms/acme" })).issuer).toBe("http://127.0.0.1:8080/realms/acme");
-    expect(parseOk(block({ issuer: undefined, tokenEndpoint: "http://localhost:8080/token" })).tokenEndpoint).toBe("http://localhost:8080/token");
+    expect(parseOk(block({ issuer: undefined, tokenEndpoint: "http://localhost:8080/token" })).tokenEndpoint).toBe(
+      "http://localhost:8080/token",
+    );
   });
 
   it.each([
@@ -191,16 +211,19 @@ describe("oauth2Schema: issuer and tokenEndpoint", () => {
     expect(issues[0]?.message).toMatch(/is not https/);
   });
 
-  it.each(["ftp://auth.example.com/realms/acme", "file:///etc/passwd", "auth.example.com/realms/acme", "/realms/acme", "javascript:alert(1)"])(
-    "refuses the non-http(s) or relative issuer %j with an example of a valid one",
-    (issuer) => {
-      const issues = issuesOf(block({ issuer }));
-      expect(issues).toHaveLength(1);
-      expect(issues[0]?.path).toBe("issuer");
-      expect(issues[0]?.message).toMatch(/^issuer must be an absolute http\(s\) URL/);
-      expect(issues[0]?.message).toContain("https://");
-    },
-  );
+  it.each([
+    "ftp://auth.example.com/realms/acme",
+    "file:///etc/passwd",
+    "auth.example.com/realms/acme",
+    "/realms/acme",
+    "javascript:alert(1)",
+  ])("refuses the non-http(s) or relative issuer %j with an example of a valid one", (issuer) => {
+    const issues = issuesOf(block({ issuer }));
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.path).toBe("issuer");
+    expect(issues[0]?.message).toMatch(/^issuer must be an absolute http\(s\) URL/);
+    expect(issues[0]?.message).toContain("https://");
+  });
 
   it("refuses a non-http(s) tokenEndpoint and names that field", () => {
     const issues = issuesOf(block({ tokenEndpoint: "ftp://auth.example.com/token" }));
@@ -276,14 +299,22 @@ describe("oauth2Schema: token endpoint auth method", () => {
   });
 
   it("private_key_jwt with privateKeyPath, kid and alg is valid", () => {
-    const config = parseOk(block({ tokenEndpointAuthMethod: "private_key_jwt", privateKeyPath: "/run/keys/ci.pem", privateKeyId: "k1", privateKeyAlg: "ES256" }));
+    const config = parseOk(
+      block({ tokenEndpointAuthMethod: "private_key_jwt", privateKeyPath: "/run/keys/ci.pem", privateKeyId: "k1", privateKeyAlg: "ES256" }),
+    );
     expect(config.privateKeyPath).toBe("/run/keys/ci.pem");
     expect(config.privateKeyId).toBe("k1");
     expect(config.privateKeyAlg).toBe("ES256");
   });
 
   it.each([undefined, "none", "client_secret_post"])("privateKeyPath with method %j is refused as unused", (method) => {
-    const issues = issuesOf(block({ tokenEndpointAuthMethod: method, privateKeyPath: "/run/keys/ci.pem", clientSecret: method === "client_secret_post" ? "s" : undefined }));
+    const issues = issuesOf(
+      block({
+        tokenEndpointAuthMethod: method,
+        privateKeyPath: "/run/keys/ci.pem",
+        clientSecret: method === "client_secret_post" ? "s" : undefined,
+      }),
+    );
     expect(issues).toHaveLength(1);
     expect(issues[0]?.path).toBe("privateKeyPath");
     expect(issues[0]?.message).toMatch(/only used with tokenEndpointAuthMethod "private_key_jwt"/);
@@ -369,7 +400,10 @@ describe("oauth2Schema: unknown fields", () => {
 describe("subjectTokenSource", () => {
   it("github_actions: audience is optional", () => {
     expect(subjectTokenSourceSchema.parse({ type: "github_actions" })).toEqual({ type: "github_actions" });
-    expect(githubActionsSource.parse({ type: "github_actions", audience: "api://x" })).toEqual({ type: "github_actions", audience: "api://x" });
+    expect(githubActionsSource.parse({ type: "github_actions", audience: "api://x" })).toEqual({
+      type: "github_actions",
+      audience: "api://x",
+    });
   });
 
   it("gitlab: var defaults to OPENCODE_ID_TOKEN", () => {
@@ -391,14 +425,20 @@ describe("subjectTokenSource", () => {
   });
 
   it("file: path is required and has no default", () => {
-    expect(subjectTokenSourceSchema.parse({ type: "file", path: "/var/run/secrets/tokens/oidc" })).toEqual({ type: "file", path: "/var/run/secrets/tokens/oidc" });
+    expect(subjectTokenSourceSchema.parse({ type: "file", path: "/var/run/secrets/tokens/oidc" })).toEqual({
+      type: "file",
+      path: "/var/run/secrets/tokens/oidc",
+    });
     const issues = issuesOf({ type: "file" }, subjectTokenSourceSchema);
     expect(issues).toEqual([{ path: "path", message: "path is required", code: "invalid_type" }]);
     expect(fileSource.safeParse({ type: "file", path: "/t", audience: "a" }).success).toBe(true);
   });
 
   it("env: var is required and has no default", () => {
-    expect(subjectTokenSourceSchema.parse({ type: "env", var: "CIRCLE_OIDC_TOKEN_V2" })).toEqual({ type: "env", var: "CIRCLE_OIDC_TOKEN_V2" });
+    expect(subjectTokenSourceSchema.parse({ type: "env", var: "CIRCLE_OIDC_TOKEN_V2" })).toEqual({
+      type: "env",
+      var: "CIRCLE_OIDC_TOKEN_V2",
+    });
     const issues = issuesOf({ type: "env" }, subjectTokenSourceSchema);
     expect(issues).toEqual([{ path: "var", message: "var is required", code: "invalid_type" }]);
     expect(envSource.safeParse({ type: "env", var: "X", audience: "a" }).success).toBe(true);

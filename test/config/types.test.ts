@@ -19,7 +19,11 @@ describe("the written-out configuration types", () => {
   });
 
   it("type what the parser returns", () => {
-    const parsed = parseOAuth2Block("miaou", { issuer: "https://idp.example", clientId: "ci", subjectTokenSource: { type: "github_actions" } });
+    const parsed = parseOAuth2Block("miaou", {
+      issuer: "https://idp.example",
+      clientId: "ci",
+      subjectTokenSource: { type: "github_actions" },
+    });
     if (!parsed.ok) throw parsed.error;
     expectTypeOf(parsed.config).toEqualTypeOf<OAuth2Config>();
     expect(parsed.config.subjectTokenSource.type).toBe("github_actions");

@@ -106,7 +106,9 @@ describe(`${PAGE}: the paths it names`, () => {
 describe(`${PAGE}: the layers`, () => {
   /** The layer names in eslint.config.js's no-restricted-imports messages ("<name> may not import from …"). */
   async function lintLayerNames(): Promise<string[]> {
-    const config = (await import(pathToFileURL(join(ROOT, "eslint.config.js")).href)) as { default: Array<{ rules?: Record<string, unknown> }> };
+    const config = (await import(pathToFileURL(join(ROOT, "eslint.config.js")).href)) as {
+      default: Array<{ rules?: Record<string, unknown> }>;
+    };
     const names = new Set<string>();
     for (const entry of config.default) {
       const rule = entry.rules?.["no-restricted-imports"];

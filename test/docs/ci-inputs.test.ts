@@ -49,7 +49,9 @@ const ENTRY_POINTS: EntryPoint[] = [
     name: "reusable workflow",
     file: ".github/workflows/opencode-run.yml",
     async declared() {
-      const workflow = parse(await read(this.file)) as { on: { workflow_call: { inputs: Declared["inputs"]; outputs?: Record<string, unknown> } } };
+      const workflow = parse(await read(this.file)) as {
+        on: { workflow_call: { inputs: Declared["inputs"]; outputs?: Record<string, unknown> } };
+      };
       const call = workflow.on.workflow_call;
       return { inputs: call.inputs, outputs: Object.keys(call.outputs ?? {}) };
     },
@@ -63,7 +65,9 @@ const ENTRY_POINTS: EntryPoint[] = [
     async declared() {
       const header = parseAllDocuments(await read(this.file))[0]?.toJS() as { spec: { inputs: Declared["inputs"] } };
       // A component input without a default is required (GitLab's spec:inputs).
-      const inputs = Object.fromEntries(Object.entries(header.spec.inputs).map(([k, v]) => [k, { ...v, required: v?.default === undefined }]));
+      const inputs = Object.fromEntries(
+        Object.entries(header.spec.inputs).map(([k, v]) => [k, { ...v, required: v?.default === undefined }]),
+      );
       return { inputs, outputs: [] };
     },
     doc: "docs/gitlab-ci.md",
@@ -98,7 +102,9 @@ describe("CI entry points: every input and output is documented, with its defaul
     const inputTables = tablesUnder(markdown, entry.inputsUnder, /^input$/i);
     if (inputTables.length === 0) problems.push(`${entry.doc}: no table of inputs (first column "input") under ${entry.inputsUnder}`);
     const rows = new Map<string, { line: number; cells: string[]; defaultColumn: number }>();
-    for (const table of inputTables) for (const row of table.rows) for (const name of codeSpans(row.cells[0] ?? "")) rows.set(name, { ...row, defaultColumn: column(table, /^default$/i) });
+    for (const table of inputTables)
+      for (const row of table.rows)
+        for (const name of codeSpans(row.cells[0] ?? "")) rows.set(name, { ...row, defaultColumn: column(table, /^default$/i) });
     for (const [name, input] of Object.entries(declared.inputs)) {
       const row = rows.get(name);
       if (!row) {
@@ -106,14 +112,23 @@ describe("CI entry points: every input and output is documented, with its defaul
         continue;
       }
       const shown = shownDefault(row.cells[row.defaultColumn] ?? "");
-      if (shown !== expectedDefault(input)) problems.push(`${entry.doc}:${row.line}: input ${name} defaults to "${expectedDefault(input)}" in ${entry.file}, the doc says "${shown}"`);
+      if (shown !== expectedDefault(input))
+        problems.push(
+          `${entry.doc}:${row.line}: input ${name} defaults to "${expectedDefault(input)}" in ${entry.file}, the doc says "${shown}"`,
+        );
     }
-    for (const [name, row] of rows) if (!(name in declared.inputs)) problems.push(`${entry.doc}:${row.line}: input ${name} is documented but ${entry.file} has no such input`);
+    for (const [name, row] of rows)
+      if (!(name in declared.inputs))
+        problems.push(`${entry.doc}:${row.line}: input ${name} is documented but ${entry.file} has no such input`);
 
     const outputRows = new Map<string, number>();
-    for (const table of tablesUnder(markdown, entry.outputsUnder, /^output$/i)) for (const row of table.rows) for (const name of codeSpans(row.cells[0] ?? "")) outputRows.set(name, row.line);
-    for (const name of declared.outputs) if (!outputRows.has(name)) problems.push(`${entry.doc}: output ${name} of ${entry.file} is not documented`);
-    for (const [name, line] of outputRows) if (!declared.outputs.includes(name)) problems.push(`${entry.doc}:${line}: output ${name} is documented but ${entry.file} has no such output`);
+    for (const table of tablesUnder(markdown, entry.outputsUnder, /^output$/i))
+      for (const row of table.rows) for (const name of codeSpans(row.cells[0] ?? "")) outputRows.set(name, row.line);
+    for (const name of declared.outputs)
+      if (!outputRows.has(name)) problems.push(`${entry.doc}: output ${name} of ${entry.file} is not documented`);
+    for (const [name, line] of outputRows)
+      if (!declared.outputs.includes(name))
+        problems.push(`${entry.doc}:${line}: output ${name} is documented but ${entry.file} has no such output`);
 
     expect(problems).toEqual([]);
   });

@@ -74,7 +74,10 @@ function sourcesOf(schema: Schema): Map<string, Field[]> {
   const out = new Map<string, Field[]>();
   for (const option of union.options ?? []) {
     const type = unwrap((unwrap(option)._zod.def.shape ?? {})[union.discriminator ?? "type"] as Schema)._zod.def.values?.[0];
-    out.set(String(type), fieldsOf(option).filter((f) => f.path !== union.discriminator));
+    out.set(
+      String(type),
+      fieldsOf(option).filter((f) => f.path !== union.discriminator),
+    );
   }
   return out;
 }
@@ -91,13 +94,16 @@ function compare(where: string, table: Table, fields: Field[]): string[] {
   const rows = documented(table);
   const names = new Set(fields.map((f) => f.path));
   const problems = [...names].filter((n) => !rows.has(n)).map((n) => `${where}: field ${n} is in the schema but not documented`);
-  problems.push(...[...rows.keys()].filter((n) => !names.has(n)).map((n) => `${where}: ${n} is documented but the schema has no such field`));
+  problems.push(
+    ...[...rows.keys()].filter((n) => !names.has(n)).map((n) => `${where}: ${n} is documented but the schema has no such field`),
+  );
   const defaultColumn = column(table, /^default$/i);
   for (const field of fields) {
     const cells = rows.get(field.path);
     if (!cells || field.default === undefined || typeof field.default === "object") continue;
     const shown = codeSpans(cells[defaultColumn] ?? "").map((s) => s.replace(/^"(.*)"$/, "$1"));
-    if (!shown.includes(String(field.default))) problems.push(`${where}: ${field.path} defaults to ${JSON.stringify(field.default)}, the doc says "${cells[defaultColumn]}"`);
+    if (!shown.includes(String(field.default)))
+      problems.push(`${where}: ${field.path} defaults to ${JSON.stringify(field.default)}, the doc says "${cells[defaultColumn]}"`);
   }
   return problems;
 }
@@ -115,8 +121,14 @@ const schema = oauth2Schema as unknown as Schema;
 describe("docs/configuration.md mirrors the zod schemas", () => {
   it("the schema walk finds the fields (a sanity check of the walk itself)", () => {
     const paths = fieldsOf(schema).map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(["issuer", "clientId", "subjectTokenSource", "expectClaims", "retry.maxAttempts", "cache"]));
-    expect(sourcesOf(schema).get("url")?.map((f) => f.path)).toEqual(expect.arrayContaining(["url", "headers", "format", "field", "audience"]));
+    expect(paths).toEqual(
+      expect.arrayContaining(["issuer", "clientId", "subjectTokenSource", "expectClaims", "retry.maxAttempts", "cache"]),
+    );
+    expect(
+      sourcesOf(schema)
+        .get("url")
+        ?.map((f) => f.path),
+    ).toEqual(expect.arrayContaining(["url", "headers", "format", "field", "audience"]));
     expect(fieldsOf(schema).find((f) => f.path === "timeoutSeconds")?.default).toBe(10);
   });
 

@@ -33,7 +33,8 @@ const VERSION = (JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) 
 async function pinsOf(root: string): Promise<Array<{ at: string; file: string; version: string }>> {
   const out = [];
   for (const file of await bump.pinFiles(root)) {
-    for (const pin of bump.findPins(await readFile(join(root, file), "utf8"), file)) out.push({ at: `${file}:${pin.line}`, file, version: pin.version });
+    for (const pin of bump.findPins(await readFile(join(root, file), "utf8"), file))
+      out.push({ at: `${file}:${pin.line}`, file, version: pin.version });
   }
   return out;
 }
@@ -56,7 +57,13 @@ describe("pinned versions of opencode-ci-auth", () => {
     const pins = await pinsOf(ROOT);
     // The places the release instructions name: the GitHub and GitLab examples, the GitLab docs, our workflow.
     const files = new Set(pins.map((p) => p.file));
-    for (const file of ["examples/gitlab-ci.yml", "docs/gitlab-ci.md", "examples/github/on-push-main.yml", "examples/github/matrix.yml", ".github/workflows/opencode-run.yml"]) {
+    for (const file of [
+      "examples/gitlab-ci.yml",
+      "docs/gitlab-ci.md",
+      "examples/github/on-push-main.yml",
+      "examples/github/matrix.yml",
+      ".github/workflows/opencode-run.yml",
+    ]) {
       expect([...files], `pins found in ${file}`).toContain(file);
     }
     expect(pins.filter((p) => p.version !== VERSION).map((p) => `${p.at}: pins ${p.version}, package.json is ${VERSION}`)).toEqual([]);
@@ -85,7 +92,9 @@ describe("pinned versions of opencode-ci-auth", () => {
     expect(after.every((p) => p.version === "9.8.7")).toBe(true);
     // Nothing else changed: the bumped file is the original with the versions replaced.
     const original = await readFile(join(ROOT, "examples/gitlab-ci.yml"), "utf8");
-    expect(await readFile(join(dir, "examples/gitlab-ci.yml"), "utf8")).toBe(original.replaceAll(`@${VERSION}`, "@9.8.7").replace(`plugin-version: ${VERSION}`, "plugin-version: 9.8.7"));
+    expect(await readFile(join(dir, "examples/gitlab-ci.yml"), "utf8")).toBe(
+      original.replaceAll(`@${VERSION}`, "@9.8.7").replace(`plugin-version: ${VERSION}`, "plugin-version: 9.8.7"),
+    );
   });
 
   it("--check exits 1 naming a stale pin, and 0 once every pin matches", async () => {
@@ -100,6 +109,8 @@ describe("pinned versions of opencode-ci-auth", () => {
     await writeFile(file, (await readFile(file, "utf8")).replace(`plugin-version: ${VERSION}`, "plugin-version: 0.0.1"));
     const stale = await run(["--check"]);
     expect(stale.code).toBe(1);
-    expect(stale.stderr).toMatch(new RegExp(`^examples/gitlab-ci\\.yml:\\d+: pins 0\\.0\\.1, package\\.json is ${VERSION.replace(/\./g, "\\.")}\\n$`));
+    expect(stale.stderr).toMatch(
+      new RegExp(`^examples/gitlab-ci\\.yml:\\d+: pins 0\\.0\\.1, package\\.json is ${VERSION.replace(/\./g, "\\.")}\\n$`),
+    );
   });
 });

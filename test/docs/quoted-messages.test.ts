@@ -32,7 +32,15 @@ import { keyFileReason, keyFileReasonsUnderBun, writeKeyCases, zodMessages, type
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The pages that quote messages; security.md quotes none by this convention today, but may. */
-const DOCS = ["docs/troubleshooting.md", "docs/reliability.md", "docs/configuration.md", "docs/doctor.md", "docs/gitlab-ci.md", "docs/security.md", "docs/prepare.md"];
+const DOCS = [
+  "docs/troubleshooting.md",
+  "docs/reliability.md",
+  "docs/configuration.md",
+  "docs/doctor.md",
+  "docs/gitlab-ci.md",
+  "docs/security.md",
+  "docs/prepare.md",
+];
 const MAY_QUOTE_NONE = new Set(["docs/security.md"]);
 const OPENCODE_BIN = join(ROOT, "node_modules", ".bin", "opencode");
 
@@ -40,7 +48,9 @@ const OPENCODE_BIN = join(ROOT, "node_modules", ".bin", "opencode");
 function problemOf(quote: Quote, templates: MessageTemplates): string | undefined {
   if (quote.kind === "identifier") return templates.has(quote.text) ? undefined : `"${quote.text}" is a name no code uses`;
   const missing = segments(quote.text).filter((s) => !templates.produces(s.text, s));
-  return missing.length ? `${JSON.stringify(quote.text)}: no code prints ${missing.map((s) => JSON.stringify(s.text)).join(", ")}` : undefined;
+  return missing.length
+    ? `${JSON.stringify(quote.text)}: no code prints ${missing.map((s) => JSON.stringify(s.text)).join(", ")}`
+    : undefined;
 }
 
 let templates: MessageTemplates;
@@ -86,7 +96,9 @@ describe("quoted messages", () => {
     for (const text of stale) expect(problemOf({ line: 1, text, kind: "message" }, templates), text).toBeDefined();
     expect(problemOf({ line: 1, text: "file_cache_exploded", kind: "identifier" }, templates)).toBeDefined();
     // And accepts the same messages as the code prints them.
-    expect(problemOf({ line: 1, text: "model discovery: GET <url> did not succeed: see the plugin's error above", kind: "message" }, templates)).toBeUndefined();
+    expect(
+      problemOf({ line: 1, text: "model discovery: GET <url> did not succeed: see the plugin's error above", kind: "message" }, templates),
+    ).toBeUndefined();
   });
 
   it("reads the templates of src/, and produces the key-file errors under Node and under Bun, which word some differently", () => {

@@ -118,73 +118,102 @@ function probe(): { name: string; value: string } {
 }
 
 describe("the agent's shell with a github_actions source", () => {
-  it("`env` in the bash tool shows neither ACTIONS_ID_TOKEN_REQUEST_TOKEN nor ACTIONS_ID_TOKEN_REQUEST_URL, and the run succeeds", async () => {
-    const marker = probe();
-    const { result, toolResult } = await runAgentCommand(issueConfig(world), { ...githubActionsEnv(world), [marker.name]: marker.value }, "env");
+  it(
+    "`env` in the bash tool shows neither ACTIONS_ID_TOKEN_REQUEST_TOKEN nor ACTIONS_ID_TOKEN_REQUEST_URL, and the run succeeds",
+    async () => {
+      const marker = probe();
+      const { result, toolResult } = await runAgentCommand(
+        issueConfig(world),
+        { ...githubActionsEnv(world), [marker.name]: marker.value },
+        "env",
+      );
 
-    expectNoValues(githubSecrets(), { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
-    expectBlank(toolResult, Object.keys(githubSecrets()));
-    expect(lineValue(toolResult, marker.name), "the rest of the environment is still there").toBe(marker.value);
-  }, TEST_TIMEOUT_MS);
+      expectNoValues(githubSecrets(), { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
+      expectBlank(toolResult, Object.keys(githubSecrets()));
+      expect(lineValue(toolResult, marker.name), "the rest of the environment is still there").toBe(marker.value);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it("a credential read from opencode's own /proc/<pid>/environ, or a token read from a file, reaches the model as REDACTED", async () => {
-    const opencodeBinary = realpathSync(join(REPO_ROOT, "node_modules", ".bin", "opencode"));
-    const ciTokensBefore = world.ci.tokensIssued.length;
-    let subjectTokens: string[] = [];
-    let accessToken = "";
-    // Plant the tokens the plugin holds by now: the subject token it fetched and the access token on this request.
-    const plantTokens = async (request: ModelRequestRecord, sandbox: Sandbox): Promise<void> => {
-      subjectTokens = world.ci.tokensIssued.slice(ciTokensBefore);
-      accessToken = /^Bearer (\S+)$/.exec(request.authorization ?? "")?.[1] ?? "";
-      const lines = [...subjectTokens.map((t) => `subject=${t}`), `access=${accessToken}`];
-      await writeFile(join(sandbox.project, "tokens.txt"), `${lines.join("\n")}\n`);
-    };
-    // $PPID of the bash tool's shell is opencode itself; the shell prints which binary that is.
-    const command = "echo \"parent=$(readlink /proc/$PPID/exe)\"; tr '\\0' '\\n' < /proc/$PPID/environ; cat tokens.txt";
-    const { result, toolResult } = await runAgentCommand(issueConfig(world), githubActionsEnv(world), command, plantTokens);
+  it(
+    "a credential read from opencode's own /proc/<pid>/environ, or a token read from a file, reaches the model as REDACTED",
+    async () => {
+      const opencodeBinary = realpathSync(join(REPO_ROOT, "node_modules", ".bin", "opencode"));
+      const ciTokensBefore = world.ci.tokensIssued.length;
+      let subjectTokens: string[] = [];
+      let accessToken = "";
+      // Plant the tokens the plugin holds by now: the subject token it fetched and the access token on this request.
+      const plantTokens = async (request: ModelRequestRecord, sandbox: Sandbox): Promise<void> => {
+        subjectTokens = world.ci.tokensIssued.slice(ciTokensBefore);
+        accessToken = /^Bearer (\S+)$/.exec(request.authorization ?? "")?.[1] ?? "";
+        const lines = [...subjectTokens.map((t) => `subject=${t}`), `access=${accessToken}`];
+        await writeFile(join(sandbox.project, "tokens.txt"), `${lines.join("\n")}\n`);
+      };
+      // $PPID of the bash tool's shell is opencode itself; the shell prints which binary that is.
+      const command = "echo \"parent=$(readlink /proc/$PPID/exe)\"; tr '\\0' '\\n' < /proc/$PPID/environ; cat tokens.txt";
+      const { result, toolResult } = await runAgentCommand(issueConfig(world), githubActionsEnv(world), command, plantTokens);
 
-    expect(subjectTokens.length, "the plugin fetched one subject token for this run").toBe(1);
-    expect(lineValue(toolResult, "parent"), "the command read opencode's own environment").toBe(opencodeBinary);
-    const planted = { "the subject token": subjectTokens[0] ?? "", "the access token": accessToken };
-    expectNoValues({ ...githubSecrets(), ...planted }, { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
-    for (const name of [...Object.keys(githubSecrets()), "subject", "access"]) {
-      expect(shape(lineValue(toolResult, name)), `${name} in the tool's output`).toBe(REDACTED);
-    }
-  }, TEST_TIMEOUT_MS);
+      expect(subjectTokens.length, "the plugin fetched one subject token for this run").toBe(1);
+      expect(lineValue(toolResult, "parent"), "the command read opencode's own environment").toBe(opencodeBinary);
+      const planted = { "the subject token": subjectTokens[0] ?? "", "the access token": accessToken };
+      expectNoValues(
+        { ...githubSecrets(), ...planted },
+        { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr },
+      );
+      for (const name of [...Object.keys(githubSecrets()), "subject", "access"]) {
+        expect(shape(lineValue(toolResult, name)), `${name} in the tool's output`).toBe(REDACTED);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it("with OPENCODE_CI_AUTH_SHELL_ENV=inherit, `env` shows the variables, and their values still reach the model as REDACTED", async () => {
-    const { result, toolResult } = await runAgentCommand(issueConfig(world), { ...githubActionsEnv(world), OPENCODE_CI_AUTH_SHELL_ENV: "inherit" }, "env");
+  it(
+    "with OPENCODE_CI_AUTH_SHELL_ENV=inherit, `env` shows the variables, and their values still reach the model as REDACTED",
+    async () => {
+      const { result, toolResult } = await runAgentCommand(
+        issueConfig(world),
+        { ...githubActionsEnv(world), OPENCODE_CI_AUTH_SHELL_ENV: "inherit" },
+        "env",
+      );
 
-    expectNoValues(githubSecrets(), { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
-    for (const name of Object.keys(githubSecrets())) {
-      expect(shape(lineValue(toolResult, name)), `${name} in the inherited environment`).toBe(REDACTED);
-    }
-    expect(lineValue(toolResult, "OPENCODE_CI_AUTH_SHELL_ENV"), "the opt-out itself is visible").toBe("inherit");
-  }, TEST_TIMEOUT_MS);
+      expectNoValues(githubSecrets(), { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
+      for (const name of Object.keys(githubSecrets())) {
+        expect(shape(lineValue(toolResult, name)), `${name} in the inherited environment`).toBe(REDACTED);
+      }
+      expect(lineValue(toolResult, "OPENCODE_CI_AUTH_SHELL_ENV"), "the opt-out itself is visible").toBe("inherit");
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
 
 describe("the agent's shell with a gitlab source and an env source", () => {
-  it("blanks the gitlab source's `var` and the env source's `var`, for every configured provider", async () => {
-    const [gitlabToken, envToken] = await Promise.all([
-      world.ci.mint({ aud: world.idp.issuer, style: "gitlab", expiresIn: 3600 }),
-      world.ci.mint({ aud: world.idp.issuer, expiresIn: 3600 }),
-    ]);
-    const gitlabConfig = issueConfig(world, { subjectTokenSource: { type: "gitlab", var: "MIAOU_ID_TOKEN", audience: world.idp.issuer } });
-    const envProvider = {
-      name: "Miaou via env",
-      options: {
-        baseURL: world.model.baseURL,
-        oauth2: issueOAuth2Block(world, { subjectTokenSource: { type: "env", var: "MIAOU_SUBJECT_JWT", audience: world.idp.issuer } }),
-      },
-    };
-    const config = { ...gitlabConfig, provider: { ...gitlabConfig.provider, "miaou-env": envProvider } };
-    const marker = probe();
-    const env = { GITLAB_CI: "true", MIAOU_ID_TOKEN: gitlabToken, MIAOU_SUBJECT_JWT: envToken, [marker.name]: marker.value };
-    const { result, toolResult } = await runAgentCommand(config, env, "env");
+  it(
+    "blanks the gitlab source's `var` and the env source's `var`, for every configured provider",
+    async () => {
+      const [gitlabToken, envToken] = await Promise.all([
+        world.ci.mint({ aud: world.idp.issuer, style: "gitlab", expiresIn: 3600 }),
+        world.ci.mint({ aud: world.idp.issuer, expiresIn: 3600 }),
+      ]);
+      const gitlabConfig = issueConfig(world, {
+        subjectTokenSource: { type: "gitlab", var: "MIAOU_ID_TOKEN", audience: world.idp.issuer },
+      });
+      const envProvider = {
+        name: "Miaou via env",
+        options: {
+          baseURL: world.model.baseURL,
+          oauth2: issueOAuth2Block(world, { subjectTokenSource: { type: "env", var: "MIAOU_SUBJECT_JWT", audience: world.idp.issuer } }),
+        },
+      };
+      const config = { ...gitlabConfig, provider: { ...gitlabConfig.provider, "miaou-env": envProvider } };
+      const marker = probe();
+      const env = { GITLAB_CI: "true", MIAOU_ID_TOKEN: gitlabToken, MIAOU_SUBJECT_JWT: envToken, [marker.name]: marker.value };
+      const { result, toolResult } = await runAgentCommand(config, env, "env");
 
-    const secrets = { MIAOU_ID_TOKEN: gitlabToken, MIAOU_SUBJECT_JWT: envToken };
-    expectNoValues(secrets, { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
-    expectBlank(toolResult, Object.keys(secrets));
-    expect(lineValue(toolResult, marker.name), "the rest of the environment is still there").toBe(marker.value);
-  }, TEST_TIMEOUT_MS);
+      const secrets = { MIAOU_ID_TOKEN: gitlabToken, MIAOU_SUBJECT_JWT: envToken };
+      expectNoValues(secrets, { "the model": toolResult, "the job's stdout": result.stdout, "the job's stderr": result.stderr });
+      expectBlank(toolResult, Object.keys(secrets));
+      expect(lineValue(toolResult, marker.name), "the rest of the environment is still there").toBe(marker.value);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -79,7 +79,9 @@ function secrets(): Array<{ label: string; value: string }> {
   const keyLines = proxied.idp.privateKeyPem.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"));
   return [
     ...ci.tokensIssued.map((value, i) => ({ label: `CI token #${i}`, value })),
-    ...ci.tokensIssued.map((t, i) => ({ label: `CI token signature #${i}`, value: t.split(".")[2] ?? "" })).filter((s) => s.value.length > 10),
+    ...ci.tokensIssued
+      .map((t, i) => ({ label: `CI token signature #${i}`, value: t.split(".")[2] ?? "" }))
+      .filter((s) => s.value.length > 10),
     ...[...proxied.idp.issuedTokens].map((value, i) => ({ label: `access token #${i}`, value })),
     { label: "ACTIONS_ID_TOKEN_REQUEST_TOKEN", value: ci.requestToken },
     { label: "client secret (post)", value: proxied.idp.secrets.post },
@@ -97,9 +99,12 @@ function expectClean(texts: string[]): void {
 describe("no secret in opencode's output, at the most verbose level", () => {
   it("through a transient IdP fault and its retry, with a confidential client (client_secret_basic from {env:})", async () => {
     proxied.proxy.inject("/token", { kind: "status", status: 503, body: "<html>maintenance</html>" });
-    const { result, all } = await run(config({ clientId: IDP_CLIENTS.basic, clientSecret: "{env:MIAOU_SECRET}", tokenEndpointAuthMethod: "client_secret_basic" }), {
-      MIAOU_SECRET: proxied.idp.secrets.basic,
-    });
+    const { result, all } = await run(
+      config({ clientId: IDP_CLIENTS.basic, clientSecret: "{env:MIAOU_SECRET}", tokenEndpointAuthMethod: "client_secret_basic" }),
+      {
+        MIAOU_SECRET: proxied.idp.secrets.basic,
+      },
+    );
     expect(result.code, result.stderr.slice(-1500)).toBe(0);
     expect(result.stderr).toContain('"event":"retrying"');
     expect(result.stderr).toContain('"event":"grant_succeeded"');
@@ -110,7 +115,12 @@ describe("no secret in opencode's output, at the most verbose level", () => {
     const sandboxKey = join(sandboxes[0]?.root ?? "/tmp", "client-key.pem");
     await writeFile(sandboxKey, proxied.idp.privateKeyPem, { mode: 0o600 });
     const { result, all } = await run(
-      config({ clientId: IDP_CLIENTS.privateKeyJwt, tokenEndpointAuthMethod: "private_key_jwt", privateKeyPath: sandboxKey, privateKeyId: proxied.idp.privateKeyKid }),
+      config({
+        clientId: IDP_CLIENTS.privateKeyJwt,
+        tokenEndpointAuthMethod: "private_key_jwt",
+        privateKeyPath: sandboxKey,
+        privateKeyId: proxied.idp.privateKeyKid,
+      }),
     );
     expect(result.code, result.stderr.slice(-1500)).toBe(0);
     expectClean(all);
@@ -119,7 +129,11 @@ describe("no secret in opencode's output, at the most verbose level", () => {
   it("when the IdP answers garbage holding a real access token", async () => {
     proxied.proxy.outage("/token", {
       kind: "rewrite",
-      transform: (a) => ({ status: 200, headers: { ...a.headers, "content-type": "application/json" }, body: JSON.stringify({ ...JSON.parse(a.body), token_type: "mac" }) }),
+      transform: (a) => ({
+        status: 200,
+        headers: { ...a.headers, "content-type": "application/json" },
+        body: JSON.stringify({ ...JSON.parse(a.body), token_type: "mac" }),
+      }),
     });
     try {
       const { result, all } = await run(config());

@@ -24,7 +24,11 @@ afterAll(async () => {
 const issueConfig = (oauth2Overrides: Record<string, unknown> = {}) => issueConfigFor(world, oauth2Overrides);
 const githubEnv = () => githubActionsEnv(world);
 
-async function runOpencode(config: unknown, env: NodeJS.ProcessEnv, prompt = "Say hello"): Promise<{ result: RunResult; logs: string; sandbox: Sandbox }> {
+async function runOpencode(
+  config: unknown,
+  env: NodeJS.ProcessEnv,
+  prompt = "Say hello",
+): Promise<{ result: RunResult; logs: string; sandbox: Sandbox }> {
   const sandbox = await createSandbox({ ...env, OPENCODE_CI_AUTH_LOG_LEVEL: "trace" });
   sandboxes.push(sandbox);
   await sandbox.writeConfig(config);
@@ -94,13 +98,22 @@ describe("opencode run with the plugin", () => {
       tokenExchangeAudience: "miaou-api",
       subjectTokenSource: { type: "gitlab", audience: world.idp.issuer },
     });
-    const { result, logs } = await runOpencode(config, { OPENCODE_ID_TOKEN: gitlabToken, MIAOU_CLIENT_SECRET: world.idp.secrets.post, GITLAB_CI: "true" });
+    const { result, logs } = await runOpencode(config, {
+      OPENCODE_ID_TOKEN: gitlabToken,
+      MIAOU_CLIENT_SECRET: world.idp.secrets.post,
+      GITLAB_CI: "true",
+    });
 
     expect(result.code, result.stderr.slice(-2000)).toBe(0);
     expect(result.stdout).toContain("Hello from the mock model");
     const grants = world.idp.grants.slice(grantsBefore);
     expect(grants).toHaveLength(1);
-    expect(grants[0]).toMatchObject({ ok: true, clientId: "ci-post", grantType: "urn:ietf:params:oauth:grant-type:token-exchange", audience: "miaou-api" });
+    expect(grants[0]).toMatchObject({
+      ok: true,
+      clientId: "ci-post",
+      grantType: "urn:ietf:params:oauth:grant-type:token-exchange",
+      audience: "miaou-api",
+    });
     expectNoSecrets([result.stdout, result.stderr, logs], [world.idp.secrets.post]);
   });
 
@@ -119,7 +132,15 @@ describe('"cache": "file" across opencode runs of one job', () => {
     const shared = await createSandbox();
     sandboxes.push(shared);
     const cacheDir = `${shared.root}/job-cache`;
-    const job = { ...githubEnv(), GITHUB_SERVER_URL: "https://github.com", GITHUB_REPOSITORY_ID: "42", GITHUB_RUN_ID: "77", GITHUB_RUN_ATTEMPT: "1", GITHUB_JOB: "ai", OPENCODE_CI_AUTH_CACHE_DIR: cacheDir };
+    const job = {
+      ...githubEnv(),
+      GITHUB_SERVER_URL: "https://github.com",
+      GITHUB_REPOSITORY_ID: "42",
+      GITHUB_RUN_ID: "77",
+      GITHUB_RUN_ATTEMPT: "1",
+      GITHUB_JOB: "ai",
+      OPENCODE_CI_AUTH_CACHE_DIR: cacheDir,
+    };
     const grantsBefore = world.idp.grants.length;
     for (let run = 0; run < 2; run++) {
       const { result } = await runOpencode(issueConfig({ cache: "file" }), job);
@@ -141,7 +162,9 @@ describe("opencode run when something is wrong", () => {
     const grantsBefore = world.idp.grants.length;
     const { result } = await runOpencode(issueConfig(), {});
     expect(result.code).not.toBe(0);
-    expect(finalError(result.stderr)).toMatch(/^Error: opencode-ci-auth: provider "miaou": github_actions subject token: .*`permissions: id-token: write`.*fork/);
+    expect(finalError(result.stderr)).toMatch(
+      /^Error: opencode-ci-auth: provider "miaou": github_actions subject token: .*`permissions: id-token: write`.*fork/,
+    );
     expect(world.idp.grants.length).toBe(grantsBefore);
     expect(world.model.requests.length).toBe(requestsBefore);
   });
@@ -173,7 +196,9 @@ describe("opencode run when something is wrong", () => {
     try {
       const { result, logs } = await runOpencode(issueConfig(), githubEnv());
       expect(result.code).not.toBe(0);
-      expect(finalError(result.stderr)).toMatch(/^Error: opencode-ci-auth: provider "miaou": the IdP refused the jwt_bearer grant \(invalid_grant: repository evil\/fork is not allowed\)/);
+      expect(finalError(result.stderr)).toMatch(
+        /^Error: opencode-ci-auth: provider "miaou": the IdP refused the jwt_bearer grant \(invalid_grant: repository evil\/fork is not allowed\)/,
+      );
       // The claims the IdP judged are logged beside the error, so the user can fix the trust policy.
       expect(result.stderr).toContain('"repository":"evil/fork"');
       // One attempt at model discovery, one per chat request; opencode's 5 retries would add more.

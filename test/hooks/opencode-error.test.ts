@@ -4,7 +4,14 @@
  */
 import { describe, expect, it } from "vitest";
 
-import { CiAuthError, ConfigError, GrantRefusedError, GrantRequestError, SubjectTokenRequestError, SubjectTokenUnavailableError } from "../../src/errors.js";
+import {
+  CiAuthError,
+  ConfigError,
+  GrantRefusedError,
+  GrantRequestError,
+  SubjectTokenRequestError,
+  SubjectTokenUnavailableError,
+} from "../../src/errors.js";
 import { OPENCODE_RETRY_PATTERNS, looksRetryable, retrySafe, toOpencodeError } from "../../src/hooks/opencode-error.js";
 
 const JOINER = "\u2060";
@@ -89,7 +96,7 @@ describe("retrySafe", () => {
   });
 
   it.each([
-    "opencode-ci-auth: provider \"miaou\": gitlab subject token: the variable OPENCODE_ID_TOKEN is not set.",
+    'opencode-ci-auth: provider "miaou": gitlab subject token: the variable OPENCODE_ID_TOKEN is not set.',
     "invalid configuration (1 problem):\n  - oauth2.clientId: clientId is required",
     "the IdP refused the urn:ietf:params:oauth:grant-type:jwt-bearer grant (invalid_grant: audience mismatch).",
     "HTTP 401 Unauthorized",
@@ -125,10 +132,25 @@ describe("retrySafe", () => {
 
 describe("toOpencodeError", () => {
   it.each([
-    ["SubjectTokenRequestError", new SubjectTokenRequestError("github_actions", "the GitHub token service answered HTTP 503: simulated token service failure", { providerId: "miaou", status: 503 })],
-    ["SubjectTokenUnavailableError", new SubjectTokenUnavailableError("github_actions", "ACTIONS_ID_TOKEN_REQUEST_URL is not set", { providerId: "miaou" })],
-    ["GrantRefusedError", new GrantRefusedError("jwt_bearer", "server_error", "temporarily unavailable", { providerId: "miaou", status: 500 })],
-    ["GrantRequestError", new GrantRequestError("jwt_bearer", "could not reach http://127.0.0.1:45029/token (TypeError ECONNREFUSED)", { providerId: "miaou" })],
+    [
+      "SubjectTokenRequestError",
+      new SubjectTokenRequestError("github_actions", "the GitHub token service answered HTTP 503: simulated token service failure", {
+        providerId: "miaou",
+        status: 503,
+      }),
+    ],
+    [
+      "SubjectTokenUnavailableError",
+      new SubjectTokenUnavailableError("github_actions", "ACTIONS_ID_TOKEN_REQUEST_URL is not set", { providerId: "miaou" }),
+    ],
+    [
+      "GrantRefusedError",
+      new GrantRefusedError("jwt_bearer", "server_error", "temporarily unavailable", { providerId: "miaou", status: 500 }),
+    ],
+    [
+      "GrantRequestError",
+      new GrantRequestError("jwt_bearer", "could not reach http://127.0.0.1:45029/token (TypeError ECONNREFUSED)", { providerId: "miaou" }),
+    ],
     ["ConfigError", new ConfigError("miaou", [{ path: "oauth2.clientId", message: "clientId is required" }])],
   ])("keeps the text of a %s, made retry-safe", (_label, err: CiAuthError) => {
     const out = toOpencodeError(err, "miaou");
@@ -148,7 +170,9 @@ describe("toOpencodeError", () => {
   });
 
   it("names the error code and its cause's code, retry-safe", () => {
-    const err = Object.assign(new TypeError("fetch failed: secret-body"), { cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }) });
+    const err = Object.assign(new TypeError("fetch failed: secret-body"), {
+      cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }),
+    });
     const out = toOpencodeError(err, "miaou");
     expect(visible(out.message)).toBe('opencode-ci-auth: provider "miaou": unexpected failure (TypeError ECONNREFUSED). Please report it.');
     expect(looksRetryable(out.message)).toBe(false);

@@ -6,7 +6,13 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { CiAuthError, SubjectTokenInvalidError } from "../../src/errors.js";
-import { CLOCK_SKEW_SECONDS, NESTED_SUMMARY_CLAIMS, SUMMARY_CLAIMS, checkSubjectToken, summarizeClaims } from "../../src/subject-token/claims.js";
+import {
+  CLOCK_SKEW_SECONDS,
+  NESTED_SUMMARY_CLAIMS,
+  SUMMARY_CLAIMS,
+  checkSubjectToken,
+  summarizeClaims,
+} from "../../src/subject-token/claims.js";
 import { startCiIssuer, type CiIssuer } from "../support/ci-issuer.js";
 
 const PROVIDER = "miaou";
@@ -29,7 +35,13 @@ afterAll(async () => {
   await ci?.close();
 });
 
-const opts = (over: Partial<Parameters<typeof checkSubjectToken>[1]> = {}) => ({ source: "github_actions", providerId: PROVIDER, expectedAudience: AUDIENCE, now: NOW, ...over });
+const opts = (over: Partial<Parameters<typeof checkSubjectToken>[1]> = {}) => ({
+  source: "github_actions",
+  providerId: PROVIDER,
+  expectedAudience: AUDIENCE,
+  now: NOW,
+  ...over,
+});
 
 function invalid(token: string, options: Parameters<typeof checkSubjectToken>[1]): SubjectTokenInvalidError {
   let thrown: unknown;
@@ -167,7 +179,9 @@ describe("checkSubjectToken: audience", () => {
   it("refuses a string aud that differs, quoting both audiences", async () => {
     const token = await ci.mint({ aud: "https://github.com/acme", iat: NOW_S });
     const err = invalid(token, opts());
-    expect(err.message).toContain(`the token's audience ${JSON.stringify(["https://github.com/acme"])} does not include the configured audience "${AUDIENCE}"`);
+    expect(err.message).toContain(
+      `the token's audience ${JSON.stringify(["https://github.com/acme"])} does not include the configured audience "${AUDIENCE}"`,
+    );
     expect(err.message).toMatch(/subjectTokenSource/);
   });
 
@@ -206,7 +220,11 @@ describe("summarizeClaims", () => {
   const allowed = new Set<string>([...SUMMARY_CLAIMS, "exp"]);
 
   it("keeps only the listed non-secret claims (plus exp as ISO), with their values", async () => {
-    const token = await ci.mint({ aud: AUDIENCE, iat: NOW_S, claims: { environment: "production", custom_secretish: "x", nonce: "n-123" } });
+    const token = await ci.mint({
+      aud: AUDIENCE,
+      iat: NOW_S,
+      claims: { environment: "production", custom_secretish: "x", nonce: "n-123" },
+    });
     const payload = decodeJwt(token);
     const summary = summarizeClaims(payload);
     for (const key of Object.keys(summary)) expect(allowed.has(key), `unexpected claim ${key}`).toBe(true);
@@ -216,11 +234,18 @@ describe("summarizeClaims", () => {
     }
     expect(summary.exp).toBe(isoSeconds(payload.exp as number));
     // Identifying claims of a GitHub token are present …
-    expect(summary).toMatchObject({ iss: ci.issuer, aud: AUDIENCE, repository: "acme/app", ref: "refs/heads/main", environment: "production" });
+    expect(summary).toMatchObject({
+      iss: ci.issuer,
+      aud: AUDIENCE,
+      repository: "acme/app",
+      ref: "refs/heads/main",
+      environment: "production",
+    });
     // … with the ids an IdP should pin (GitHub's immutable sub is built from them) …
     expect(summary).toMatchObject({ repository_id: "100001", repository_owner: "acme", repository_owner_id: "200001" });
     // … and the rest is not.
-    for (const dropped of ["jti", "iat", "nbf", "sha", "actor", "run_id", "repository_visibility", "custom_secretish", "nonce"]) expect(summary).not.toHaveProperty(dropped);
+    for (const dropped of ["jti", "iat", "nbf", "sha", "actor", "run_id", "repository_visibility", "custom_secretish", "nonce"])
+      expect(summary).not.toHaveProperty(dropped);
   });
 
   it("works for GitLab-style claims", async () => {
@@ -284,11 +309,20 @@ describe("summarizeClaims: the other platforms", () => {
 
   it("flattens the namespace and service account of a Kubernetes token, and the project of a Google one, but nothing else of those objects", async () => {
     const claims = {
-      "kubernetes.io": { namespace: "ci", serviceaccount: { name: "runner", uid: "sa-uid" }, pod: { name: "runner-x", uid: "pod-uid" }, node: { name: "n", uid: "u" } },
+      "kubernetes.io": {
+        namespace: "ci",
+        serviceaccount: { name: "runner", uid: "sa-uid" },
+        pod: { name: "runner-x", uid: "pod-uid" },
+        node: { name: "n", uid: "u" },
+      },
       google: { compute_engine: { project_id: "acme-ci", instance_id: "123", zone: "europe-west1-b" } },
     };
     const summary = summarizeClaims(decodeJwt(await ci.mint({ style: "plain", aud: AUDIENCE, iat: NOW_S, claims })));
-    expect(summary).toMatchObject({ "kubernetes.io/namespace": "ci", "kubernetes.io/serviceaccount": "runner", "google/project_id": "acme-ci" });
+    expect(summary).toMatchObject({
+      "kubernetes.io/namespace": "ci",
+      "kubernetes.io/serviceaccount": "runner",
+      "google/project_id": "acme-ci",
+    });
     expect(summary).not.toHaveProperty("kubernetes.io");
     expect(summary).not.toHaveProperty("google");
     expect(JSON.stringify(summary)).not.toMatch(/pod-uid|sa-uid|instance_id/);
@@ -296,7 +330,9 @@ describe("summarizeClaims: the other platforms", () => {
   });
 
   it("ignores a nested claim that is an object or missing", async () => {
-    const summary = summarizeClaims(decodeJwt(await ci.mint({ style: "plain", aud: AUDIENCE, iat: NOW_S, claims: { "kubernetes.io": { namespace: { x: 1 } } } })));
+    const summary = summarizeClaims(
+      decodeJwt(await ci.mint({ style: "plain", aud: AUDIENCE, iat: NOW_S, claims: { "kubernetes.io": { namespace: { x: 1 } } } })),
+    );
     expect(summary).not.toHaveProperty("kubernetes.io/namespace");
     expect(summary).not.toHaveProperty("kubernetes.io/serviceaccount");
   });

@@ -35,7 +35,8 @@ afterAll(async () => {
 const context: SubjectTokenContext = {
   providerId: PROVIDER,
   env: {},
-  fetch: () => Promise.reject(new Error("the file source must not make requests")), timeoutMs: 10_000,
+  fetch: () => Promise.reject(new Error("the file source must not make requests")),
+  timeoutMs: 10_000,
 };
 
 /** A fresh path in the temp dir. */

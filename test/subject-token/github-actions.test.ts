@@ -92,7 +92,9 @@ function tokenRequests() {
 }
 
 /** A loopback server with a scripted answer. */
-async function scriptedServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; server: Server; close(): Promise<void> }> {
+async function scriptedServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -140,7 +142,9 @@ describe("GitHubActionsSource: fetching a token", () => {
   });
 
   it("keeps every other existing query parameter too", async () => {
-    await new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: `${ci.requestUrl}&runId=42` })));
+    await new GitHubActionsSource(AUDIENCE).getSubjectToken(
+      context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: `${ci.requestUrl}&runId=42` })),
+    );
     expect(tokenRequests().at(-1)?.query).toEqual({ "api-version": "2.0", runId: "42", audience: AUDIENCE });
   });
 
@@ -231,15 +235,25 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
   const deletedForkEvent = {
     action: "synchronize",
     number: 9,
-    pull_request: { number: 9, head: { ref: "patch-2", label: "mallory:patch-2", repo: null }, base: { ref: "main", repo: { id: 100001, full_name: "acme/app", fork: false } } },
+    pull_request: {
+      number: 9,
+      head: { ref: "patch-2", label: "mallory:patch-2", repo: null },
+      base: { ref: "main", repo: { id: 100001, full_name: "acme/app", fork: false } },
+    },
   };
   /** From one fork of an upstream into another fork of it. */
   const forkToForkEvent = {
-    pull_request: { head: { repo: { id: 900002, full_name: "eve/app", fork: true } }, base: { repo: { id: 900001, full_name: "mallory/app", fork: true } } },
+    pull_request: {
+      head: { repo: { id: 900002, full_name: "eve/app", fork: true } },
+      base: { repo: { id: 900001, full_name: "mallory/app", fork: true } },
+    },
   };
   /** A renamed repository: names differ between a stale and a fresh copy, the ids do not. */
   const renamedEvent = {
-    pull_request: { head: { repo: { id: 100001, full_name: "acme/app-old", fork: false } }, base: { repo: { id: 100001, full_name: "acme/app", fork: false } } },
+    pull_request: {
+      head: { repo: { id: 100001, full_name: "acme/app-old", fork: false } },
+      base: { repo: { id: 100001, full_name: "acme/app", fork: false } },
+    },
   };
 
   it.each([
@@ -249,7 +263,9 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
     ["both empty", { ACTIONS_ID_TOKEN_REQUEST_URL: "", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "" }],
   ])("%s: SubjectTokenUnavailableError that names the permission and mentions forks", async (_label, env) => {
     const counting = countingFetch();
-    const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context({ GITHUB_ACTIONS: "true", ...env }, { fetch: counting.fetch })));
+    const err = await rejectionOf(
+      new GitHubActionsSource(AUDIENCE).getSubjectToken(context({ GITHUB_ACTIONS: "true", ...env }, { fetch: counting.fetch })),
+    );
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
     expect(err.code).toBe("ERR_SUBJECT_TOKEN_UNAVAILABLE");
     expect(err.step).toBe("subject-token");
@@ -269,7 +285,10 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
     ["from one fork into another fork", forkToForkEvent, "pull_request"],
     ["from a fork, on pull_request_review", forkEvent, "pull_request_review"],
   ])("a pull request %s gets the fork-specific message", async (_label, payload, event) => {
-    const env = { GITHUB_EVENT_NAME: event, GITHUB_EVENT_PATH: await eventFile(`fork-${event}-${payload.pull_request.head.repo?.id ?? "deleted"}.json`, payload) };
+    const env = {
+      GITHUB_EVENT_NAME: event,
+      GITHUB_EVENT_PATH: await eventFile(`fork-${event}-${payload.pull_request.head.repo?.id ?? "deleted"}.json`, payload),
+    };
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(env)));
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
     expect(err.message).toMatch(/this job runs for a pull request from a fork, and GitHub withholds OIDC tokens from those/);
@@ -298,10 +317,19 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
     ["missing", () => Promise.resolve(join(dir, "does-not-exist.json"))],
     ["not JSON", () => eventFile("broken.json", "{ not json")],
     ["without pull_request", () => eventFile("no-pr.json", { action: "opened" })],
-    ["with fork: \"true\" as a string", () => eventFile("string-fork.json", { pull_request: { head: { repo: { fork: "true" } } } })],
-    ["without the base repository", () => eventFile("no-base.json", { pull_request: { head: { repo: { id: 900001, full_name: "mallory/app", fork: true } } } })],
-    ["with a null head repository but no base repository", () => eventFile("null-head-no-base.json", { pull_request: { head: { repo: null } } })],
-    ["with names that are not strings", () => eventFile("odd-names.json", { pull_request: { head: { repo: { full_name: 1 } }, base: { repo: { full_name: 2 } } } })],
+    ['with fork: "true" as a string', () => eventFile("string-fork.json", { pull_request: { head: { repo: { fork: "true" } } } })],
+    [
+      "without the base repository",
+      () => eventFile("no-base.json", { pull_request: { head: { repo: { id: 900001, full_name: "mallory/app", fork: true } } } }),
+    ],
+    [
+      "with a null head repository but no base repository",
+      () => eventFile("null-head-no-base.json", { pull_request: { head: { repo: null } } }),
+    ],
+    [
+      "with names that are not strings",
+      () => eventFile("odd-names.json", { pull_request: { head: { repo: { full_name: 1 } }, base: { repo: { full_name: 2 } } } }),
+    ],
   ])("an event file that is %s falls back to the permission message", async (_label, make) => {
     const env = { GITHUB_EVENT_NAME: "pull_request", GITHUB_EVENT_PATH: await make() };
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(env)));
@@ -326,23 +354,32 @@ describe("GitHubActionsSource: missing permission and fork pull requests", () =>
 });
 
 describe("GitHubActionsSource: refusing to send the request token in clear text", () => {
-  it.each(["http://token.actions.example.com/_apis/token?api-version=2.0", "http://10.0.0.5/_apis/token?api-version=2.0", "http://127.0.0.1.nip.io/_apis/token"])(
-    "refuses %s before any request",
-    async (url) => {
-      const counting = countingFetch();
-      const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: url }), { fetch: counting.fetch })));
-      expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
-      expect(err.message).toContain("ACTIONS_ID_TOKEN_REQUEST_URL");
-      expect(err.message).toMatch(/is not https/);
-      expect(err.message).toContain(new URL(url).host);
-      expect(counting.calls()).toBe(0);
-      expectNoSecrets(err);
-    },
-  );
+  it.each([
+    "http://token.actions.example.com/_apis/token?api-version=2.0",
+    "http://10.0.0.5/_apis/token?api-version=2.0",
+    "http://127.0.0.1.nip.io/_apis/token",
+  ])("refuses %s before any request", async (url) => {
+    const counting = countingFetch();
+    const err = await rejectionOf(
+      new GitHubActionsSource(AUDIENCE).getSubjectToken(
+        context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: url }), { fetch: counting.fetch }),
+      ),
+    );
+    expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
+    expect(err.message).toContain("ACTIONS_ID_TOKEN_REQUEST_URL");
+    expect(err.message).toMatch(/is not https/);
+    expect(err.message).toContain(new URL(url).host);
+    expect(counting.calls()).toBe(0);
+    expectNoSecrets(err);
+  });
 
   it("refuses a URL that does not parse, without echoing it", async () => {
     const counting = countingFetch();
-    const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: "not a url" }), { fetch: counting.fetch })));
+    const err = await rejectionOf(
+      new GitHubActionsSource(AUDIENCE).getSubjectToken(
+        context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: "not a url" }), { fetch: counting.fetch }),
+      ),
+    );
     expect(err).toBeInstanceOf(SubjectTokenUnavailableError);
     expect(err.message).toMatch(/ACTIONS_ID_TOKEN_REQUEST_URL is not a valid URL/);
     expect(counting.calls()).toBe(0);
@@ -355,7 +392,9 @@ describe("GitHubActionsSource: refusing to send the request token in clear text"
     });
     try {
       const before = tokenRequests().length;
-      const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: redirector.url }))));
+      const err = await rejectionOf(
+        new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: redirector.url }))),
+      );
       expect(err).toBeInstanceOf(SubjectTokenRequestError);
       expect(tokenRequests().length).toBe(before);
       expectNoSecrets(err);
@@ -369,7 +408,9 @@ describe("GitHubActionsSource: token service failures", () => {
   it("a wrong request token: SubjectTokenRequestError with status 401, no secret in the message", async () => {
     const wrong = randomBytes(24).toString("base64url");
     extraSecrets.push(wrong);
-    const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_TOKEN: wrong }))));
+    const err = await rejectionOf(
+      new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_TOKEN: wrong }))),
+    );
     expect(err).toBeInstanceOf(SubjectTokenRequestError);
     expect(err.code).toBe("ERR_SUBJECT_TOKEN_REQUEST");
     expect((err as SubjectTokenRequestError).status).toBe(401);
@@ -378,36 +419,47 @@ describe("GitHubActionsSource: token service failures", () => {
     expectNoSecrets(err);
   });
 
-  it.each([502, 503, 504])("HTTP %i from the service: SubjectTokenRequestError with that status; the next call succeeds", async (status) => {
-    const source = new GitHubActionsSource(AUDIENCE);
-    ci.failNextRequests(1, status);
-    const err = await rejectionOf(source.getSubjectToken(context(githubEnv())));
-    expect(err).toBeInstanceOf(SubjectTokenRequestError);
-    expect((err as SubjectTokenRequestError).status).toBe(status);
-    expect(err.message).toContain(`HTTP ${status}`);
-    expectNoSecrets(err);
-    const token = await source.getSubjectToken(context(githubEnv()));
-    expect(decodeJwt(token).aud).toBe(AUDIENCE);
-  });
+  it.each([502, 503, 504])(
+    "HTTP %i from the service: SubjectTokenRequestError with that status; the next call succeeds",
+    async (status) => {
+      const source = new GitHubActionsSource(AUDIENCE);
+      ci.failNextRequests(1, status);
+      const err = await rejectionOf(source.getSubjectToken(context(githubEnv())));
+      expect(err).toBeInstanceOf(SubjectTokenRequestError);
+      expect((err as SubjectTokenRequestError).status).toBe(status);
+      expect(err.message).toContain(`HTTP ${status}`);
+      expectNoSecrets(err);
+      const token = await source.getSubjectToken(context(githubEnv()));
+      expect(decodeJwt(token).aud).toBe(AUDIENCE);
+    },
+  );
 
   it("a 200 answer without a value: SubjectTokenRequestError naming the missing field", async () => {
     ci.failNextRequests(1, 200);
     const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv())));
     expect(err).toBeInstanceOf(SubjectTokenRequestError);
     expect((err as SubjectTokenRequestError).status).toBe(200);
-    expect(err.message).toMatch(/the field "value" of the JSON answer from the GitHub token service \(http:\/\/127\.0\.0\.1:\d+\) is missing\.$/);
+    expect(err.message).toMatch(
+      /the field "value" of the JSON answer from the GitHub token service \(http:\/\/127\.0\.0\.1:\d+\) is missing\.$/,
+    );
   });
 
   it.each([
     ["not JSON", "<html>ok</html>", "did not answer JSON."],
     ["an empty value", { value: "" }, 'the field "value" of the JSON answer from the GitHub token service (<origin>) is empty.'],
-    ["a numeric value", { value: 42 }, 'the field "value" of the JSON answer from the GitHub token service (<origin>) is a number, not a string.'],
+    [
+      "a numeric value",
+      { value: 42 },
+      'the field "value" of the JSON answer from the GitHub token service (<origin>) is a number, not a string.',
+    ],
     ["a JSON array", "[]", 'the field "value" of the JSON answer from the GitHub token service (<origin>) is missing.'],
     ["JSON null", "null", 'the field "value" of the JSON answer from the GitHub token service (<origin>) is missing.'],
   ])("a 200 answer with %s: SubjectTokenRequestError", async (_label, body, expected) => {
     const server = await scriptedServer((_req, res) => json(res, 200, body));
     try {
-      const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: server.url }))));
+      const err = await rejectionOf(
+        new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: server.url }))),
+      );
       expect(err).toBeInstanceOf(SubjectTokenRequestError);
       expect(err.message.endsWith(expected.replace("<origin>", new URL(server.url).origin))).toBe(true);
     } finally {
@@ -420,7 +472,9 @@ describe("GitHubActionsSource: token service failures", () => {
     // An opaque request token as the scrubber recognises them (32+ token characters with a letter and a digit).
     const requestToken = `${randomBytes(30).toString("base64url")}a1`;
     extraSecrets.push(requestToken);
-    const server = await scriptedServer((req, res) => json(res, 500, { message: `rejected ${req.headers.authorization ?? ""} for ${leakedJwt}` }));
+    const server = await scriptedServer((req, res) =>
+      json(res, 500, { message: `rejected ${req.headers.authorization ?? ""} for ${leakedJwt}` }),
+    );
     try {
       const env = githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: server.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: requestToken });
       const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(env)));
@@ -440,7 +494,9 @@ describe("GitHubActionsSource: token service failures", () => {
       res.end(body);
     });
     try {
-      const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: server.url }))));
+      const err = await rejectionOf(
+        new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: server.url }))),
+      );
       expect(err.message).toContain(body.slice(0, 200));
       expect(err.message).not.toContain("TAIL-MARKER");
     } finally {
@@ -452,7 +508,9 @@ describe("GitHubActionsSource: token service failures", () => {
     const closed = await scriptedServer((_req, res) => json(res, 200, {}));
     const origin = new URL(closed.url).origin;
     await closed.close();
-    const err = await rejectionOf(new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: closed.url }))));
+    const err = await rejectionOf(
+      new GitHubActionsSource(AUDIENCE).getSubjectToken(context(githubEnv({ ACTIONS_ID_TOKEN_REQUEST_URL: closed.url }))),
+    );
     expect(err).toBeInstanceOf(SubjectTokenRequestError);
     expect((err as SubjectTokenRequestError).status).toBeUndefined();
     expect(err.message).toContain(`could not reach the GitHub token service at ${origin}`);
@@ -463,8 +521,16 @@ describe("GitHubActionsSource: token service failures", () => {
 });
 
 describe("GitHubActionsSource.cacheIdentity (the file cache's job identity)", () => {
-  const job = { GITHUB_SERVER_URL: "https://github.com", GITHUB_REPOSITORY_ID: "1", GITHUB_RUN_ID: "2", GITHUB_RUN_ATTEMPT: "1", GITHUB_JOB: "ai", ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-a" };
-  const identity = (env: NodeJS.ProcessEnv, audience = "https://idp.example") => new GitHubActionsSource(audience).cacheIdentity({ providerId: "miaou", env, fetch, timeoutMs: 10_000 });
+  const job = {
+    GITHUB_SERVER_URL: "https://github.com",
+    GITHUB_REPOSITORY_ID: "1",
+    GITHUB_RUN_ID: "2",
+    GITHUB_RUN_ATTEMPT: "1",
+    GITHUB_JOB: "ai",
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: "request-token-a",
+  };
+  const identity = (env: NodeJS.ProcessEnv, audience = "https://idp.example") =>
+    new GitHubActionsSource(audience).cacheIdentity({ providerId: "miaou", env, fetch, timeoutMs: 10_000 });
 
   it("is stable for one job, never contains the request token, and changes with the matrix leg's credential", async () => {
     const a = await identity(job);
@@ -475,9 +541,12 @@ describe("GitHubActionsSource.cacheIdentity (the file cache's job identity)", ()
     expect(await identity(job, "https://other.example")).not.toBe(a);
   });
 
-  it.each(["GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "GITHUB_SERVER_URL"])("is undefined without %s (no weaker identity)", async (name) => {
-    const env: NodeJS.ProcessEnv = { ...job };
-    delete env[name];
-    expect(await identity(env)).toBeUndefined();
-  });
+  it.each(["GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "GITHUB_SERVER_URL"])(
+    "is undefined without %s (no weaker identity)",
+    async (name) => {
+      const env: NodeJS.ProcessEnv = { ...job };
+      delete env[name];
+      expect(await identity(env)).toBeUndefined();
+    },
+  );
 });

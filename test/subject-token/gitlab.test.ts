@@ -32,7 +32,8 @@ function context(env: NodeJS.ProcessEnv): SubjectTokenContext {
   return {
     providerId: PROVIDER,
     env,
-    fetch: () => Promise.reject(new Error("the gitlab source must not make requests")), timeoutMs: 10_000,
+    fetch: () => Promise.reject(new Error("the gitlab source must not make requests")),
+    timeoutMs: 10_000,
   };
 }
 
@@ -66,12 +67,16 @@ describe("GitLabSource", () => {
 
   it("reads a custom variable, and only that one", async () => {
     const other = await ci.mint({ style: "gitlab", aud: "other" });
-    const value = await new GitLabSource("MY_ID_TOKEN", AUDIENCE).getSubjectToken(context({ GITLAB_CI: "true", MY_ID_TOKEN: token, [DEFAULT_VAR]: other }));
+    const value = await new GitLabSource("MY_ID_TOKEN", AUDIENCE).getSubjectToken(
+      context({ GITLAB_CI: "true", MY_ID_TOKEN: token, [DEFAULT_VAR]: other }),
+    );
     expect(value === token).toBe(true);
   });
 
   it("trims surrounding whitespace and newlines", async () => {
-    const value = await new GitLabSource(DEFAULT_VAR, AUDIENCE).getSubjectToken(context({ GITLAB_CI: "true", [DEFAULT_VAR]: `  \n${token}\r\n\t` }));
+    const value = await new GitLabSource(DEFAULT_VAR, AUDIENCE).getSubjectToken(
+      context({ GITLAB_CI: "true", [DEFAULT_VAR]: `  \n${token}\r\n\t` }),
+    );
     expect(value === token).toBe(true);
   });
 
@@ -103,7 +108,9 @@ describe("GitLabSource", () => {
   });
 
   it("names a custom variable in the message and snippet", async () => {
-    const err = await rejectionOf(new GitLabSource("VAULT_ID_TOKEN", "vault.example.com").getSubjectToken(context({ GITLAB_CI: "true", [DEFAULT_VAR]: token })));
+    const err = await rejectionOf(
+      new GitLabSource("VAULT_ID_TOKEN", "vault.example.com").getSubjectToken(context({ GITLAB_CI: "true", [DEFAULT_VAR]: token })),
+    );
     expect(err.message).toContain("the variable VAULT_ID_TOKEN is not set");
     expect(err.message).toContain('id_tokens: { VAULT_ID_TOKEN: { aud: "vault.example.com" } }');
     expect(err.message).not.toContain(DEFAULT_VAR);
@@ -121,7 +128,9 @@ describe("GitLabSource", () => {
   });
 
   it("never puts another variable's value in the message", async () => {
-    const err = await rejectionOf(new GitLabSource("MISSING_TOKEN", AUDIENCE).getSubjectToken(context({ GITLAB_CI: "true", [DEFAULT_VAR]: token })));
+    const err = await rejectionOf(
+      new GitLabSource("MISSING_TOKEN", AUDIENCE).getSubjectToken(context({ GITLAB_CI: "true", [DEFAULT_VAR]: token })),
+    );
     expect(err.message.includes(token)).toBe(false);
   });
 });

@@ -7,16 +7,16 @@
  * and mints GitHub-style, GitLab-style or plain tokens on demand with {@link CiIssuer.mint}.
  * Nothing here prints a token.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import type { CryptoKey, JWK, JWTPayload } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair } from "jose";
+import type { CryptoKey, JWK, JWTPayload } from "jose";
 
 /** Which default claim set a minted token starts from. */
-export type CiTokenStyle = 'github' | 'gitlab' | 'plain';
+export type CiTokenStyle = "github" | "gitlab" | "plain";
 
 /**
  * GitHub's two default forms of `sub` for the default claims (acme/app, owner id 200001, repository id 100001, on main):
@@ -24,8 +24,8 @@ export type CiTokenStyle = 'github' | 'gitlab' | 'plain';
  * opted in) get. A repository's tokens carry one of them; the plugin must behave the same with either.
  */
 export const GITHUB_SUBJECTS = {
-  name: 'repo:acme/app:ref:refs/heads/main',
-  immutable: 'repo:acme@200001/app@100001:ref:refs/heads/main',
+  name: "repo:acme/app:ref:refs/heads/main",
+  immutable: "repo:acme@200001/app@100001:ref:refs/heads/main",
 } as const;
 export type GithubSubjectForm = keyof typeof GITHUB_SUBJECTS;
 
@@ -88,54 +88,54 @@ export interface CiIssuer {
   close(): Promise<void>;
 }
 
-const ALG = 'ES256';
+const ALG = "ES256";
 
 /** GitHub Actions-like claims for `acme/app` on `main` (without iss/aud/iat/nbf/exp/jti). */
 function githubDefaults(subject: GithubSubjectForm): Record<string, unknown> {
   return {
     sub: GITHUB_SUBJECTS[subject],
-    repository: 'acme/app',
-    repository_id: '100001',
-    repository_owner: 'acme',
-    repository_owner_id: '200001',
-    repository_visibility: 'private',
-    actor: 'octocat',
-    ref: 'refs/heads/main',
-    ref_type: 'branch',
-    sha: '0123456789abcdef0123456789abcdef01234567',
-    event_name: 'push',
-    workflow: 'ci',
-    workflow_ref: 'acme/app/.github/workflows/ci.yml@refs/heads/main',
-    job_workflow_ref: 'acme/app/.github/workflows/ci.yml@refs/heads/main',
-    run_id: '300001',
-    run_attempt: '1',
-    runner_environment: 'github-hosted',
+    repository: "acme/app",
+    repository_id: "100001",
+    repository_owner: "acme",
+    repository_owner_id: "200001",
+    repository_visibility: "private",
+    actor: "octocat",
+    ref: "refs/heads/main",
+    ref_type: "branch",
+    sha: "0123456789abcdef0123456789abcdef01234567",
+    event_name: "push",
+    workflow: "ci",
+    workflow_ref: "acme/app/.github/workflows/ci.yml@refs/heads/main",
+    job_workflow_ref: "acme/app/.github/workflows/ci.yml@refs/heads/main",
+    run_id: "300001",
+    run_attempt: "1",
+    runner_environment: "github-hosted",
   };
 }
 
 /** GitLab CI-like `id_tokens` claims for project `acme/app` on `main`. */
 function gitlabDefaults(): Record<string, unknown> {
   return {
-    sub: 'project_path:acme/app:ref_type:branch:ref:main',
-    project_id: '100001',
-    project_path: 'acme/app',
-    namespace_id: '200001',
-    namespace_path: 'acme',
-    user_login: 'octocat',
-    pipeline_id: '300001',
-    pipeline_source: 'push',
-    job_id: '400001',
-    ref: 'main',
-    ref_type: 'branch',
-    ref_protected: 'true',
-    runner_environment: 'gitlab-hosted',
+    sub: "project_path:acme/app:ref_type:branch:ref:main",
+    project_id: "100001",
+    project_path: "acme/app",
+    namespace_id: "200001",
+    namespace_path: "acme",
+    user_login: "octocat",
+    pipeline_id: "300001",
+    pipeline_source: "push",
+    job_id: "400001",
+    ref: "main",
+    ref_type: "branch",
+    ref_protected: "true",
+    runner_environment: "gitlab-hosted",
   };
 }
 
 function styleDefaults(style: CiTokenStyle, subject: GithubSubjectForm): Record<string, unknown> {
-  if (style === 'github') return githubDefaults(subject);
-  if (style === 'gitlab') return gitlabDefaults();
-  return { sub: 'system:serviceaccount:ci:runner' };
+  if (style === "github") return githubDefaults(subject);
+  if (style === "gitlab") return gitlabDefaults();
+  return { sub: "system:serviceaccount:ci:runner" };
 }
 
 /** Merges layers left to right; an own key whose value is `undefined` deletes the claim. */
@@ -154,18 +154,18 @@ function mergeClaims(...layers: Array<Record<string, unknown> | undefined>): Rec
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
   });
   res.end(text);
 }
 
 function listen(server: Server): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
       resolve(server.address() as AddressInfo);
     });
   });
@@ -174,10 +174,10 @@ function listen(server: Server): Promise<AddressInfo> {
 /** Starts a fake CI token issuer on 127.0.0.1 (random port). */
 export async function startCiIssuer(opts: CiIssuerOptions = {}): Promise<CiIssuer> {
   const lifetime = opts.lifetimeSeconds ?? 300;
-  const kid = `ci-${randomBytes(4).toString('hex')}`;
+  const kid = `ci-${randomBytes(4).toString("hex")}`;
   const [trusted, foreign] = await Promise.all([generateKeyPair(ALG), generateKeyPair(ALG)]);
-  const publicJwk: JWK = { ...(await exportJWK(trusted.publicKey)), kid, alg: ALG, use: 'sig' };
-  const requestToken = randomBytes(24).toString('base64url');
+  const publicJwk: JWK = { ...(await exportJWK(trusted.publicKey)), kid, alg: ALG, use: "sig" };
+  const requestToken = randomBytes(24).toString("base64url");
 
   const requests: CiRequestRecord[] = [];
   const tokensIssued: string[] = [];
@@ -192,8 +192,8 @@ export async function startCiIssuer(opts: CiIssuerOptions = {}): Promise<CiIssue
     const now = Math.floor(Date.now() / 1000);
     const iat = options.iat ?? now;
     const exp = options.exp ?? iat + (options.expiresIn ?? lifetime);
-    const base = mergeClaims(styleDefaults(options.style ?? 'github', opts.githubSubject ?? 'name'), opts.defaultClaims, ...endpointLayers);
-    const owner = typeof base['repository_owner'] === 'string' ? base['repository_owner'] : 'acme';
+    const base = mergeClaims(styleDefaults(options.style ?? "github", opts.githubSubject ?? "name"), opts.defaultClaims, ...endpointLayers);
+    const owner = typeof base["repository_owner"] === "string" ? base["repository_owner"] : "acme";
     const payload = mergeClaims(
       {
         iss: issuer,
@@ -207,9 +207,7 @@ export async function startCiIssuer(opts: CiIssuerOptions = {}): Promise<CiIssue
       options.claims,
     );
     const key: CryptoKey = options.untrusted ? foreign.privateKey : trusted.privateKey;
-    const jwt = await new SignJWT(payload as JWTPayload)
-      .setProtectedHeader({ alg: ALG, kid, typ: 'JWT' })
-      .sign(key);
+    const jwt = await new SignJWT(payload as JWTPayload).setProtectedHeader({ alg: ALG, kid, typ: "JWT" }).sign(key);
     tokensIssued.push(jwt);
     return jwt;
   }
@@ -243,60 +241,60 @@ export async function startCiIssuer(opts: CiIssuerOptions = {}): Promise<CiIssue
   async function handleTokenRequest(url: URL, authorization: string | undefined, res: ServerResponse): Promise<void> {
     if (failures.remaining > 0) {
       failures.remaining -= 1;
-      sendJson(res, failures.status, { message: 'simulated token service failure' });
+      sendJson(res, failures.status, { message: "simulated token service failure" });
       return;
     }
-    if (url.searchParams.get('api-version') !== '2.0') {
-      sendJson(res, 400, { message: 'api-version query parameter 2.0 is required' });
+    if (url.searchParams.get("api-version") !== "2.0") {
+      sendJson(res, 400, { message: "api-version query parameter 2.0 is required" });
       return;
     }
     if (authorization !== `Bearer ${requestToken}`) {
-      sendJson(res, 401, { message: 'Bad credentials: invalid or missing request token' });
+      sendJson(res, 401, { message: "Bad credentials: invalid or missing request token" });
       return;
     }
     const oneShot = nextClaims;
     nextClaims = undefined;
-    const audience = url.searchParams.get('audience');
+    const audience = url.searchParams.get("audience");
     const options: MintOptions = audience ? { aud: audience } : {};
     const value = await sign(options, [ci.claims, oneShot]);
     sendJson(res, 200, { count: value.length, value });
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', issuer);
+    const url = new URL(req.url ?? "/", issuer);
     const record: CiRequestRecord = { path: url.pathname, query: Object.fromEntries(url.searchParams) };
     if (req.headers.authorization !== undefined) record.authorization = req.headers.authorization;
     requests.push(record);
 
-    if (req.method !== 'GET') {
-      sendJson(res, 405, { message: 'method not allowed' });
+    if (req.method !== "GET") {
+      sendJson(res, 405, { message: "method not allowed" });
       return;
     }
     switch (url.pathname) {
-      case '/.well-known/openid-configuration':
+      case "/.well-known/openid-configuration":
         sendJson(res, 200, {
           issuer,
           jwks_uri: ci.jwksUrl,
-          subject_types_supported: ['public', 'pairwise'],
-          response_types_supported: ['id_token'],
+          subject_types_supported: ["public", "pairwise"],
+          response_types_supported: ["id_token"],
           id_token_signing_alg_values_supported: [ALG],
-          claims_supported: ['sub', 'aud', 'exp', 'iat', 'iss', 'jti', 'nbf', 'repository', 'repository_owner', 'ref', 'ref_type'],
-          scopes_supported: ['openid'],
+          claims_supported: ["sub", "aud", "exp", "iat", "iss", "jti", "nbf", "repository", "repository_owner", "ref", "ref_type"],
+          scopes_supported: ["openid"],
         });
         return;
-      case '/.well-known/jwks':
+      case "/.well-known/jwks":
         sendJson(res, 200, { keys: [publicJwk] });
         return;
-      case '/_apis/token':
+      case "/_apis/token":
         handleTokenRequest(url, req.headers.authorization, res).catch((err: unknown) => {
-          sendJson(res, 500, { message: err instanceof Error ? err.message : 'internal error' });
+          sendJson(res, 500, { message: err instanceof Error ? err.message : "internal error" });
         });
         return;
       default:
-        sendJson(res, 404, { message: 'not found' });
+        sendJson(res, 404, { message: "not found" });
     }
   }
 
-  server.on('request', handle);
+  server.on("request", handle);
   return ci;
 }

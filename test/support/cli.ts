@@ -5,13 +5,13 @@
  * fake HOME and XDG_CONFIG_HOME, and an environment built from scratch (only PATH is inherited), so nothing of
  * the developer's or the CI runner's own opencode config or CI variables leaks in. Nothing here prints output.
  */
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 
-import { REPO_ROOT } from './opencode-cli.js';
-import { packedPackage } from './packed-package.js';
+import { REPO_ROOT } from "./opencode-cli.js";
+import { packedPackage } from "./packed-package.js";
 
 /** The command as npm installed it: `node_modules/.bin/opencode-ci-auth` of a consumer of the packed tarball. */
 export const cliPath = (): string => packedPackage().bin;
@@ -41,18 +41,18 @@ export interface CliProject {
 /** Runs the packed command with `args`; kills it after `timeoutMs`. */
 export function runCli(args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath(), ...args], { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const child = spawn(process.execPath, [cliPath(), ...args], { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     // A deadline for a hung command, sized for a loaded 2-core runner (a 2 s run took 26 s there).
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
-    child.on('error', (err) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    child.on("error", (err) => {
       clearTimeout(timer);
       reject(err);
     });
-    child.on('close', (code) => {
+    child.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -60,20 +60,20 @@ export function runCli(args: string[], options: { cwd: string; env: NodeJS.Proce
 }
 
 export async function createCliProject(): Promise<CliProject> {
-  const root = await mkdtemp(join(tmpdir(), 'opencode-ci-auth-cli-'));
-  const dir = join(root, 'project');
-  const home = join(root, 'home');
-  await mkdir(join(dir, '.git'), { recursive: true });
+  const root = await mkdtemp(join(tmpdir(), "opencode-ci-auth-cli-"));
+  const dir = join(root, "project");
+  const home = join(root, "home");
+  await mkdir(join(dir, ".git"), { recursive: true });
   await mkdir(home, { recursive: true });
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: 'C.UTF-8', HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: "C.UTF-8", HOME: home, XDG_CONFIG_HOME: join(home, ".config") };
   return {
     root,
     dir,
     home,
     env,
-    async writeConfig(config, name = 'opencode.json') {
+    async writeConfig(config, name = "opencode.json") {
       const file = join(dir, name);
-      await writeFile(file, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+      await writeFile(file, typeof config === "string" ? config : JSON.stringify(config, null, 2));
       return file;
     },
     path: (name) => join(root, name),
@@ -97,30 +97,32 @@ async function newestMtime(dir: string): Promise<{ path: string; mtimeMs: number
  * would test yesterday's code. `npm test` builds first; locally run `npm run build`.
  */
 export async function assertBuilt(): Promise<void> {
-  const built = await stat(join(REPO_ROOT, 'dist', 'cli', 'main.js')).catch(() => undefined);
-  const source = await newestMtime(join(REPO_ROOT, 'src'));
-  if (!built || source.mtimeMs > (await newestMtime(join(REPO_ROOT, 'dist'))).mtimeMs) {
-    throw new Error(`dist/ is ${built ? `older than ${relative(REPO_ROOT, source.path)}` : 'missing'}: run \`npm run build\` (npm test builds first)`);
+  const built = await stat(join(REPO_ROOT, "dist", "cli", "main.js")).catch(() => undefined);
+  const source = await newestMtime(join(REPO_ROOT, "src"));
+  if (!built || source.mtimeMs > (await newestMtime(join(REPO_ROOT, "dist"))).mtimeMs) {
+    throw new Error(
+      `dist/ is ${built ? `older than ${relative(REPO_ROOT, source.path)}` : "missing"}: run \`npm run build\` (npm test builds first)`,
+    );
   }
 }
 
 /** Splits a Markdown table row into its cells as GitHub does: `\x` escapes x, and an unescaped `|` separates cells. */
 export function markdownCells(row: string): string[] {
   const cells: string[] = [];
-  let current = '';
+  let current = "";
   for (let i = 0; i < row.length; i++) {
     const ch = row[i] as string;
-    if (ch === '\\' && i + 1 < row.length) {
+    if (ch === "\\" && i + 1 < row.length) {
       current += ch + (row[i + 1] as string);
       i++;
-    } else if (ch === '|') {
+    } else if (ch === "|") {
       cells.push(current.trim());
-      current = '';
+      current = "";
     } else {
       current += ch;
     }
   }
   cells.push(current.trim());
   // A row starts and ends with a pipe: drop the empty outer cells.
-  return cells.slice(row.trimStart().startsWith('|') ? 1 : 0, row.trimEnd().endsWith('|') ? -1 : undefined);
+  return cells.slice(row.trimStart().startsWith("|") ? 1 : 0, row.trimEnd().endsWith("|") ? -1 : undefined);
 }

@@ -5,12 +5,12 @@
  * choice; Microsoft does not document it. Flexible FICs (claims matching expressions) are not emulated.
  * @see https://learn.microsoft.com/en-us/entra/workload-id/workload-identity-federation-considerations
  */
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
-import type { JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from "jose";
+import type { JWTPayload } from "jose";
 
-import { aadsts } from './entra-errors.js';
-import type { EntraError } from './entra-errors.js';
-import type { IssuerKeyResolver } from './oidc-issuer-keys.js';
+import { aadsts } from "./entra-errors.js";
+import type { EntraError } from "./entra-errors.js";
+import type { IssuerKeyResolver } from "./oidc-issuer-keys.js";
 
 export interface FederatedIdentityCredential {
   name?: string;
@@ -28,20 +28,19 @@ export interface AssertionCheck {
   now: number;
   clockToleranceSeconds: number;
   /** `legacy` answers every mismatch with AADSTS70021 (the older combined message). */
-  noMatchStyle: 'specific' | 'legacy';
+  noMatchStyle: "specific" | "legacy";
 }
 
 /** The matched credential and the verified claims, or the Entra error to answer. */
 export type AssertionResult =
-  | { ok: true; credential: FederatedIdentityCredential; claims: JWTPayload }
-  | { ok: false; failure: EntraError };
+  { ok: true; credential: FederatedIdentityCredential; claims: JWTPayload } | { ok: false; failure: EntraError };
 
 // Entra "supports" RS256 issuers only but says others may work; the CI issuer fake signs ES256, so accept both families.
-const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
+const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
 
 function audiencesOf(claims: JWTPayload): string[] {
-  if (typeof claims.aud === 'string') return [claims.aud];
-  return Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : [];
+  if (typeof claims.aud === "string") return [claims.aud];
+  return Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === "string") : [];
 }
 
 function fail(failure: EntraError): AssertionResult {
@@ -50,7 +49,7 @@ function fail(failure: EntraError): AssertionResult {
 
 /** Verifies signature and validity window against the issuer's published keys. */
 async function verifySignature(assertion: string, claims: JWTPayload, iss: string, check: AssertionCheck): Promise<EntraError | undefined> {
-  const kid = String(decodeProtectedHeader(assertion).kid ?? '');
+  const kid = String(decodeProtectedHeader(assertion).kid ?? "");
   let keys;
   try {
     keys = await check.keys.keysFor(iss);
@@ -63,7 +62,7 @@ async function verifySignature(assertion: string, claims: JWTPayload, iss: strin
       algorithms: ALGORITHMS,
       currentDate: new Date(check.now),
       clockTolerance: check.clockToleranceSeconds,
-      requiredClaims: ['exp'],
+      requiredClaims: ["exp"],
     });
     return undefined;
   } catch (err) {
@@ -87,10 +86,10 @@ export async function checkAssertion(assertion: string, check: AssertionCheck): 
   } catch {
     return fail(aadsts.malformedAssertion());
   }
-  const iss = typeof claims.iss === 'string' ? claims.iss : '';
-  const sub = typeof claims.sub === 'string' ? claims.sub : '';
+  const iss = typeof claims.iss === "string" ? claims.iss : "";
+  const sub = typeof claims.sub === "string" ? claims.sub : "";
   const auds = audiencesOf(claims);
-  const legacy = check.noMatchStyle === 'legacy' ? aadsts.noMatchingRecord(iss, sub, auds.join(', ')) : undefined;
+  const legacy = check.noMatchStyle === "legacy" ? aadsts.noMatchingRecord(iss, sub, auds.join(", ")) : undefined;
 
   const byIssuer = check.credentials.filter((c) => c.issuer === iss);
   if (byIssuer.length === 0) return fail(legacy ?? aadsts.noRecordForIssuer(iss));
@@ -105,6 +104,6 @@ export async function checkAssertion(assertion: string, check: AssertionCheck): 
     return fail(caseOnly ? aadsts.subjectCaseMismatch(sub) : aadsts.noRecordForSubject(sub));
   }
   const credential = bySubject.find((c) => c.audiences.some((a) => auds.includes(a)));
-  if (!credential) return fail(legacy ?? aadsts.noRecordForAudience(auds.join(', ')));
+  if (!credential) return fail(legacy ?? aadsts.noRecordForAudience(auds.join(", ")));
   return { ok: true, credential, claims };
 }

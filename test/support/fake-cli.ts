@@ -6,8 +6,8 @@
  * on stderr, the exit code, a delay. Tokens come from the test (CiIssuer.mint); nothing here prints one except
  * the fake's own stdout, which is what the source reads.
  */
-import { readFile, writeFile, chmod } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { readFile, writeFile, chmod } from "node:fs/promises";
+import { delimiter, join } from "node:path";
 
 export interface FakeCliPlan {
   /** The token to print, by audience; `*` for any audience, `(default)` when none is asked for. */
@@ -37,7 +37,7 @@ export interface FakeCli {
 }
 
 /** Environment variables the fake records (never tokens). */
-const RECORDED_ENV = ['CIRCLECI', 'BUILDKITE_JOB_ID', 'MARKER'];
+const RECORDED_ENV = ["CIRCLECI", "BUILDKITE_JOB_ID", "MARKER"];
 
 const script = (name: string, dir: string) => `#!${process.execPath}
 const fs = require('node:fs');
@@ -80,9 +80,9 @@ export async function writeFakeCli(dir: string, name: string): Promise<FakeCli> 
     path,
     plan: (plan) => writeFile(join(dir, `${name}.plan.json`), JSON.stringify(plan)),
     async calls() {
-      const text = await readFile(join(dir, `${name}.calls.jsonl`), 'utf8').catch(() => '');
+      const text = await readFile(join(dir, `${name}.calls.jsonl`), "utf8").catch(() => "");
       return text
-        .split('\n')
+        .split("\n")
         .filter((l) => l.length > 0)
         .map((l) => JSON.parse(l) as FakeCliCall);
     },
@@ -91,5 +91,5 @@ export async function writeFakeCli(dir: string, name: string): Promise<FakeCli> 
 
 /** `PATH` with `dir` first, for the environment of a source under test. */
 export function pathWith(dir: string): string {
-  return [dir, process.env.PATH ?? ''].join(delimiter);
+  return [dir, process.env.PATH ?? ""].join(delimiter);
 }

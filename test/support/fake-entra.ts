@@ -13,27 +13,27 @@
  *
  * Requests are recorded with their parameters (assertions included: sensitive, memory only, never printed).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 
-import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
-import type { JWK, JWTPayload } from 'jose';
+import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify } from "jose";
+import type { JWK, JWTPayload } from "jose";
 
-import { closeServer, listen, mediaType, parseForm, readBody, sendJson } from './cloud-http.js';
-import { checkAssertion } from './entra-assertion.js';
-import type { FederatedIdentityCredential } from './entra-assertion.js';
-import { aadsts, entraErrorBody } from './entra-errors.js';
-import type { EntraError } from './entra-errors.js';
-import { createIssuerKeyResolver } from './oidc-issuer-keys.js';
+import { closeServer, listen, mediaType, parseForm, readBody, sendJson } from "./cloud-http.js";
+import { checkAssertion } from "./entra-assertion.js";
+import type { FederatedIdentityCredential } from "./entra-assertion.js";
+import { aadsts, entraErrorBody } from "./entra-errors.js";
+import type { EntraError } from "./entra-errors.js";
+import { createIssuerKeyResolver } from "./oidc-issuer-keys.js";
 
-export type { FederatedIdentityCredential } from './entra-assertion.js';
+export type { FederatedIdentityCredential } from "./entra-assertion.js";
 
 /** Entra's recommended audience for the external token (FIC `audiences`). */
-export const AZURE_AD_TOKEN_EXCHANGE = 'api://AzureADTokenExchange';
-export const CLIENT_ASSERTION_TYPE_JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+export const AZURE_AD_TOKEN_EXCHANGE = "api://AzureADTokenExchange";
+export const CLIENT_ASSERTION_TYPE_JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** The resource behind Azure OpenAI's scope `https://cognitiveservices.azure.com/.default`. */
-export const COGNITIVE_SERVICES = 'https://cognitiveservices.azure.com';
+export const COGNITIVE_SERVICES = "https://cognitiveservices.azure.com";
 
 export interface EntraApplication {
   /** Application (client) ID. */
@@ -68,9 +68,9 @@ export interface FakeEntraOptions {
   /** Leeway on the assertion's `exp`/`nbf`. Entra documents none; default 0. */
   clockToleranceSeconds?: number;
   /** Before `Trace ID:` in `error_description`: one space (since 2024, default) or `\r\n` (docs, older responses). */
-  descriptionLineBreak?: ' ' | '\r\n';
+  descriptionLineBreak?: " " | "\r\n";
   /** `legacy`: answer every credential mismatch with AADSTS70021 instead of 700211/700212/700213/7002138. */
-  noMatchStyle?: 'specific' | 'legacy';
+  noMatchStyle?: "specific" | "legacy";
   /** Clock in epoch milliseconds. Default `Date.now`. */
   now?: () => number;
 }
@@ -120,8 +120,8 @@ export interface FakeEntra {
   close(): Promise<void>;
 }
 
-const ALG = 'RS256';
-const TENANT_ALIASES = new Set(['common', 'organizations', 'consumers']);
+const ALG = "RS256";
+const TENANT_ALIASES = new Set(["common", "organizations", "consumers"]);
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
@@ -130,11 +130,11 @@ export async function startFakeEntra(opts: FakeEntraOptions): Promise<FakeEntra>
   const now = opts.now ?? Date.now;
   const lifetime = opts.accessTokenLifetimeSeconds ?? 3599;
   const version = opts.accessTokenVersion ?? 1;
-  const lineBreak = opts.descriptionLineBreak ?? ' ';
+  const lineBreak = opts.descriptionLineBreak ?? " ";
   const keys = createIssuerKeyResolver(opts.issuerJwksUris);
-  const kid = randomBytes(16).toString('base64url');
+  const kid = randomBytes(16).toString("base64url");
   const signing = await generateKeyPair(ALG, { extractable: true });
-  const publicJwk: JWK = { ...(await exportJWK(signing.publicKey)), kid, use: 'sig', alg: ALG };
+  const publicJwk: JWK = { ...(await exportJWK(signing.publicKey)), kid, use: "sig", alg: ALG };
   const localKeys = createLocalJWKSet({ keys: [publicJwk] });
   const objectIds = new Map<EntraApplication, string>();
 
@@ -161,34 +161,54 @@ export async function startFakeEntra(opts: FakeEntraOptions): Promise<FakeEntra>
   function discoveryDocument(base: string, issuer: string): Record<string, unknown> {
     return {
       token_endpoint: `${base}/oauth2/v2.0/token`,
-      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+      token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
       jwks_uri: `${base}/discovery/v2.0/keys`,
-      response_modes_supported: ['query', 'fragment', 'form_post'],
-      subject_types_supported: ['pairwise'],
+      response_modes_supported: ["query", "fragment", "form_post"],
+      subject_types_supported: ["pairwise"],
       id_token_signing_alg_values_supported: [ALG],
-      response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
-      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+      response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
+      scopes_supported: ["openid", "profile", "email", "offline_access"],
       issuer,
       request_uri_parameter_supported: false,
-      userinfo_endpoint: 'https://graph.microsoft.com/oidc/userinfo',
+      userinfo_endpoint: "https://graph.microsoft.com/oidc/userinfo",
       authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
       http_logout_supported: true,
       frontchannel_logout_supported: true,
       end_session_endpoint: `${base}/oauth2/v2.0/logout`,
-      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'acr', 'nonce', 'preferred_username', 'name', 'tid', 'ver', 'at_hash', 'c_hash', 'email'],
-      cloud_instance_name: 'microsoftonline.com',
-      msgraph_host: 'graph.microsoft.com',
+      claims_supported: [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "acr",
+        "nonce",
+        "preferred_username",
+        "name",
+        "tid",
+        "ver",
+        "at_hash",
+        "c_hash",
+        "email",
+      ],
+      cloud_instance_name: "microsoftonline.com",
+      msgraph_host: "graph.microsoft.com",
     };
   }
 
   function sendError(res: ServerResponse, record: EntraRequestRecord, err: EntraError): void {
-    const { body, traceId } = entraErrorBody(err, { now: now(), lineBreak, ...(record.clientRequestId ? { correlationId: record.clientRequestId } : {}) });
+    const { body, traceId } = entraErrorBody(err, {
+      now: now(),
+      lineBreak,
+      ...(record.clientRequestId ? { correlationId: record.clientRequestId } : {}),
+    });
     record.status = err.status;
     record.error = err.error;
     record.errorCodes = [err.code];
-    record.errorDescription = String(body['error_description']);
-    sendJson(res, err.status, body, { 'cache-control': 'no-store, no-cache', pragma: 'no-cache', 'x-ms-request-id': traceId });
+    record.errorDescription = String(body["error_description"]);
+    sendJson(res, err.status, body, { "cache-control": "no-store, no-cache", pragma: "no-cache", "x-ms-request-id": traceId });
   }
 
   async function issueAccessToken(tenant: EntraTenant, app: EntraApplication, resource: string): Promise<string> {
@@ -198,100 +218,128 @@ export async function startFakeEntra(opts: FakeEntraOptions): Promise<FakeEntra>
       oid = randomUUID();
       objectIds.set(app, oid);
     }
-    const common = { aud: resource, iat, nbf: iat, exp: iat + lifetime, oid, sub: oid, tid: tenant.tenantId, idtyp: 'app', uti: randomBytes(16).toString('base64url'), roles: [] as string[] };
+    const common = {
+      aud: resource,
+      iat,
+      nbf: iat,
+      exp: iat + lifetime,
+      oid,
+      sub: oid,
+      tid: tenant.tenantId,
+      idtyp: "app",
+      uti: randomBytes(16).toString("base64url"),
+      roles: [] as string[],
+    };
     const claims: JWTPayload =
       version === 1
-        ? { ...common, iss: v1Issuer(tenant.tenantId), idp: v1Issuer(tenant.tenantId), appid: app.clientId, appidacr: '2', ver: '1.0' }
-        : { ...common, iss: issuerOf(tenant.tenantId), azp: app.clientId, azpacr: '2', ver: '2.0' };
-    const token = await new SignJWT(claims).setProtectedHeader({ typ: 'JWT', alg: ALG, kid }).sign(signing.privateKey);
-    issuedTokens.set(token, { tenantId: tenant.tenantId, clientId: app.clientId, resource, expiresAt: (iat + lifetime) * 1000, revoked: false });
+        ? { ...common, iss: v1Issuer(tenant.tenantId), idp: v1Issuer(tenant.tenantId), appid: app.clientId, appidacr: "2", ver: "1.0" }
+        : { ...common, iss: issuerOf(tenant.tenantId), azp: app.clientId, azpacr: "2", ver: "2.0" };
+    const token = await new SignJWT(claims).setProtectedHeader({ typ: "JWT", alg: ALG, kid }).sign(signing.privateKey);
+    issuedTokens.set(token, {
+      tenantId: tenant.tenantId,
+      clientId: app.clientId,
+      resource,
+      expiresAt: (iat + lifetime) * 1000,
+      revoked: false,
+    });
     return token;
   }
 
   /** Checks in the order Entra reports them (tenant, parameters, client, scope, resource, assertion). */
-  async function tokenRequest(tenant: EntraTenant, params: Record<string, string>): Promise<EntraError | { resource: string; app: EntraApplication }> {
-    const grantType = params['grant_type'];
-    if (!grantType) return aadsts.missingParameter('grant_type');
-    if (grantType !== 'client_credentials') return aadsts.unsupportedGrantType(grantType);
-    const clientId = params['client_id'];
-    if (!clientId) return aadsts.missingParameter('client_id');
-    const directory = tenant.displayName ?? 'Contoso';
+  async function tokenRequest(
+    tenant: EntraTenant,
+    params: Record<string, string>,
+  ): Promise<EntraError | { resource: string; app: EntraApplication }> {
+    const grantType = params["grant_type"];
+    if (!grantType) return aadsts.missingParameter("grant_type");
+    if (grantType !== "client_credentials") return aadsts.unsupportedGrantType(grantType);
+    const clientId = params["client_id"];
+    if (!clientId) return aadsts.missingParameter("client_id");
+    const directory = tenant.displayName ?? "Contoso";
     const app = tenant.applications.find((a) => a.clientId.toLowerCase() === clientId.toLowerCase());
     if (!app) return aadsts.applicationNotFound(clientId, directory);
-    if (params['client_secret'] !== undefined) return aadsts.invalidClientSecret(clientId);
-    const assertion = params['client_assertion'];
+    if (params["client_secret"] !== undefined) return aadsts.invalidClientSecret(clientId);
+    const assertion = params["client_assertion"];
     if (!assertion) return aadsts.missingClientCredential();
-    const assertionType = params['client_assertion_type'];
-    if (!assertionType) return aadsts.missingParameter('client_assertion_type');
+    const assertionType = params["client_assertion_type"];
+    if (!assertionType) return aadsts.missingParameter("client_assertion_type");
     if (assertionType !== CLIENT_ASSERTION_TYPE_JWT_BEARER) return aadsts.invalidAssertionType();
-    const scope = params['scope'];
-    if (!scope) return aadsts.missingParameter('scope');
+    const scope = params["scope"];
+    if (!scope) return aadsts.missingParameter("scope");
     const scopes = scope.split(/\s+/).filter(Boolean);
-    if (scopes.some((s) => !s.endsWith('/.default'))) return aadsts.scopeNotDefault(scope);
+    if (scopes.some((s) => !s.endsWith("/.default"))) return aadsts.scopeNotDefault(scope);
     if (scopes.length !== 1) return aadsts.scopeSeveralResources(scope);
-    const resource = (scopes[0] ?? '').slice(0, -'/.default'.length);
+    const resource = (scopes[0] ?? "").slice(0, -"/.default".length);
     if (!(tenant.resources ?? [COGNITIVE_SERVICES]).includes(resource)) return aadsts.resourceNotFound(resource, directory);
     const result = await checkAssertion(assertion, {
       credentials: app.federatedIdentityCredentials,
       keys,
       now: now(),
       clockToleranceSeconds: opts.clockToleranceSeconds ?? 0,
-      noMatchStyle: opts.noMatchStyle ?? 'specific',
+      noMatchStyle: opts.noMatchStyle ?? "specific",
     });
     return result.ok ? { resource, app } : result.failure;
   }
 
   async function route(req: IncomingMessage, res: ServerResponse, record: EntraRequestRecord): Promise<void> {
-    const segments = record.path.split('/').filter(Boolean);
+    const segments = record.path.split("/").filter(Boolean);
     const [tenantSegment, ...rest] = segments;
-    const tail = rest.join('/');
+    const tail = rest.join("/");
     if (tenantSegment) record.tenant = tenantSegment;
 
-    if (tenantSegment && tail === 'v2.0/.well-known/openid-configuration' && req.method === 'GET') {
+    if (tenantSegment && tail === "v2.0/.well-known/openid-configuration" && req.method === "GET") {
       const alias = TENANT_ALIASES.has(tenantSegment.toLowerCase());
-      const tenant = alias ? undefined : resolveTenant(tenantSegment, 'invalid_tenant');
-      if (tenant && 'error' in tenant) return sendError(res, record, tenant);
+      const tenant = alias ? undefined : resolveTenant(tenantSegment, "invalid_tenant");
+      if (tenant && "error" in tenant) return sendError(res, record, tenant);
       const id = tenant ? tenant.tenantId : tenantSegment.toLowerCase();
       record.status = 200;
       return sendJson(res, 200, discoveryDocument(`${url}/${id}`, alias ? `${url}/{tenantid}/v2.0` : issuerOf(id)));
     }
-    if (tenantSegment && tail === 'discovery/v2.0/keys' && req.method === 'GET') {
+    if (tenantSegment && tail === "discovery/v2.0/keys" && req.method === "GET") {
       record.status = 200;
       return sendJson(res, 200, { keys: [publicJwk] });
     }
-    if (tenantSegment && tail === 'oauth2/v2.0/token') {
-      if (req.method !== 'POST') return sendError(res, record, aadsts.postOnly(req.method ?? 'GET'));
+    if (tenantSegment && tail === "oauth2/v2.0/token") {
+      if (req.method !== "POST") return sendError(res, record, aadsts.postOnly(req.method ?? "GET"));
       // Entra reads only form bodies: anything else arrives as no parameters at all (AADSTS900144 'grant_type').
       const body = await readBody(req);
-      const form = parseForm(record.contentType === 'application/x-www-form-urlencoded' ? body : '');
+      const form = parseForm(record.contentType === "application/x-www-form-urlencoded" ? body : "");
       record.params = form.params;
       record.paramNames = form.names;
-      const tenant = resolveTenant(tenantSegment, 'invalid_request');
-      if ('error' in tenant) return sendError(res, record, tenant);
+      const tenant = resolveTenant(tenantSegment, "invalid_request");
+      if ("error" in tenant) return sendError(res, record, tenant);
       const outcome = await tokenRequest(tenant, form.params);
-      if ('error' in outcome) return sendError(res, record, outcome);
+      if ("error" in outcome) return sendError(res, record, outcome);
       const accessToken = await issueAccessToken(tenant, outcome.app, outcome.resource);
       record.status = 200;
       return sendJson(
         res,
         200,
-        { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken },
-        { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' },
+        { token_type: "Bearer", expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken },
+        { "cache-control": "no-store, no-cache", pragma: "no-cache" },
       );
     }
     record.status = 404;
-    sendJson(res, 404, { error: 'not_found', error_description: `no such endpoint: ${req.method ?? ''} ${record.path}` });
+    sendJson(res, 404, { error: "not_found", error_description: `no such endpoint: ${req.method ?? ""} ${record.path}` });
   }
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = new URL(req.url ?? '/', url).pathname;
-    const record: EntraRequestRecord = { method: req.method ?? 'GET', path, contentType: mediaType(req), params: {}, paramNames: [], status: 0 };
-    const clientRequestId = req.headers['client-request-id'];
-    if (typeof clientRequestId === 'string') record.clientRequestId = clientRequestId;
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? "/", url).pathname;
+    const record: EntraRequestRecord = {
+      method: req.method ?? "GET",
+      path,
+      contentType: mediaType(req),
+      params: {},
+      paramNames: [],
+      status: 0,
+    };
+    const clientRequestId = req.headers["client-request-id"];
+    if (typeof clientRequestId === "string") record.clientRequestId = clientRequestId;
     requests.push(record);
     route(req, res, record).catch((err: unknown) => {
       record.status = 500;
-      if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: err instanceof Error ? err.message : 'fake Entra failed' });
+      if (!res.headersSent)
+        sendJson(res, 500, { error: "server_error", error_description: err instanceof Error ? err.message : "fake Entra failed" });
     });
   });
 

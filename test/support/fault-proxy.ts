@@ -11,12 +11,12 @@
  * the token endpoint both go through the proxy (openid-client requires the discovered `issuer` to equal
  * the configured one exactly). Nothing here logs headers or bodies, so no token is ever printed.
  */
-import { Agent, createServer, request as httpRequest } from 'node:http';
-import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Agent, createServer, request as httpRequest } from "node:http";
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 
-import { startIdp } from './idp.js';
-import type { Idp, IdpOptions } from './idp.js';
+import { startIdp } from "./idp.js";
+import type { Idp, IdpOptions } from "./idp.js";
 
 /** An upstream answer as seen (and returned) by a `rewrite` fault. Header names are lower case. */
 export interface UpstreamAnswer {
@@ -52,12 +52,12 @@ export interface RewrittenAnswer {
  * - `rewrite`: forward, buffer the upstream answer, and send what `transform` returns instead.
  */
 export type Fault =
-  | { kind: 'status'; status: number; body?: string | object; headers?: Record<string, string> }
-  | { kind: 'reset' }
-  | { kind: 'hang'; ms?: number }
-  | { kind: 'slow-body'; ms: number; status?: number; body?: string | object }
-  | { kind: 'redirect'; location: string; status?: 301 | 302 | 307 | 308 }
-  | { kind: 'rewrite'; transform: (upstream: UpstreamAnswer) => RewrittenAnswer };
+  | { kind: "status"; status: number; body?: string | object; headers?: Record<string, string> }
+  | { kind: "reset" }
+  | { kind: "hang"; ms?: number }
+  | { kind: "slow-body"; ms: number; status?: number; body?: string | object }
+  | { kind: "redirect"; location: string; status?: 301 | 302 | 307 | 308 }
+  | { kind: "rewrite"; transform: (upstream: UpstreamAnswer) => RewrittenAnswer };
 
 /** Which requests a fault applies to: a prefix of, or a RegExp tested against, the request's path+query. */
 export type FaultMatch = string | RegExp;
@@ -68,7 +68,7 @@ export interface ProxiedRequest {
   /** Path and query as sent by the client, e.g. `/token` or `/_apis/token?api-version=2.0&audience=…`. */
   path: string;
   /** The fault applied to this request; absent when it was passed through. */
-  fault?: Fault['kind'];
+  fault?: Fault["kind"];
   /** `Date.now()` when the request's headers arrived. */
   at: number;
 }
@@ -89,27 +89,37 @@ export interface FaultProxy {
 }
 
 /** Headers that belong to one connection and must not be forwarded (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
 
 /** Throws when the proxy is used before its lazily resolved upstream is known. */
 class UpstreamUnset extends Error {}
 
 function listen(server: Server): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
       resolve(server.address() as AddressInfo);
     });
   });
 }
 
 function matchKey(match: FaultMatch): string {
-  return typeof match === 'string' ? `prefix:${match}` : `regexp:/${match.source}/${match.flags}`;
+  return typeof match === "string" ? `prefix:${match}` : `regexp:/${match.source}/${match.flags}`;
 }
 
 function matches(match: FaultMatch, path: string): boolean {
-  if (typeof match === 'string') return path.startsWith(match);
+  if (typeof match === "string") return path.startsWith(match);
   match.lastIndex = 0; // a /g or /y RegExp is stateful
   return match.test(path);
 }
@@ -117,17 +127,17 @@ function matches(match: FaultMatch, path: string): boolean {
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
   });
 }
 
 /** Body and default content-type of a synthetic answer. */
 function encodeBody(body: string | object | undefined): { data: Buffer; contentType?: string } {
   if (body === undefined) return { data: Buffer.alloc(0) };
-  if (typeof body === 'string') return { data: Buffer.from(body, 'utf8'), contentType: 'text/plain; charset=utf-8' };
-  return { data: Buffer.from(JSON.stringify(body), 'utf8'), contentType: 'application/json' };
+  if (typeof body === "string") return { data: Buffer.from(body, "utf8"), contentType: "text/plain; charset=utf-8" };
+  return { data: Buffer.from(JSON.stringify(body), "utf8"), contentType: "application/json" };
 }
 
 /** Upstream response headers minus hop-by-hop ones, as a flat lower-case record. */
@@ -135,7 +145,7 @@ function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : value;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;
 }
@@ -144,10 +154,10 @@ function withLength(headers: Record<string, string>, length: number): Record<str
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (lower === 'content-length' || HOP_BY_HOP.has(lower)) continue;
+    if (lower === "content-length" || HOP_BY_HOP.has(lower)) continue;
     out[name] = value;
   }
-  out['content-length'] = String(length);
+  out["content-length"] = String(length);
   return out;
 }
 
@@ -157,7 +167,7 @@ function withLength(headers: Record<string, string>, length: number): Record<str
  * before the upstream exists. Requests that arrive while it throws get a 502.
  */
 export async function startFaultProxy(upstream: string | (() => string)): Promise<FaultProxy> {
-  const resolveUpstream = typeof upstream === 'string' ? () => upstream : upstream;
+  const resolveUpstream = typeof upstream === "string" ? () => upstream : upstream;
   const queue: Array<{ match: FaultMatch; fault: Fault }> = [];
   const outages = new Map<string, { match: FaultMatch; fault: Fault }>();
   const requests: ProxiedRequest[] = [];
@@ -168,9 +178,9 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
   let closed = false;
 
   const server = createServer();
-  server.on('connection', (socket: Socket) => {
+  server.on("connection", (socket: Socket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once("close", () => sockets.delete(socket));
   });
   const { port } = await listen(server);
   const url = `http://127.0.0.1:${port}`;
@@ -179,7 +189,7 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
   function later(res: ServerResponse, ms: number, fn: () => void): void {
     const timer = setTimeout(() => {
       timers.delete(timer);
-      res.off('close', cancel);
+      res.off("close", cancel);
       if (!closed && !res.destroyed) fn();
     }, ms);
     const cancel = (): void => {
@@ -187,7 +197,7 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
       timers.delete(timer);
     };
     timers.add(timer);
-    res.once('close', cancel);
+    res.once("close", cancel);
   }
 
   function pickFault(path: string): Fault | undefined {
@@ -204,33 +214,38 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
       try {
         base = new URL(resolveUpstream());
       } catch (err) {
-        reject(new UpstreamUnset(err instanceof Error ? err.message : 'upstream is not set'));
+        reject(new UpstreamUnset(err instanceof Error ? err.message : "upstream is not set"));
         return;
       }
-      const incoming = new URL(req.url ?? '/', 'http://proxy.invalid');
+      const incoming = new URL(req.url ?? "/", "http://proxy.invalid");
       const target = new URL(base.href);
-      target.pathname = base.pathname.replace(/\/+$/, '') + incoming.pathname;
+      target.pathname = base.pathname.replace(/\/+$/, "") + incoming.pathname;
       target.search = incoming.search;
 
       const headers: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(req.headers)) {
         if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
       }
-      if (body.length > 0 || req.headers['content-length'] !== undefined) headers['content-length'] = String(body.length);
-      if (identity) headers['accept-encoding'] = 'identity';
+      if (body.length > 0 || req.headers["content-length"] !== undefined) headers["content-length"] = String(body.length);
+      if (identity) headers["accept-encoding"] = "identity";
 
       const upstreamReq = httpRequest(target, { method: req.method, headers, agent });
       upstreamRequests.add(upstreamReq);
-      upstreamReq.once('close', () => upstreamRequests.delete(upstreamReq));
-      upstreamReq.once('response', resolve);
-      upstreamReq.once('error', reject);
+      upstreamReq.once("close", () => upstreamRequests.delete(upstreamReq));
+      upstreamReq.once("response", resolve);
+      upstreamReq.once("error", reject);
       upstreamReq.end(body);
     });
   }
 
-  function sendSynthetic(res: ServerResponse, status: number, body: string | object | undefined, headers: Record<string, string> = {}): void {
+  function sendSynthetic(
+    res: ServerResponse,
+    status: number,
+    body: string | object | undefined,
+    headers: Record<string, string> = {},
+  ): void {
     const { data, contentType } = encodeBody(body);
-    const base: Record<string, string> = contentType ? { 'content-type': contentType } : {};
+    const base: Record<string, string> = contentType ? { "content-type": contentType } : {};
     res.writeHead(status, withLength({ ...base, ...headers }, data.length));
     res.end(data);
   }
@@ -241,45 +256,45 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    sendSynthetic(res, 502, { error: 'bad_gateway', message: `fault proxy: upstream failed: ${message}` });
+    sendSynthetic(res, 502, { error: "bad_gateway", message: `fault proxy: upstream failed: ${message}` });
   }
 
   async function passThrough(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const answer = await forward(req, body, false);
     res.writeHead(answer.statusCode ?? 502, flatHeaders(answer.headers));
     // An upstream that dies mid-body leaves the client with a truncated answer, as a real proxy would.
-    answer.once('aborted', () => res.destroy());
-    answer.once('error', () => res.destroy());
+    answer.once("aborted", () => res.destroy());
+    answer.once("error", () => res.destroy());
     answer.pipe(res);
   }
 
   async function apply(fault: Fault, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     switch (fault.kind) {
-      case 'status':
+      case "status":
         sendSynthetic(res, fault.status, fault.body, fault.headers);
         return;
-      case 'reset':
+      case "reset":
         req.socket.resetAndDestroy();
         return;
-      case 'hang':
+      case "hang":
         if (fault.ms !== undefined) {
           later(res, fault.ms, () => {
             passThrough(req, res, body).catch((err: unknown) => badGateway(res, err));
           });
         }
         return;
-      case 'redirect':
-        res.writeHead(fault.status ?? 302, { location: fault.location, 'content-length': '0' });
+      case "redirect":
+        res.writeHead(fault.status ?? 302, { location: fault.location, "content-length": "0" });
         res.end();
         return;
-      case 'slow-body': {
+      case "slow-body": {
         let status: number;
         let headers: Record<string, string>;
         let data: Buffer;
         if (fault.body !== undefined) {
           const encoded = encodeBody(fault.body);
           status = fault.status ?? 200;
-          headers = withLength(encoded.contentType ? { 'content-type': encoded.contentType } : {}, encoded.data.length);
+          headers = withLength(encoded.contentType ? { "content-type": encoded.contentType } : {}, encoded.data.length);
           data = encoded.data;
         } else {
           const answer = await forward(req, body, false);
@@ -292,12 +307,16 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
         later(res, fault.ms, () => res.end(data));
         return;
       }
-      case 'rewrite': {
+      case "rewrite": {
         const answer = await forward(req, body, true);
-        const upstreamBody = (await readBody(answer)).toString('utf8');
-        const upstreamAnswer: UpstreamAnswer = { status: answer.statusCode ?? 502, headers: flatHeaders(answer.headers), body: upstreamBody };
+        const upstreamBody = (await readBody(answer)).toString("utf8");
+        const upstreamAnswer: UpstreamAnswer = {
+          status: answer.statusCode ?? 502,
+          headers: flatHeaders(answer.headers),
+          body: upstreamBody,
+        };
         const out = fault.transform(upstreamAnswer);
-        const data = Buffer.from(out.body, 'utf8');
+        const data = Buffer.from(out.body, "utf8");
         res.writeHead(out.status ?? upstreamAnswer.status, withLength(out.headers ?? upstreamAnswer.headers, data.length));
         res.end(data);
         return;
@@ -305,10 +324,10 @@ export async function startFaultProxy(upstream: string | (() => string)): Promis
     }
   }
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = req.url ?? '/';
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? "/";
     const fault = pickFault(path);
-    const record: ProxiedRequest = { method: req.method ?? 'GET', path, at: Date.now() };
+    const record: ProxiedRequest = { method: req.method ?? "GET", path, at: Date.now() };
     if (fault) record.fault = fault.kind;
     requests.push(record);
 
@@ -364,7 +383,7 @@ export interface ProxiedIdp {
 export async function startProxiedIdp(opts: IdpOptions): Promise<ProxiedIdp> {
   let upstream: string | undefined;
   const proxy = await startFaultProxy(() => {
-    if (upstream === undefined) throw new UpstreamUnset('the IdP has not started yet');
+    if (upstream === undefined) throw new UpstreamUnset("the IdP has not started yet");
     return upstream;
   });
   try {

@@ -3,22 +3,22 @@
  * records what it sent, a logger that captures its lines, and secret-safe assertions. Nothing here prints a token:
  * tokens are compared through short fingerprints, and leak checks report labels, never values.
  */
-import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { createHash } from "node:crypto";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 
-import { expect } from 'vitest';
+import { expect } from "vitest";
 
-import { substituteEnvReferences } from '../../src/config/env-references.js';
-import { createLogger } from '../../src/log.js';
-import type { Logger, LogLevel } from '../../src/log.js';
+import { substituteEnvReferences } from "../../src/config/env-references.js";
+import { createLogger } from "../../src/log.js";
+import type { Logger, LogLevel } from "../../src/log.js";
 
 /** A loopback port that nothing listens on (bound, then released). */
 export async function closedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -31,11 +31,14 @@ export interface RecordedCall {
 }
 
 /** A pass-through fetch that records method and URL of every call (never headers or bodies). */
-export function recordingFetch(base: typeof globalThis.fetch = globalThis.fetch): { fetch: typeof globalThis.fetch; calls: RecordedCall[] } {
+export function recordingFetch(base: typeof globalThis.fetch = globalThis.fetch): {
+  fetch: typeof globalThis.fetch;
+  calls: RecordedCall[];
+} {
   const calls: RecordedCall[] = [];
   const fetch = ((input: Parameters<typeof globalThis.fetch>[0], init?: RequestInit) => {
     const url = input instanceof Request ? input.url : String(input);
-    const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+    const method = (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
     calls.push({ method, url });
     return base(input, init);
   }) as typeof globalThis.fetch;
@@ -51,7 +54,7 @@ export interface CapturedLog {
 }
 
 /** A real pino logger (the plugin's own createLogger) writing into memory. */
-export function captureLogger(level: LogLevel = 'trace'): CapturedLog {
+export function captureLogger(level: LogLevel = "trace"): CapturedLog {
   const raw: string[] = [];
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger({
@@ -63,13 +66,13 @@ export function captureLogger(level: LogLevel = 'trace'): CapturedLog {
       },
     },
   });
-  return { logger, lines, text: () => raw.join('') };
+  return { logger, lines, text: () => raw.join("") };
 }
 
 /** A short, non-reversible fingerprint: safe to show in an assertion diff. */
 export function fp(secret: string | undefined): string {
-  if (secret === undefined) return '<undefined>';
-  return `sha256:${createHash('sha256').update(secret).digest('hex').slice(0, 12)}`;
+  if (secret === undefined) return "<undefined>";
+  return `sha256:${createHash("sha256").update(secret).digest("hex").slice(0, 12)}`;
 }
 
 export interface Secret {
@@ -94,7 +97,7 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
     () => ({ ok: true as const }),
     (err: unknown) => ({ ok: false as const, err }),
   );
-  if (outcome.ok) throw new Error('expected a rejection, but the promise resolved');
+  if (outcome.ok) throw new Error("expected a rejection, but the promise resolved");
   expect(outcome.err).toBeInstanceOf(Error);
   return outcome.err as Error;
 }

@@ -8,32 +8,25 @@
  * `error_description` the client actually sees. Access tokens are opaque and can be
  * checked with {@link Idp.isValidAccessToken}. Nothing here prints a token.
  */
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 
-import { createRemoteJWKSet, errors as joseErrors, exportJWK, exportPKCS8, generateKeyPair, jwtVerify } from 'jose';
-import type { JWK, JWTPayload } from 'jose';
+import { createRemoteJWKSet, errors as joseErrors, exportJWK, exportPKCS8, generateKeyPair, jwtVerify } from "jose";
+import type { JWK, JWTPayload } from "jose";
 
-import { createMemoryAdapter } from './oidc-memory-adapter.js';
-import type {
-  KoaContext,
-  OidcContext,
-  OidcError,
-  OidcParams,
-  OidcProviderModule,
-  ProviderInstance,
-} from './oidc-provider-types.js';
+import { createMemoryAdapter } from "./oidc-memory-adapter.js";
+import type { KoaContext, OidcContext, OidcError, OidcParams, OidcProviderModule, ProviderInstance } from "./oidc-provider-types.js";
 
-export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
-export const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
-export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+export const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt";
+export const TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token";
+export const TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token";
 
 /** Scopes the IdP grants (anything else is `invalid_scope`). */
-export const IDP_SCOPES = ['openid', 'models.read'] as const;
+export const IDP_SCOPES = ["openid", "models.read"] as const;
 
 export interface IdpOptions {
   /** `iss` the CI tokens must carry. */
@@ -102,11 +95,11 @@ export interface Idp {
 
 /** Client ids registered at the IdP. */
 export const IDP_CLIENTS = {
-  none: 'opencode-ci',
-  post: 'ci-post',
-  basic: 'ci-basic',
-  privateKeyJwt: 'ci-pkjwt',
-  noExchange: 'no-exchange',
+  none: "opencode-ci",
+  post: "ci-post",
+  basic: "ci-basic",
+  privateKeyJwt: "ci-pkjwt",
+  noExchange: "no-exchange",
 } as const;
 
 let providerModule: Promise<OidcProviderModule> | undefined;
@@ -118,11 +111,11 @@ let providerModule: Promise<OidcProviderModule> | undefined;
  */
 function loadOidcProvider(): Promise<OidcProviderModule> {
   providerModule ??= (async () => {
-    const specifier = 'oidc-provider';
+    const specifier = "oidc-provider";
     const original = console.warn;
     console.warn = (...args: unknown[]): void => {
       const [first] = args;
-      if (typeof first === 'string' && first.includes('oidc-provider WARNING: Unsupported runtime')) return;
+      if (typeof first === "string" && first.includes("oidc-provider WARNING: Unsupported runtime")) return;
       original.apply(console, args);
     };
     try {
@@ -136,9 +129,9 @@ function loadOidcProvider(): Promise<OidcProviderModule> {
 
 function listen(server: Server): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
       resolve(server.address() as AddressInfo);
     });
   });
@@ -146,27 +139,27 @@ function listen(server: Server): Promise<AddressInfo> {
 
 function one(params: OidcParams | undefined, name: string): string | undefined {
   const value = params?.[name];
-  if (Array.isArray(value)) return value.join(' ');
-  return value === undefined || value === '' ? undefined : value;
+  if (Array.isArray(value)) return value.join(" ");
+  return value === undefined || value === "" ? undefined : value;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Client id from the verified client, the client_id param, or a Basic header. */
 function clientIdOf(ctx: KoaContext): string {
   const oidc = ctx.oidc;
   if (oidc?.client) return oidc.client.clientId;
-  const fromParams = one(oidc?.params, 'client_id');
+  const fromParams = one(oidc?.params, "client_id");
   if (fromParams) return fromParams;
-  const header = ctx.get('authorization');
-  if (header.toLowerCase().startsWith('basic ')) {
-    const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
+  const header = ctx.get("authorization");
+  if (header.toLowerCase().startsWith("basic ")) {
+    const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
     if (colon > 0) return decodeURIComponent(decoded.slice(0, colon));
   }
-  return '';
+  return "";
 }
 
 /** Starts a real oidc-provider authorization server on 127.0.0.1 (random port). */
@@ -174,18 +167,21 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
   const { default: Provider, errors } = await loadOidcProvider();
 
   let accessTokenTtl = opts.accessTokenTtl ?? 600;
-  const allowed = new Set(opts.allowedRepositories ?? ['acme/app']);
+  const allowed = new Set(opts.allowedRepositories ?? ["acme/app"]);
   const ciJwks = createRemoteJWKSet(new URL(opts.ciJwksUrl));
   const seenJti = new Set<string>();
   const grants: GrantRecord[] = [];
   const issuedTokens = new Set<string>();
 
-  const [signing, clientKey] = await Promise.all([generateKeyPair('ES256', { extractable: true }), generateKeyPair('ES256', { extractable: true })]);
-  const signingJwk: JWK = { ...(await exportJWK(signing.privateKey)), kid: 'idp-sig-1', alg: 'ES256', use: 'sig' };
-  const privateKeyKid = `ci-pkjwt-${randomBytes(4).toString('hex')}`;
-  const clientPublicJwk: JWK = { ...(await exportJWK(clientKey.publicKey)), kid: privateKeyKid, alg: 'ES256', use: 'sig' };
+  const [signing, clientKey] = await Promise.all([
+    generateKeyPair("ES256", { extractable: true }),
+    generateKeyPair("ES256", { extractable: true }),
+  ]);
+  const signingJwk: JWK = { ...(await exportJWK(signing.privateKey)), kid: "idp-sig-1", alg: "ES256", use: "sig" };
+  const privateKeyKid = `ci-pkjwt-${randomBytes(4).toString("hex")}`;
+  const clientPublicJwk: JWK = { ...(await exportJWK(clientKey.publicKey)), kid: privateKeyKid, alg: "ES256", use: "sig" };
   const privateKeyPem = await exportPKCS8(clientKey.privateKey);
-  const secrets = { post: randomBytes(24).toString('base64url'), basic: randomBytes(24).toString('base64url') };
+  const secrets = { post: randomBytes(24).toString("base64url"), basic: randomBytes(24).toString("base64url") };
 
   const server = createServer();
   const { port } = await listen(server);
@@ -193,25 +189,37 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
   const issuer = opts.issuer ?? serverUrl;
   const expectedAudience = opts.expectedAudience ?? issuer;
 
-  const machine = { response_types: [], redirect_uris: [], id_token_signed_response_alg: 'ES256' };
+  const machine = { response_types: [], redirect_uris: [], id_token_signed_response_alg: "ES256" };
   const bothGrants = [JWT_BEARER, TOKEN_EXCHANGE];
   const provider: ProviderInstance = new Provider(issuer, {
     adapter: createMemoryAdapter(),
     jwks: { keys: [signingJwk] },
     scopes: [...IDP_SCOPES],
     clients: [
-      { ...machine, client_id: IDP_CLIENTS.none, token_endpoint_auth_method: 'none', grant_types: bothGrants },
-      { ...machine, client_id: IDP_CLIENTS.post, client_secret: secrets.post, token_endpoint_auth_method: 'client_secret_post', grant_types: bothGrants },
-      { ...machine, client_id: IDP_CLIENTS.basic, client_secret: secrets.basic, token_endpoint_auth_method: 'client_secret_basic', grant_types: bothGrants },
+      { ...machine, client_id: IDP_CLIENTS.none, token_endpoint_auth_method: "none", grant_types: bothGrants },
+      {
+        ...machine,
+        client_id: IDP_CLIENTS.post,
+        client_secret: secrets.post,
+        token_endpoint_auth_method: "client_secret_post",
+        grant_types: bothGrants,
+      },
+      {
+        ...machine,
+        client_id: IDP_CLIENTS.basic,
+        client_secret: secrets.basic,
+        token_endpoint_auth_method: "client_secret_basic",
+        grant_types: bothGrants,
+      },
       {
         ...machine,
         client_id: IDP_CLIENTS.privateKeyJwt,
-        token_endpoint_auth_method: 'private_key_jwt',
-        token_endpoint_auth_signing_alg: 'ES256',
+        token_endpoint_auth_method: "private_key_jwt",
+        token_endpoint_auth_signing_alg: "ES256",
         jwks: { keys: [clientPublicJwk] },
         grant_types: bothGrants,
       },
-      { ...machine, client_id: IDP_CLIENTS.noExchange, token_endpoint_auth_method: 'none', grant_types: [JWT_BEARER] },
+      { ...machine, client_id: IDP_CLIENTS.noExchange, token_endpoint_auth_method: "none", grant_types: [JWT_BEARER] },
     ],
     features: {
       devInteractions: { enabled: false },
@@ -222,9 +230,9 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
         defaultResource: async () => undefined,
         useGrantedResource: async () => false,
         getResourceServerInfo: async (_ctx: unknown, resourceIndicator: string) => ({
-          scope: IDP_SCOPES.join(' '),
+          scope: IDP_SCOPES.join(" "),
           audience: resourceIndicator,
-          accessTokenFormat: 'opaque',
+          accessTokenFormat: "opaque",
         }),
       },
     },
@@ -242,9 +250,9 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
   function describeVerifyError(err: unknown, label: string): string {
     if (err instanceof joseErrors.JWTExpired) return `${label} expired`;
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
-      if (err.claim === 'aud') return `${label} audience mismatch`;
-      if (err.claim === 'iss') return `${label} issuer mismatch`;
-      if (err.claim === 'nbf' || err.claim === 'iat') return `${label} is not yet valid`;
+      if (err.claim === "aud") return `${label} audience mismatch`;
+      if (err.claim === "iss") return `${label} issuer mismatch`;
+      if (err.claim === "nbf" || err.claim === "iat") return `${label} is not yet valid`;
       return `${label} claim ${err.claim} is invalid`;
     }
     if (err instanceof joseErrors.JWSSignatureVerificationFailed || err instanceof joseErrors.JWKSNoMatchingKey) {
@@ -262,18 +270,18 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
       ({ payload } = await jwtVerify(jwt, ciJwks, {
         issuer: opts.ciIssuer,
         audience: expectedAudience,
-        algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA', 'Ed25519'],
-        requiredClaims: ['exp', 'sub'],
+        algorithms: ["ES256", "RS256", "PS256", "EdDSA", "Ed25519"],
+        requiredClaims: ["exp", "sub"],
         clockTolerance: 0,
       }));
     } catch (err) {
       throw invalidGrant(describeVerifyError(err, label));
     }
-    const repository = payload['repository'] ?? payload['project_path'];
-    if (typeof repository !== 'string') throw invalidGrant(`${label} has no repository claim`);
-    ctx.state['ciRepository'] = repository;
+    const repository = payload["repository"] ?? payload["project_path"];
+    if (typeof repository !== "string") throw invalidGrant(`${label} has no repository claim`);
+    ctx.state["ciRepository"] = repository;
     if (!allowed.has(repository)) throw invalidGrant(`repository ${repository} is not allowed`);
-    if (opts.rejectReplayedAssertions && typeof payload.jti === 'string') {
+    if (opts.rejectReplayedAssertions && typeof payload.jti === "string") {
       if (seenJti.has(payload.jti)) throw invalidGrant(`${label} has already been used`);
       seenJti.add(payload.jti);
     }
@@ -281,15 +289,15 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
   }
 
   function grantedScope(params: OidcParams): string | undefined {
-    const requested = (one(params, 'scope') ?? '').split(' ').filter(Boolean);
+    const requested = (one(params, "scope") ?? "").split(" ").filter(Boolean);
     const unknown = requested.filter((s) => !(IDP_SCOPES as readonly string[]).includes(s));
-    if (unknown.length) throw new errors.InvalidScope('requested scope is not allowed', unknown.join(' '));
-    return requested.length ? [...new Set(requested)].join(' ') : undefined;
+    if (unknown.length) throw new errors.InvalidScope("requested scope is not allowed", unknown.join(" "));
+    return requested.length ? [...new Set(requested)].join(" ") : undefined;
   }
 
   async function issueAccessToken(oidc: OidcContext, sub: string, gty: string, scope: string | undefined, repository: string) {
     const client = oidc.client;
-    if (!client) throw new errors.InvalidRequest('client is not authenticated');
+    if (!client) throw new errors.InvalidRequest("client is not authenticated");
     const token = new provider.AccessToken({
       client,
       accountId: sub,
@@ -297,80 +305,80 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
       ...(scope ? { scope } : {}),
       extra: { repository },
     });
-    oidc.entity('AccessToken', token);
+    oidc.entity("AccessToken", token);
     const value = await token.save();
     issuedTokens.add(value);
-    return { access_token: value, token_type: 'Bearer', expires_in: token.expiration, ...(scope ? { scope } : {}) };
+    return { access_token: value, token_type: "Bearer", expires_in: token.expiration, ...(scope ? { scope } : {}) };
   }
 
   provider.registerGrantType(
     JWT_BEARER,
     async (ctx) => {
       const params = ctx.oidc.params ?? {};
-      const assertion = one(params, 'assertion');
-      if (!assertion) throw new errors.InvalidRequest('missing required parameter assertion');
+      const assertion = one(params, "assertion");
+      if (!assertion) throw new errors.InvalidRequest("missing required parameter assertion");
       const scope = grantedScope(params);
-      const payload = await verifyCiToken(assertion, 'assertion', ctx);
-      ctx.body = await issueAccessToken(ctx.oidc, payload.sub, 'jwt_bearer', scope, String(ctx.state['ciRepository']));
+      const payload = await verifyCiToken(assertion, "assertion", ctx);
+      ctx.body = await issueAccessToken(ctx.oidc, payload.sub, "jwt_bearer", scope, String(ctx.state["ciRepository"]));
     },
-    ['assertion', 'scope'],
+    ["assertion", "scope"],
   );
 
   provider.registerGrantType(
     TOKEN_EXCHANGE,
     async (ctx) => {
       const params = ctx.oidc.params ?? {};
-      const subjectToken = one(params, 'subject_token');
-      if (!subjectToken) throw new errors.InvalidRequest('missing required parameter subject_token');
-      const subjectTokenType = one(params, 'subject_token_type');
-      if (!subjectTokenType) throw new errors.InvalidRequest('missing required parameter subject_token_type');
+      const subjectToken = one(params, "subject_token");
+      if (!subjectToken) throw new errors.InvalidRequest("missing required parameter subject_token");
+      const subjectTokenType = one(params, "subject_token_type");
+      if (!subjectTokenType) throw new errors.InvalidRequest("missing required parameter subject_token_type");
       if (subjectTokenType !== TOKEN_TYPE_JWT && subjectTokenType !== TOKEN_TYPE_ID_TOKEN) {
         throw new errors.InvalidRequest(`unsupported subject_token_type ${subjectTokenType}`);
       }
-      const requested = one(params, 'requested_token_type');
+      const requested = one(params, "requested_token_type");
       if (requested !== undefined && requested !== TOKEN_TYPE_ACCESS_TOKEN) {
         throw new errors.InvalidRequest(`unsupported requested_token_type ${requested}`);
       }
       const scope = grantedScope(params);
-      const payload = await verifyCiToken(subjectToken, 'subject_token', ctx);
-      const body = await issueAccessToken(ctx.oidc, payload.sub, 'token_exchange', scope, String(ctx.state['ciRepository']));
+      const payload = await verifyCiToken(subjectToken, "subject_token", ctx);
+      const body = await issueAccessToken(ctx.oidc, payload.sub, "token_exchange", scope, String(ctx.state["ciRepository"]));
       ctx.body = { ...body, issued_token_type: TOKEN_TYPE_ACCESS_TOKEN };
     },
-    ['subject_token', 'subject_token_type', 'audience', 'resource', 'requested_token_type', 'scope'],
-    ['audience', 'resource'],
+    ["subject_token", "subject_token_type", "audience", "resource", "requested_token_type", "scope"],
+    ["audience", "resource"],
   );
 
   // Outermost middleware on the token endpoint: records every grant request and, per RFC 6749 §5.2,
   // turns oidc-provider's `invalid_request` for a grant type the client may not use into `unauthorized_client`.
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.method !== 'POST' || ctx.path !== '/token') return;
+    if (ctx.method !== "POST" || ctx.path !== "/token") return;
     const params = ctx.oidc?.params;
-    const grantType = one(params, 'grant_type') ?? '';
+    const grantType = one(params, "grant_type") ?? "";
     const client = ctx.oidc?.client;
     if (ctx.status === 400 && client && grantType && !client.grantTypeAllowed(grantType) && isRecord(ctx.body)) {
       ctx.body = {
-        error: 'unauthorized_client',
+        error: "unauthorized_client",
         error_description: `client ${client.clientId} is not allowed to use grant type ${grantType}`,
       };
     }
     const record: GrantRecord = { grantType, clientId: clientIdOf(ctx), ok: ctx.status === 200 };
     if (!record.ok && isRecord(ctx.body)) {
-      if (typeof ctx.body['error'] === 'string') record.error = ctx.body['error'];
-      if (typeof ctx.body['error_description'] === 'string') record.errorDescription = ctx.body['error_description'];
+      if (typeof ctx.body["error"] === "string") record.error = ctx.body["error"];
+      if (typeof ctx.body["error_description"] === "string") record.errorDescription = ctx.body["error_description"];
     }
-    const audience = one(params, 'audience');
-    const resource = one(params, 'resource');
-    const scope = one(params, 'scope');
-    const repository = ctx.state['ciRepository'];
+    const audience = one(params, "audience");
+    const resource = one(params, "resource");
+    const scope = one(params, "scope");
+    const repository = ctx.state["ciRepository"];
     if (audience !== undefined) record.audience = audience;
     if (resource !== undefined) record.resource = resource;
     if (scope !== undefined) record.scope = scope;
-    if (typeof repository === 'string') record.repository = repository;
+    if (typeof repository === "string") record.repository = repository;
     grants.push(record);
   });
 
-  server.on('request', provider.callback());
+  server.on("request", provider.callback());
 
   return {
     issuer,

@@ -3,8 +3,8 @@
  * token-endpoint request per provider (to check single flight), and a GC handle to measure retained heap.
  * Nothing here reads or keeps a header or a token: the probe only reads the `audience` form field.
  */
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
@@ -49,8 +49,8 @@ export function tokenEndpointProbe(tokenUrl: string, base: typeof globalThis.fet
     const url = input instanceof Request ? input.url : String(input);
     if (url !== tokenUrl) return base(input, init);
     const body = init?.body;
-    const form = body instanceof URLSearchParams ? body : typeof body === 'string' ? new URLSearchParams(body) : undefined;
-    const key = form?.get('audience') ?? '?';
+    const form = body instanceof URLSearchParams ? body : typeof body === "string" ? new URLSearchParams(body) : undefined;
+    const key = form?.get("audience") ?? "?";
     const call: TokenCall = { key, start: Date.now() };
     calls.push(call);
     const now = (inFlight.get(key) ?? 0) + 1;
@@ -73,8 +73,8 @@ let gcFn: (() => void) | undefined;
 /** A full-GC function without `--expose-gc` on the command line (vitest's workers do not get it). */
 export function exposeGc(): () => void {
   if (!gcFn) {
-    setFlagsFromString('--expose-gc');
-    gcFn = runInNewContext('gc') as () => void;
+    setFlagsFromString("--expose-gc");
+    gcFn = runInNewContext("gc") as () => void;
   }
   return gcFn;
 }
@@ -91,6 +91,6 @@ export async function heapAfterGc(): Promise<number> {
   }
   gc();
   return getHeapSpaceStatistics()
-    .filter((space) => !space.space_name.startsWith('code_'))
+    .filter((space) => !space.space_name.startsWith("code_"))
     .reduce((sum, space) => sum + space.space_used_size, 0);
 }

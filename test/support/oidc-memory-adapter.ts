@@ -4,7 +4,7 @@
  * Supplying our own adapter keeps each test IdP's tokens isolated (the built-in
  * memory adapter is process-global) and avoids its "development-only adapter" warning.
  */
-import type { OidcAdapter } from './oidc-provider-types.js';
+import type { OidcAdapter } from "./oidc-provider-types.js";
 
 interface Entry {
   payload: Record<string, unknown>;
@@ -27,7 +27,7 @@ export class MemoryStore {
   }
 
   set(key: string, payload: Record<string, unknown>, expiresIn?: number): void {
-    const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity;
+    const expiresAt = typeof expiresIn === "number" ? Date.now() + expiresIn * 1000 : Infinity;
     this.#entries.set(key, { payload, expiresAt });
   }
 
@@ -61,21 +61,21 @@ export function createMemoryAdapter(store: MemoryStore = new MemoryStore()): (mo
         return store.get(key(id));
       },
       async findByUid(uid) {
-        return findBy('uid', uid);
+        return findBy("uid", uid);
       },
       async findByUserCode(userCode) {
-        return findBy('userCode', userCode);
+        return findBy("userCode", userCode);
       },
       async consume(id) {
         const payload = store.get(key(id));
-        if (payload) payload['consumed'] = Math.floor(Date.now() / 1000);
+        if (payload) payload["consumed"] = Math.floor(Date.now() / 1000);
       },
       async destroy(id) {
         store.delete(key(id));
       },
       async revokeByGrantId(grantId) {
         for (const [k, payload] of store.values()) {
-          if (payload['grantId'] === grantId) store.delete(k);
+          if (payload["grantId"] === grantId) store.delete(k);
         }
       },
     };

@@ -5,7 +5,7 @@
  * installed), so `idp.ts` imports the module dynamically and casts it to
  * {@link OidcProviderModule}. Only what the IdP touches is described here.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** An oidc-provider error instance: `error`/`error_description` are what the client sees when `expose` is true. */
 export interface OidcError extends Error {

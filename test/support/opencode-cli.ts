@@ -82,7 +82,11 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}, options: Sa
   // Where opencode installs a bare npm plugin name (`<name>@latest`): the packed package, linked in.
   const linked = (options.plugin ?? "linked") === "linked";
   const packageDir = linked ? (options.packageDir ?? packedPackage().packageDir) : "";
-  if (linked) await linkPackage(packageDir, join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"));
+  if (linked)
+    await linkPackage(
+      packageDir,
+      join(xdg.XDG_CACHE_HOME, "opencode", "packages", "opencode-ci-auth@latest", "node_modules", "opencode-ci-auth"),
+    );
   if (linked && OPENCODE_CACHE_VERSION) {
     const cacheDir = join(xdg.XDG_CACHE_HOME, "opencode");
     await writeFile(join(cacheDir, "version"), OPENCODE_CACHE_VERSION);
@@ -99,7 +103,11 @@ export async function createSandbox(baseEnv: NodeJS.ProcessEnv = {}, options: Sa
   await writeFile(join(globalConfigDir, "package.json"), JSON.stringify(sdkDependency));
   // With a lockfile that agrees, opencode's dependency check finds the directory in sync and asks no registry (the
   // offline default needs no lockfile: npm fails fast there).
-  if (!linked) await writeFile(join(globalConfigDir, "package-lock.json"), JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": sdkDependency } }));
+  if (!linked)
+    await writeFile(
+      join(globalConfigDir, "package-lock.json"),
+      JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": sdkDependency } }),
+    );
   await linkPackage(OPENCODE_PLUGIN_PACKAGE, join(globalConfigDir, "node_modules", "@opencode-ai", "plugin"));
 
   const env: NodeJS.ProcessEnv = {

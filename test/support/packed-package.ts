@@ -34,7 +34,10 @@ export async function packAndInstall(repoRoot: string, scratch: string): Promise
   }
   await mkdir(scratch, { recursive: true });
   // prepack would rebuild dist/; the tests pack what `npm test` just built.
-  const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch], { cwd: repoRoot, maxBuffer: 16 << 20 });
+  const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch], {
+    cwd: repoRoot,
+    maxBuffer: 16 << 20,
+  });
   const [result] = JSON.parse(packed.stdout) as Array<{ filename: string }>;
   const tarball = join(scratch, result!.filename);
   const consumer = join(scratch, "consumer");

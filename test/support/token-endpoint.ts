@@ -3,9 +3,9 @@
  * Google Cloud metadata server, a generic URL). It records every request (headers included: compare secrets
  * in them through fingerprints only) and answers with whatever the current handler returns.
  */
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from "node:http";
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 
 export interface EndpointRequest {
   method: string;
@@ -32,32 +32,37 @@ export interface TokenEndpoint {
 
 export async function startTokenEndpoint(): Promise<TokenEndpoint> {
   const requests: EndpointRequest[] = [];
-  let handler: (req: EndpointRequest) => EndpointAnswer | Promise<EndpointAnswer> = () => ({ status: 404, body: 'no handler' });
+  let handler: (req: EndpointRequest) => EndpointAnswer | Promise<EndpointAnswer> = () => ({ status: 404, body: "no handler" });
   const server = createServer((req, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const record: EndpointRequest = { method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers };
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const record: EndpointRequest = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: req.headers,
+    };
     requests.push(record);
     req.resume();
-    req.on('end', () => {
+    req.on("end", () => {
       Promise.resolve(handler(record)).then(
         (a) => {
-          res.writeHead(a.status ?? 200, { 'content-type': 'text/plain', ...a.headers });
+          res.writeHead(a.status ?? 200, { "content-type": "text/plain", ...a.headers });
           if (a.stallAfterHeaders) {
-            res.write((a.body ?? '').slice(0, 5));
+            res.write((a.body ?? "").slice(0, 5));
             return;
           }
-          res.end(a.body ?? '');
+          res.end(a.body ?? "");
         },
         () => {
           res.writeHead(500);
-          res.end('handler failed');
+          res.end("handler failed");
         },
       );
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {

@@ -3,17 +3,17 @@
  * the oidc-provider IdP trusting it, and the model server accepting only the IdP's
  * live access tokens. `close()` stops them in reverse order.
  */
-import { startCiIssuer } from './ci-issuer.js';
-import type { CiIssuer, CiIssuerOptions } from './ci-issuer.js';
-import { startIdp } from './idp.js';
-import type { Idp, IdpOptions } from './idp.js';
-import { startModelServer } from './model-server.js';
-import type { ModelServer, ModelServerOptions } from './model-server.js';
+import { startCiIssuer } from "./ci-issuer.js";
+import type { CiIssuer, CiIssuerOptions } from "./ci-issuer.js";
+import { startIdp } from "./idp.js";
+import type { Idp, IdpOptions } from "./idp.js";
+import { startModelServer } from "./model-server.js";
+import type { ModelServer, ModelServerOptions } from "./model-server.js";
 
 export interface WorldOptions {
   ci?: CiIssuerOptions;
   /** IdP options; `ciIssuer` and `ciJwksUrl` come from the CI issuer. */
-  idp?: Omit<IdpOptions, 'ciIssuer' | 'ciJwksUrl'>;
+  idp?: Omit<IdpOptions, "ciIssuer" | "ciJwksUrl">;
   /** Model server options; tokens are validated with `idp.isValidAccessToken` unless overridden. */
   model?: Partial<ModelServerOptions>;
 }

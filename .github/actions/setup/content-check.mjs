@@ -26,10 +26,14 @@ export function tarballFiles(gzipped) {
   const files = new Map();
   let longName;
   let paxPath;
-  for (let offset = 0; offset + 512 <= tar.length; ) {
+  for (let offset = 0; offset + 512 <= tar.length;) {
     const header = tar.subarray(offset, offset + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start, length) => header.subarray(start, start + length).toString("utf8").replace(/\0.*$/s, "");
+    const field = (start, length) =>
+      header
+        .subarray(start, start + length)
+        .toString("utf8")
+        .replace(/\0.*$/s, "");
     if (header[124] & 0x80) throw new Mismatch("the tarball holds a file too large to check");
     const size = parseInt(field(124, 12).trim() || "0", 8);
     const type = field(156, 1) || "0";
@@ -59,7 +63,7 @@ export function tarballFiles(gzipped) {
 /** The `key=value` records of a pax header; each starts with its length in bytes. */
 function paxRecords(body) {
   const records = {};
-  for (let at = 0; at < body.length; ) {
+  for (let at = 0; at < body.length;) {
     const space = body.indexOf(0x20, at);
     const length = Number(body.subarray(at, space).toString("ascii"));
     if (space === -1 || !(length > 0)) break;
@@ -89,7 +93,8 @@ export function forgetNpmRecords(dir) {
 export function inventory(dir, plugin, version) {
   const top = readdirSync(dir).sort();
   const unexpected = top.filter((entry) => entry !== "package.json" && entry !== "node_modules");
-  if (unexpected.length > 0) throw new Mismatch(`${dir} holds ${unexpected.map((e) => `"${e}"`).join(", ")}, which npm does not write there`);
+  if (unexpected.length > 0)
+    throw new Mismatch(`${dir} holds ${unexpected.map((e) => `"${e}"`).join(", ")}, which npm does not write there`);
   const manifest = readFileSync(join(dir, "package.json"), "utf8");
   let parsed;
   try {
@@ -127,7 +132,8 @@ function addPackage(dir, path, expectedName, packages) {
   } catch {
     throw new Mismatch(`${join(dir, path)} is not a package (no readable package.json)`);
   }
-  if (manifest.name !== expectedName || !NAME.test(expectedName)) throw new Mismatch(`${join(dir, path)} holds a package named ${JSON.stringify(manifest.name)}`);
+  if (manifest.name !== expectedName || !NAME.test(expectedName))
+    throw new Mismatch(`${join(dir, path)} holds a package named ${JSON.stringify(manifest.name)}`);
   if (typeof manifest.version !== "string" || !SEMVER.test(manifest.version)) throw new Mismatch(`${join(dir, path)} has no valid version`);
   packages.push({ path, name: manifest.name, version: manifest.version });
   if (readdirSync(join(dir, path)).includes("node_modules")) {
@@ -139,7 +145,10 @@ function addPackage(dir, path, expectedName, packages) {
 /** Throws unless `<dir>/<path>` is a real directory (a link could lead anywhere). */
 function directory(dir, path) {
   const stat = lstatSync(join(dir, path));
-  if (!stat.isDirectory()) throw new Mismatch(`${join(dir, path)} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a directory"}, which npm does not make there`);
+  if (!stat.isDirectory())
+    throw new Mismatch(
+      `${join(dir, path)} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a directory"}, which npm does not make there`,
+    );
 }
 
 /** The files of the package folder `<dir>/<path>`, relative to it, without its own node_modules (other packages). */
@@ -152,7 +161,10 @@ function packageFiles(dir, path) {
       const stat = lstatSync(join(dir, path, inside));
       if (stat.isDirectory()) walk(inside);
       else if (stat.isFile()) files.set(inside, join(dir, path, inside));
-      else throw new Mismatch(`${join(dir, path, inside)} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a regular file"}, which npm does not extract`);
+      else
+        throw new Mismatch(
+          `${join(dir, path, inside)} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a regular file"}, which npm does not extract`,
+        );
     }
   };
   walk("");
@@ -167,14 +179,17 @@ export function differences(dir, pkg, published, limit = 5) {
   const found = [];
   const spec = `${pkg.name}@${pkg.version}`;
   for (const path of published.keys()) {
-    if (path === "node_modules" || path.startsWith("node_modules/")) throw new Mismatch(`${spec} bundles its dependencies, which this check does not cover`);
+    if (path === "node_modules" || path.startsWith("node_modules/"))
+      throw new Mismatch(`${spec} bundles its dependencies, which this check does not cover`);
   }
   const onDisk = packageFiles(dir, pkg.path);
   for (const [path, bytes] of published) {
     const file = onDisk.get(path);
     if (file === undefined) found.push(`${dir}/${pkg.path}/${path} is missing`);
-    else if (!readFileSync(file).equals(bytes)) found.push(`${dir}/${pkg.path}/${path} differs from the file in ${spec}'s published tarball`);
+    else if (!readFileSync(file).equals(bytes))
+      found.push(`${dir}/${pkg.path}/${path} differs from the file in ${spec}'s published tarball`);
   }
-  for (const path of onDisk.keys()) if (!published.has(path)) found.push(`${dir}/${pkg.path}/${path} is not in ${spec}'s published tarball`);
+  for (const path of onDisk.keys())
+    if (!published.has(path)) found.push(`${dir}/${pkg.path}/${path} is not in ${spec}'s published tarball`);
   return found.slice(0, limit);
 }

@@ -56,7 +56,13 @@ function setOutputs(outputs) {
 
 function booleanInput(name) {
   const value = env(name).toLowerCase();
-  if (value !== "true" && value !== "false") fail(`${name.replace(/^INPUT_/, "").toLowerCase().replaceAll("_", "-")} must be "true" or "false", not "${env(name)}"`);
+  if (value !== "true" && value !== "false")
+    fail(
+      `${name
+        .replace(/^INPUT_/, "")
+        .toLowerCase()
+        .replaceAll("_", "-")} must be "true" or "false", not "${env(name)}"`,
+    );
   return value === "true";
 }
 
@@ -132,7 +138,10 @@ export function pluginSpecs(requested, version) {
 }
 
 function pathsFromEnv() {
-  const paths = env("PATHS").split(/\r?\n/).map((p) => p.trim()).filter(Boolean);
+  const paths = env("PATHS")
+    .split(/\r?\n/)
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (paths.length === 0) fail("PATHS is empty");
   return paths;
 }
@@ -209,7 +218,9 @@ function resolve() {
 
 function verify() {
   const version = env("VERSION");
-  const problems = pathsFromEnv().map((dir) => problemWith(dir, version)).filter(Boolean);
+  const problems = pathsFromEnv()
+    .map((dir) => problemWith(dir, version))
+    .filter(Boolean);
   for (const problem of problems) process.stdout.write(`not in place: ${problem}\n`);
   process.exitCode = problems.length === 0 ? 0 : 1;
 }
@@ -219,7 +230,8 @@ function packagesInPlace(version) {
   const [first, ...others] = pathsFromEnv();
   const packages = inventory(first, PLUGIN, version);
   for (const dir of others) {
-    if (JSON.stringify(inventory(dir, PLUGIN, version)) !== JSON.stringify(packages)) throw new Mismatch(`${dir} holds other packages than ${first}`);
+    if (JSON.stringify(inventory(dir, PLUGIN, version)) !== JSON.stringify(packages))
+      throw new Mismatch(`${dir} holds other packages than ${first}`);
   }
   return packages;
 }
@@ -290,7 +302,8 @@ function contentProblems(version, check) {
   // The same releases could still form another tree than npm's (an older release of a dependency, out of its range).
   const listed = readJson(join(check, "ls.json"), "npm ls");
   for (const problem of listed.problems ?? []) problems.push(`npm ls: ${problem}`);
-  if (listed.dependencies?.[PLUGIN]?.version !== version) problems.push(`npm ls does not find ${PLUGIN}@${version} at the top of the install`);
+  if (listed.dependencies?.[PLUGIN]?.version !== version)
+    problems.push(`npm ls does not find ${PLUGIN}@${version} at the top of the install`);
   return { problems, packages: packages.length, specs: published.size };
 }
 
@@ -305,7 +318,9 @@ function checkCommand() {
     result = { problems: [reasonFrom(error)] };
   }
   if (result.problems.length > 0) return refuse(version, result.problems);
-  process.stdout.write(`the install in place matches the registry: ${result.packages} package folders, each the files of its published tarball (${result.specs} releases, integrity checked)\n`);
+  process.stdout.write(
+    `the install in place matches the registry: ${result.packages} package folders, each the files of its published tarball (${result.specs} releases, integrity checked)\n`,
+  );
 }
 
 function publish() {

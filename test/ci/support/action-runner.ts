@@ -123,7 +123,10 @@ export function interpolate(template: string, contexts: Record<string, unknown>)
 function condition(value: string | boolean | undefined, contexts: Record<string, unknown>, failed: boolean): boolean {
   if (value === undefined) return !failed;
   if (typeof value === "boolean") return value && !failed;
-  const text = value.trim().replace(/^\$\{\{([\s\S]*)\}\}$/, "$1").trim();
+  const text = value
+    .trim()
+    .replace(/^\$\{\{([\s\S]*)\}\}$/, "$1")
+    .trim();
   if (/\balways\(\)/.test(text)) return truthy(evaluate(text.replace(/\balways\(\)/g, "true"), contexts));
   if (/\bfailure\(\)/.test(text)) return failed && truthy(evaluate(text.replace(/\bfailure\(\)/g, "true"), contexts));
   const withoutStatus = text.replace(/\bsuccess\(\)/g, "true").replace(/!\s*cancelled\(\)/g, "true");
@@ -162,7 +165,11 @@ function annotations(stdout: string, kind: "error" | "warning"): string[] {
   return [...stdout.matchAll(new RegExp(`^::${kind}(?: [^:]*)?::(.*)$`, "gm"))].map((m) => unescapeData(m[1] ?? ""));
 }
 
-function exec(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }> {
+function exec(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -217,7 +224,17 @@ export async function runSteps(steps: StepDefinition[], inputs: Strings, options
     };
     contexts.github = githubContext;
     const name = step.name ?? step.id ?? step.uses ?? `step ${index + 1}`;
-    const record: StepRecord = { id: step.id, name, outcome: "skipped", outputs: {}, stdout: "", stderr: "", env: {}, with: {}, durationMs: 0 };
+    const record: StepRecord = {
+      id: step.id,
+      name,
+      outcome: "skipped",
+      outputs: {},
+      stdout: "",
+      stderr: "",
+      env: {},
+      with: {},
+      durationMs: 0,
+    };
     const started = performance.now();
     records.push(record);
     if (!condition(step.if, contexts, failed)) {
@@ -284,7 +301,12 @@ export async function runSteps(steps: StepDefinition[], inputs: Strings, options
     }
     record.outcome = ok ? "success" : "failure";
     record.durationMs = Math.round(performance.now() - started);
-    if (step.id) stepsContext[step.id] = { outputs: record.outputs, outcome: record.outcome, conclusion: ok || step["continue-on-error"] ? "success" : "failure" };
+    if (step.id)
+      stepsContext[step.id] = {
+        outputs: record.outputs,
+        outcome: record.outcome,
+        conclusion: ok || step["continue-on-error"] ? "success" : "failure",
+      };
     if (!ok && !step["continue-on-error"]) failed = true;
   }
   if (!failed) for (const post of posts.reverse()) await post();
@@ -319,11 +341,16 @@ export interface ActionRun extends RunResult {
 }
 
 /** Runs a composite action from its directory, with `inputs` as a workflow's `with:` would give them. */
-export async function runCompositeAction(actionDir: string, inputs: Strings, options: Omit<RunnerOptions, "actionPath">): Promise<ActionRun> {
+export async function runCompositeAction(
+  actionDir: string,
+  inputs: Strings,
+  options: Omit<RunnerOptions, "actionPath">,
+): Promise<ActionRun> {
   const action = parse(await readFile(join(actionDir, "action.yml"), "utf8")) as ActionDefinition;
   if (action.runs.using !== "composite") throw new Error(`${actionDir} is not a composite action`);
   const declared = action.inputs ?? {};
-  for (const name of Object.keys(inputs)) if (!(name in declared)) throw new Error(`unexpected input "${name}" (the runner would warn and ignore it)`);
+  for (const name of Object.keys(inputs))
+    if (!(name in declared)) throw new Error(`unexpected input "${name}" (the runner would warn and ignore it)`);
   const resolved: Strings = {};
   for (const [name, input] of Object.entries(declared)) {
     if (name in inputs) resolved[name] = inputs[name] ?? "";
@@ -333,6 +360,7 @@ export async function runCompositeAction(actionDir: string, inputs: Strings, opt
   const result = await runSteps(action.runs.steps, resolved, { ...options, actionPath: actionDir });
   const stepsContext = Object.fromEntries(result.steps.filter((s) => s.id).map((s) => [s.id, { outputs: s.outputs, outcome: s.outcome }]));
   const outputs: Strings = {};
-  for (const [name, output] of Object.entries(action.outputs ?? {})) outputs[name] = interpolate(output.value, { steps: stepsContext, inputs: resolved });
+  for (const [name, output] of Object.entries(action.outputs ?? {}))
+    outputs[name] = interpolate(output.value, { steps: stepsContext, inputs: resolved });
   return { ...result, outputs };
 }

@@ -18,8 +18,16 @@ import { basename, join } from "node:path";
 
 import type { Strings, Stub, StubCall } from "./action-runner.js";
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
-const lines = (text: string | undefined) => (text ?? "").split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+const lines = (text: string | undefined) =>
+  (text ?? "")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
 
 export interface Recorded<T> {
   stub: Stub;

@@ -135,7 +135,11 @@ export interface Preview extends GitlabCiLocalResult {
 export async function preview(pipeline: string): Promise<Preview> {
   const project = await createComponentProject(pipeline);
   try {
-    const result = await gitlabCiLocal(project.dir, ["--preview"], { PATH: process.env.PATH, HOME: join(project.root, "home"), LANG: "C.UTF-8" });
+    const result = await gitlabCiLocal(project.dir, ["--preview"], {
+      PATH: process.env.PATH,
+      HOME: join(project.root, "home"),
+      LANG: "C.UTF-8",
+    });
     const start = result.stdout.indexOf("---");
     const expanded = result.code === 0 && start !== -1 ? (parse(result.stdout.slice(start)) as Record<string, unknown>) : undefined;
     return { ...result, output: `${result.stdout}\n${result.stderr}`, expanded };

@@ -12,7 +12,15 @@ import { delimiter, join } from "node:path";
 import { parse } from "yaml";
 
 import { REPO_ROOT } from "../../support/opencode-cli.js";
-import { runCompositeAction, runSteps, type ActionDefinition, type ActionRun, type RunResult, type Strings, type Stub } from "./action-runner.js";
+import {
+  runCompositeAction,
+  runSteps,
+  type ActionDefinition,
+  type ActionRun,
+  type RunResult,
+  type Strings,
+  type Stub,
+} from "./action-runner.js";
 import { cacheStub, setupNodeStub } from "./action-stubs.js";
 import type { LocalRegistry } from "./local-registry.js";
 import { seedOpencodeSdk } from "./plugin-releases.js";
@@ -41,7 +49,11 @@ export interface Job {
   /** The setup action's steps up to and including its `resolve` step: `npm view` and the version choice, no install. */
   resolveOnly(inputs: Strings): Promise<RunResult>;
   /** Runs a command as a later `run:` step would see it: the job env, plus what earlier steps added to PATH. */
-  exec(command: string, args: string[], options?: { env?: NodeJS.ProcessEnv; path?: string[]; cwd?: string; timeoutMs?: number }): Promise<Exec>;
+  exec(
+    command: string,
+    args: string[],
+    options?: { env?: NodeJS.ProcessEnv; path?: string[]; cwd?: string; timeoutMs?: number },
+  ): Promise<Exec>;
   dispose(): Promise<void>;
 }
 

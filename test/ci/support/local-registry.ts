@@ -45,10 +45,14 @@ export interface LocalRegistry {
 /** `package.json` of an npm tarball (gzipped ustar whose single top-level folder holds `package.json`). */
 export function readTarballManifest(tarball: Buffer): Record<string, unknown> {
   const tar = gunzipSync(tarball);
-  for (let offset = 0; offset + 512 <= tar.length; ) {
+  for (let offset = 0; offset + 512 <= tar.length;) {
     const header = tar.subarray(offset, offset + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start: number, length: number) => header.subarray(start, start + length).toString("utf8").replace(/\0.*$/s, "");
+    const field = (start: number, length: number) =>
+      header
+        .subarray(start, start + length)
+        .toString("utf8")
+        .replace(/\0.*$/s, "");
     const prefix = field(345, 155);
     const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
     const size = parseInt(field(124, 12).trim() || "0", 8);
@@ -204,8 +208,12 @@ export async function lockedTarballs(repoRoot: string, lockPaths: string[], scra
   }
   if (toPack.length > 0) {
     await mkdir(scratch, { recursive: true });
-    const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, ...toPack], { cwd: scratch, maxBuffer: 64 << 20 });
-    for (const { filename } of JSON.parse(packed.stdout) as Array<{ filename: string }>) found.push(await readFile(join(scratch, filename)));
+    const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, ...toPack], {
+      cwd: scratch,
+      maxBuffer: 64 << 20,
+    });
+    for (const { filename } of JSON.parse(packed.stdout) as Array<{ filename: string }>)
+      found.push(await readFile(join(scratch, filename)));
   }
   return found;
 }

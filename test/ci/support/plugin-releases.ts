@@ -53,7 +53,8 @@ export async function publishPluginReleases(): Promise<PluginReleases> {
   const scratch = await mkdtemp(join(tmpdir(), "opencode-ci-auth-releases-"));
   const registry = await startLocalRegistry();
   try {
-    for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps"))) registry.publish(tarball, { tag: null });
+    for (const tarball of await lockedTarballs(REPO_ROOT, await runtimeLockPaths(REPO_ROOT), join(scratch, "deps")))
+      registry.publish(tarball, { tag: null });
 
     const manifest = JSON.parse(await readFile(join(REPO_ROOT, "package.json"), "utf8")) as Record<string, unknown> & { version: string };
     const major = Number(manifest.version.split(".")[0]) + 7;
@@ -70,7 +71,10 @@ export async function publishPluginReleases(): Promise<PluginReleases> {
       dirs.push(dir);
     }
     // One npm process packs them all: the working tree as it is (prepack skipped: npm test built dist/), then the rest.
-    const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, ...dirs], { cwd: scratch, maxBuffer: 16 << 20 });
+    const packed = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch, ...dirs], {
+      cwd: scratch,
+      maxBuffer: 16 << 20,
+    });
     const results = JSON.parse(packed.stdout) as Array<{ filename: string; version: string }>;
     for (const result of results) registry.publish(await readFile(join(scratch, result.filename)), { tag: null });
     const [extraTarball] = await lockedTarballs(REPO_ROOT, [EXTRA], join(scratch, "extra"));
@@ -111,7 +115,11 @@ export async function seedOpencodeSdk(configDir: string): Promise<void> {
   await writeFile(join(configDir, "package.json"), JSON.stringify({ dependencies: { "@opencode-ai/plugin": version } }, null, 2));
   await writeFile(
     join(configDir, "package-lock.json"),
-    JSON.stringify({ name: "", lockfileVersion: 3, requires: true, packages: { "": { dependencies: { "@opencode-ai/plugin": version } } } }, null, 2),
+    JSON.stringify(
+      { name: "", lockfileVersion: 3, requires: true, packages: { "": { dependencies: { "@opencode-ai/plugin": version } } } },
+      null,
+      2,
+    ),
   );
 }
 
@@ -130,7 +138,7 @@ export async function publishOpencodeSdk(registry: LocalRegistry): Promise<void>
   const lock = JSON.parse(await readFile(join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
   const found = new Set<string>();
   const resolve = (from: string, name: string): string | undefined => {
-    for (let base = from; ; ) {
+    for (let base = from; ;) {
       const path = `${base ? `${base}/` : ""}node_modules/${name}`;
       if (lock.packages[path]) return path;
       if (!base) return undefined;

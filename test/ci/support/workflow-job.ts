@@ -6,7 +6,16 @@ import { readFile } from "node:fs/promises";
 
 import { parse } from "yaml";
 
-import { interpolate, runCompositeAction, runSteps, type RunnerOptions, type RunResult, type StepDefinition, type Strings, type Stub } from "./action-runner.js";
+import {
+  interpolate,
+  runCompositeAction,
+  runSteps,
+  type RunnerOptions,
+  type RunResult,
+  type StepDefinition,
+  type Strings,
+  type Stub,
+} from "./action-runner.js";
 import { setupNodeStub, type cacheStub } from "./action-stubs.js";
 import { SETUP_ACTION, type Job } from "./job.js";
 
@@ -18,7 +27,10 @@ interface WorkflowInput {
 
 export interface Workflow {
   on: { workflow_call?: { inputs?: Record<string, WorkflowInput>; outputs?: Record<string, { value: string }> } } & Record<string, unknown>;
-  jobs: Record<string, { steps: StepDefinition[]; outputs?: Record<string, string>; permissions?: Record<string, string>; "runs-on"?: unknown }>;
+  jobs: Record<
+    string,
+    { steps: StepDefinition[]; outputs?: Record<string, string>; permissions?: Record<string, string>; "runs-on"?: unknown }
+  >;
 }
 
 export async function readWorkflow(path: string): Promise<Workflow> {
@@ -31,7 +43,12 @@ export interface JobRun extends RunResult {
   workflowOutputs: Strings;
 }
 
-export async function runWorkflowJob(workflow: Workflow, jobId: string, given: Record<string, unknown>, options: RunnerOptions): Promise<JobRun> {
+export async function runWorkflowJob(
+  workflow: Workflow,
+  jobId: string,
+  given: Record<string, unknown>,
+  options: RunnerOptions,
+): Promise<JobRun> {
   const declared = workflow.on.workflow_call?.inputs ?? {};
   const inputs: Strings = {};
   for (const name of Object.keys(given)) if (!(name in declared)) throw new Error(`input ${name} is not defined in the called workflow`);
@@ -58,12 +75,16 @@ export function setupActionStub(job: Job, cache: ReturnType<typeof cacheStub>, o
   const calls: Strings[] = [];
   const stub: Stub = async ({ with: inputs, env }) => {
     calls.push(inputs);
-    const run = await runCompositeAction(SETUP_ACTION, { ...inputs, ...override }, {
-      env,
-      workspace: job.workspace,
-      runnerTemp: job.runnerTemp,
-      stubs: { "actions/setup-node": setupNodeStub().stub, "actions/cache": cache.stub },
-    });
+    const run = await runCompositeAction(
+      SETUP_ACTION,
+      { ...inputs, ...override },
+      {
+        env,
+        workspace: job.workspace,
+        runnerTemp: job.runnerTemp,
+        stubs: { "actions/setup-node": setupNodeStub().stub, "actions/cache": cache.stub },
+      },
+    );
     return { outputs: run.outputs, path: run.path, env: run.env, log: run.log, failed: run.ok ? undefined : "the setup action failed" };
   };
   return { stub, calls };

@@ -14,7 +14,15 @@ export interface Quote {
 }
 
 /** Table columns, by header, whose backticked spans are messages ("Hint printed": the whole cell is one). */
-export const MESSAGE_COLUMNS = new Set(["Problem line", "Message", "Hint printed", "`<why>`", "`<summary>`", "`<code>` or `<error name>: <reason>`", "On `http` to a non-loopback host"]);
+export const MESSAGE_COLUMNS = new Set([
+  "Problem line",
+  "Message",
+  "Hint printed",
+  "`<why>`",
+  "`<summary>`",
+  "`<code>` or `<error name>: <reason>`",
+  "On `http` to a non-loopback host",
+]);
 /** Table columns whose backticked spans are names the code uses as they are. */
 export const IDENTIFIER_COLUMNS = new Set(["Event"]);
 

@@ -50,7 +50,8 @@ export function section(markdown: string, heading: RegExp): { text: string; line
   if (start < 0) return undefined;
   const level = /^#+/.exec(lines[start] as string)?.[0].length ?? 1;
   let end = start + 1;
-  while (end < lines.length && !(/^#{1,6} /.test(lines[end] as string) && ((/^#+/.exec(lines[end] as string)?.[0].length ?? 7) <= level))) end++;
+  while (end < lines.length && !(/^#{1,6} /.test(lines[end] as string) && (/^#+/.exec(lines[end] as string)?.[0].length ?? 7) <= level))
+    end++;
   return { text: lines.slice(start + 1, end).join("\n"), line: start + 2 };
 }
 

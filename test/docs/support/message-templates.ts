@@ -48,7 +48,9 @@ export function scriptFragments(text: string, fileName: string): string[] {
 
 /** The static parts of shell lines: each line cut at `$VAR`, `${…}`, `$(…)`, `$[[ … ]]` and `${{ … }}`. */
 export function shellFragments(text: string): string[] {
-  return text.split("\n").flatMap((line) => line.split(/\$\{\{[^}]*\}\}|\$\[\[[^\]]*\]\]|\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/));
+  return text
+    .split("\n")
+    .flatMap((line) => line.split(/\$\{\{[^}]*\}\}|\$\[\[[^\]]*\]\]|\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*/));
 }
 
 /** What an interpolated value looks like: no spaces, and a digit, an upper-case letter or one of `/:._-@"'[]{}=#`. */
@@ -137,7 +139,11 @@ export class MessageTemplates {
         if (!walk) break;
         if (j + 1 === n) return true;
         if (!walk.end) continue;
-        const blank = chars.slice(i, j + 1).join("").trim() === "";
+        const blank =
+          chars
+            .slice(i, j + 1)
+            .join("")
+            .trim() === "";
         if (!blank) fragmentEnd[j + 1] = valueMayStart[j + 1] = true;
         else if (fragmentEnd[i]) fragmentEnd[j + 1] = true;
       }
@@ -149,7 +155,12 @@ export class MessageTemplates {
         let end = i;
         while (end < n && !/\s/.test(chars[end] as string)) end++;
         // A quoted word is a value too: `type "dpop"`.
-        const quoted = chars[i - 1] === '"' && chars.slice(i, end).join("").match(/^[^"]+(?=")/)?.[0];
+        const quoted =
+          chars[i - 1] === '"' &&
+          chars
+            .slice(i, end)
+            .join("")
+            .match(/^[^"]+(?=")/)?.[0];
         if (quoted) valueEnd[i + [...quoted].length] = true;
         for (let j = i + 1; j <= end; j++) if (VALUE.test(chars.slice(i, j).join("")) || (j === n && example)) valueEnd[j] = true;
       }

@@ -19,7 +19,10 @@ import { createGrantClient } from "../../../src/grant/client.js";
 const BASE = { clientId: "c", tokenEndpoint: "http://127.0.0.1:9/token", subjectTokenSource: { type: "env", var: "T" } };
 
 /** Blocks whose problems zod words itself. */
-const ZOD_WORDED_BLOCKS: unknown[] = [{ ...BASE, expectClaims: { ref: " " } }, { ...BASE, expectClaims: { ref: ["a", " "] } }];
+const ZOD_WORDED_BLOCKS: unknown[] = [
+  { ...BASE, expectClaims: { ref: " " } },
+  { ...BASE, expectClaims: { ref: ["a", " "] } },
+];
 
 export function zodMessages(): string[] {
   return ZOD_WORDED_BLOCKS.flatMap((block) => {
@@ -81,7 +84,12 @@ export async function writeKeyCases(dir: string): Promise<KeyCase[]> {
 
 /** The grant client's error for one key file: what `opencode run` prints after the provider prefix. */
 export async function keyFileReason(keyCase: KeyCase): Promise<string> {
-  const block = { ...BASE, tokenEndpointAuthMethod: "private_key_jwt", privateKeyPath: keyCase.file, ...(keyCase.alg ? { privateKeyAlg: keyCase.alg } : {}) };
+  const block = {
+    ...BASE,
+    tokenEndpointAuthMethod: "private_key_jwt",
+    privateKeyPath: keyCase.file,
+    ...(keyCase.alg ? { privateKeyAlg: keyCase.alg } : {}),
+  };
   const parsed = parseOAuth2Block("p", block, {});
   if (!parsed.ok) throw new Error(`key case ${keyCase.name}: ${parsed.error.message}`);
   try {
