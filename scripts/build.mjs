@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, wr
 import { dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { writeExpandedTypeAliases } from "./expand-types.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DIST = join(ROOT, "dist");
@@ -121,6 +122,12 @@ async function main() {
       cwd: ROOT,
       stdio: "inherit",
     },
+  );
+  // tsc's declaration of the config types imports zod; replace it with the types printed out.
+  await writeExpandedTypeAliases(
+    join(ROOT, "src", "config", "types.ts"),
+    join(ROOT, "tsconfig.build.json"),
+    join(DIST, "config", "types.d.ts"),
   );
   const { files, outside } = declarationClosure([join(DIST, "index.d.ts"), join(DIST, "lib.d.ts")]);
   const forbidden = outside.filter((o) => !ALLOWED_DECLARATION_IMPORTS.test(o.spec));
