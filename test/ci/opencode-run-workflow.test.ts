@@ -108,7 +108,13 @@ async function setupWithRecordingOpencode(s: Setup, record: string): Promise<Stu
     "OPENCODE_CI_AUTH_ALLOWED_AUDIENCES",
     "OPENCODE_CI_AUTH_ALLOWED_SOURCE_URLS",
   ];
-  await writeFile(join(bin, "opencode"), `#!/bin/sh\nprintf '%s\\n' "$1 ${names.map(report).join(" ")}" >> "${record}"\necho recorded\n`);
+  // It reads the prompt from stdin as opencode does: a stub that exited without reading could end the workflow's
+  // `printf | opencode run` pipe before printf wrote, and under pipefail printf's SIGPIPE (141) fails the step, which
+  // happened on a loaded machine.
+  await writeFile(
+    join(bin, "opencode"),
+    `#!/bin/sh\ncat > /dev/null\nprintf '%s\\n' "$1 ${names.map(report).join(" ")}" >> "${record}"\necho recorded\n`,
+  );
   await chmod(join(bin, "opencode"), 0o755);
   const inner = setupActionStub(s.job, s.cache, { "install-opencode": "false" });
   return async (call) => {

@@ -66,7 +66,9 @@ describe("the published configuration types", () => {
     try {
       const file = join(dir, "types.ts");
       await writeFile(file, "export const notAType = 1;\n");
-      expect(() => expandedTypeAliases(file, join(ROOT, "tsconfig.build.json"))).toThrow(/only imports and exported type aliases/);
+      await writeFile(join(dir, "package.json"), '{ "type": "module" }\n');
+      // tsconfig.json, not the build's: the build's rootDir is src/, and this file is outside it.
+      expect(() => expandedTypeAliases(file, join(ROOT, "tsconfig.json"))).toThrow(/only imports and exported type aliases/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
