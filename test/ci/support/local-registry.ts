@@ -12,7 +12,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { gunzipSync } from "node:zlib";
+import { integrityOf, tarballFiles } from "../../../src/cli/package-tarball.js";
 
 const run = promisify(execFile);
 
@@ -42,28 +42,11 @@ export interface LocalRegistry {
   close(): Promise<void>;
 }
 
-/** `package.json` of an npm tarball (gzipped ustar whose single top-level folder holds `package.json`). */
+/** `package.json` of an npm tarball, read with the tarball reader `prepare` uses (src/cli/package-tarball.ts). */
 export function readTarballManifest(tarball: Buffer): Record<string, unknown> {
-  const tar = gunzipSync(tarball);
-  for (let offset = 0; offset + 512 <= tar.length;) {
-    const header = tar.subarray(offset, offset + 512);
-    if (header.every((b) => b === 0)) break;
-    const field = (start: number, length: number) =>
-      header
-        .subarray(start, start + length)
-        .toString("utf8")
-        .replace(/\0.*$/s, "");
-    const prefix = field(345, 155);
-    const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
-    const size = parseInt(field(124, 12).trim() || "0", 8);
-    const type = field(156, 1);
-    const body = offset + 512;
-    if ((type === "0" || type === "") && /^[^/]+\/package\.json$/.test(name)) {
-      return JSON.parse(tar.subarray(body, body + size).toString("utf8")) as Record<string, unknown>;
-    }
-    offset = body + Math.ceil(size / 512) * 512;
-  }
-  throw new Error("no package.json at the top of the tarball");
+  const manifest = tarballFiles(tarball).get("package.json");
+  if (!manifest) throw new Error("no package.json at the top of the tarball");
+  return JSON.parse(manifest.toString("utf8")) as Record<string, unknown>;
 }
 
 function compareSemver(a: string, b: string): number {
@@ -152,7 +135,7 @@ export async function startLocalRegistry(): Promise<LocalRegistry> {
         manifest,
         file,
         tarball,
-        integrity: `sha512-${createHash("sha512").update(tarball).digest("base64")}`,
+        integrity: integrityOf(tarball),
         shasum: createHash("sha1").update(tarball).digest("hex"),
       };
       entry.versions.set(version, record);
