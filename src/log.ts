@@ -5,7 +5,8 @@
  * is passed through `scrub`, which hides anything shaped like a token. So a careless field cannot leak
  * a token, even at trace level.
  */
-import pino from "pino";
+import { createRequire } from "node:module";
+import type pinoModule from "pino";
 import { CENSOR, scrub } from "./scrub.js";
 
 export { scrub };
@@ -42,6 +43,36 @@ export const LOG_LEVEL_ENV = "OPENCODE_CI_AUTH_LOG_LEVEL";
 /** `pretty` (default): one readable line per event, for CI logs. `json`: pino's JSON lines, for machines. */
 export const LOG_FORMAT_ENV = "OPENCODE_CI_AUTH_LOG_FORMAT";
 const LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+/** pino's numbers for the levels: a level is enabled when its number is at least the logger's. */
+const LEVEL_VALUES: Readonly<Record<LogLevel, number>> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Infinity,
+};
+const METHODS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+
+type Pino = typeof pinoModule;
+let pinoLoaded: Pino | undefined;
+
+/**
+ * pino, evaluated on first use rather than at import. At the default level a run that goes well logs nothing, and
+ * evaluating pino's modules was a fifth of the plugin's import time (docs/performance.md, figure 3). In dist/,
+ * esbuild turns this `require` of a bundled package into a call that runs its module body now; the banner gives ESM
+ * a real `require`. From src/ (vitest, tsx), where ESM has none, Node's own loads it from node_modules.
+ */
+function loadPino(): Pino {
+  pinoLoaded ??= (typeof require === "function" ? require("pino") : createRequire(import.meta.url)("pino")) as Pino;
+  return pinoLoaded;
+}
+
+/** Whether pino's modules have been evaluated in this process (for the test that keeps it deferred). */
+export function pinoIsLoaded(): boolean {
+  return pinoLoaded !== undefined;
+}
 
 /** Field names that always hold secrets, wherever they appear in a log object. */
 const SECRET_KEYS = [
@@ -76,7 +107,7 @@ function scrubValues(value: unknown, depth = 0): unknown {
   // same prototype, so pino's err serializer, which runs after this, still reports the right type.
   if (value instanceof Error) {
     const copy = Object.create(Object.getPrototypeOf(value) as object) as Record<string, unknown>;
-    for (const [k, v] of Object.entries(pino.stdSerializers.err(value))) {
+    for (const [k, v] of Object.entries(loadPino().stdSerializers.err(value))) {
       if (k !== "type") copy[k] = scrubValues(v, depth + 1);
     }
     return copy;
@@ -137,7 +168,7 @@ export function formatPrettyLine(line: string): string {
 
 /** stderr, synchronously (a CI job may exit right after an error), as readable lines or JSON. */
 function stderrDestination(format: LogFormat): LogDestination {
-  const stderr = pino.destination({ fd: 2, sync: true });
+  const stderr = loadPino().destination({ fd: 2, sync: true });
   if (format === "json") return stderr;
   return { write: (line: string) => void stderr.write(formatPrettyLine(line)) };
 }
@@ -149,21 +180,49 @@ export interface LoggerOptions {
   destination?: LogDestination;
 }
 
+/**
+ * A logger that answers level checks itself and builds pino on the first line it must write; its children share
+ * that pino. Lines are written synchronously as before: nothing is queued, so nothing is lost at exit.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino(
-    {
-      name: "opencode-ci-auth",
-      level: options.level ?? resolveLogLevel(undefined),
-      base: { name: "opencode-ci-auth" },
-      redact: { paths: REDACT_PATHS, censor: CENSOR },
-      formatters: { log: (obj) => scrubValues(obj) as Record<string, unknown> },
-      hooks: {
-        // The message string is ours, but it may interpolate a server's words: scrub it too.
-        logMethod(args, method) {
-          method.apply(this, args.map((a) => (typeof a === "string" ? scrub(a) : a)) as Parameters<typeof method>);
+  const level = options.level ?? resolveLogLevel(undefined);
+  let root: Logger | undefined;
+  const build = (): Logger =>
+    (root ??= loadPino()(
+      {
+        name: "opencode-ci-auth",
+        level,
+        base: { name: "opencode-ci-auth" },
+        redact: { paths: REDACT_PATHS, censor: CENSOR },
+        formatters: { log: (obj) => scrubValues(obj) as Record<string, unknown> },
+        hooks: {
+          // The message string is ours, but it may interpolate a server's words: scrub it too.
+          logMethod(args, method) {
+            method.apply(this, args.map((a) => (typeof a === "string" ? scrub(a) : a)) as Parameters<typeof method>);
+          },
         },
       },
+      options.destination ?? stderrDestination(options.format ?? resolveLogFormat(undefined)),
+    ));
+  return deferred(level, build);
+}
+
+function deferred(level: LogLevel, build: () => Logger): Logger {
+  const threshold = LEVEL_VALUES[level];
+  const isLevelEnabled = (name: string) => threshold <= (LEVEL_VALUES[name as LogLevel] ?? -Infinity) && name !== "silent";
+  const logger = {
+    level,
+    isLevelEnabled,
+    child: (bindings: Record<string, unknown>): Logger => {
+      let child: Logger | undefined;
+      return deferred(level, () => (child ??= build().child(bindings)));
     },
-    options.destination ?? stderrDestination(options.format ?? resolveLogFormat(undefined)),
-  );
+  } as Logger;
+  for (const method of METHODS) {
+    const enabled = isLevelEnabled(method);
+    logger[method] = ((...args: Parameters<LogFn>) => {
+      if (enabled) (build()[method] as (...a: unknown[]) => void)(...args);
+    }) as LogFn;
+  }
+  return logger;
 }
