@@ -6,7 +6,7 @@
  * Values are taken as they are: `{env:VAR}` was already substituted, once, by opencode (or by the CLI's config
  * loader); substituting again would expand references that came from the environment (env-references.ts).
  */
-import type * as z from "zod";
+import type * as z from "zod/mini";
 import { ConfigError, type ConfigIssue } from "../errors.js";
 import { insecureReason } from "../http/transport.js";
 import { allowListIssues, readAllowLists } from "./allow-lists.js";
@@ -19,7 +19,7 @@ function formatPath(path: readonly PropertyKey[]): string {
   return ["oauth2", ...path.map(String)].join(".");
 }
 
-function toIssues(error: z.ZodError): ConfigIssue[] {
+function toIssues(error: z.core.$ZodError): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {

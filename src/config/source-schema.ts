@@ -3,7 +3,7 @@
  * joined on `type`. Each source declares its own schema next to its code; defaults come from defaults.ts.
  * docs/configuration.md mirrors them.
  */
-import * as z from "zod";
+import * as z from "zod/mini";
 import { SOURCES, SOURCE_TYPES, type SubjectTokenSourceConfig } from "../subject-token/sources.js";
 
 export { SOURCE_TYPES, type SubjectTokenSourceConfig };

@@ -5,7 +5,7 @@
  * consumers, so the build prints these aliases out in full (scripts/expand-types.mjs): keep this file to imports and
  * exported type aliases.
  */
-import type { z } from "zod";
+import type * as z from "zod/mini";
 
 import type { SOURCES } from "../subject-token/sources.js";
 import type { AUTH_FLOWS, oauth2Schema } from "./schema.js";

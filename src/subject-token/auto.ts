@@ -4,7 +4,7 @@
  * context's environment, and never probes the network. A platform that is detected but not set up for OIDC fails
  * with that platform's own fix (its source's message); nothing detected fails with the list of what was looked for.
  */
-import * as z from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_ID_TOKEN_VAR, DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/defaults.js";
 import { audience, text } from "../config/fields.js";
 import { SubjectTokenUnavailableError } from "../errors.js";
@@ -70,18 +70,17 @@ export function autoSource(definitions: readonly SourceDefinition[]) {
       /** Requested (GitHub, CircleCI, Buildkite, Google Cloud) or checked locally (the others). */
       audience,
       /** GitLab only: the `id_tokens` variable. */
-      var: text("var").default(DEFAULT_ID_TOKEN_VAR),
+      var: z._default(text("var"), DEFAULT_ID_TOKEN_VAR),
       /**
        * Azure Pipelines only: the service connection id. Empty counts as not set, so `{env:VAR}` with a variable
        * only the Azure pipeline defines keeps the block valid on the other platforms.
        */
-      serviceConnectionId: z
-        .string({ error: "serviceConnectionId must be a string" })
-        .trim()
-        .optional()
-        .transform((v) => (v ? v : undefined)),
+      serviceConnectionId: z.pipe(
+        z.optional(z.string({ error: "serviceConnectionId must be a string" }).check(z.trim())),
+        z.transform((v: string | undefined) => (v ? v : undefined)),
+      ),
       /** Kubernetes only: the projected token file. */
-      path: text("path").default(DEFAULT_KUBERNETES_TOKEN_PATH),
+      path: z._default(text("path"), DEFAULT_KUBERNETES_TOKEN_PATH),
     }),
     create: (config) => new AutoSource(config, platforms, credentialEnv(config.var)),
     credentialEnv: [],

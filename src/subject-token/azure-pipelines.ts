@@ -13,7 +13,7 @@ import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { tokenFromJson } from "./json-token-field.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 
@@ -108,7 +108,7 @@ export const azurePipelines = defineSource({
      * connection's. Omitted: the pipeline's own token. Empty is an error here, as for any text field (an unset
      * `{env:VAR}` must not silently switch identities); `auto` alone treats it as not set.
      */
-    serviceConnectionId: text("serviceConnectionId").optional(),
+    serviceConnectionId: z.optional(text("serviceConnectionId")),
     /** When set, the token's `aud` is checked locally (Azure issues `api://AzureADTokenExchange`). */
     audience,
   }),

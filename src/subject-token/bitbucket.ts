@@ -7,7 +7,7 @@
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 

@@ -7,7 +7,7 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_BUILDKITE_TIMEOUT_SECONDS } from "../config/defaults.js";
 import { audience, stringList, timeoutSeconds } from "../config/fields.js";
 import { defineSource } from "./definition.js";
@@ -95,23 +95,28 @@ export const buildkite = defineSource({
     /** `--audience`. Omitted: Buildkite's default audience. */
     audience,
     /** `--lifetime` in seconds. Omitted: Buildkite's default (5 minutes). */
-    lifetimeSeconds: z
-      .int({ error: "lifetimeSeconds must be a whole number of seconds" })
-      .positive({ error: "lifetimeSeconds must be more than 0" })
-      .optional(),
+    lifetimeSeconds: z.optional(
+      z
+        .int({ error: "lifetimeSeconds must be a whole number of seconds" })
+        .check(z.positive({ error: "lifetimeSeconds must be more than 0" })),
+    ),
     /** Optional claims to add, one `--claim` each. Omitted: none. */
-    claims: stringList("claims")
-      .superRefine((items, ctx) => {
-        for (const item of items) {
-          if (!OPTIONAL_CLAIM.test(item))
-            ctx.addIssue({
-              code: "custom",
-              message: `claims must list Buildkite's optional claims (${OPTIONAL_CLAIMS}): "${item}" is not one`,
-            });
-        }
-      })
-      .transform((items) => [...new Set(items)])
-      .optional(),
+    claims: z.optional(
+      z.pipe(
+        stringList("claims").check(
+          z.superRefine((items, ctx) => {
+            for (const item of items) {
+              if (!OPTIONAL_CLAIM.test(item))
+                ctx.addIssue({
+                  code: "custom",
+                  message: `claims must list Buildkite's optional claims (${OPTIONAL_CLAIMS}): "${item}" is not one`,
+                });
+            }
+          }),
+        ),
+        z.transform((items: string[]) => [...new Set(items)]),
+      ),
+    ),
     /** Limit for `buildkite-agent oidc request-token`, long enough for the agent's own retries. */
     timeoutSeconds: timeoutSeconds("timeoutSeconds", DEFAULT_BUILDKITE_TIMEOUT_SECONDS),
   }),

@@ -9,7 +9,7 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import { identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 

@@ -7,7 +7,7 @@
  * A source's cache identity is its own `cacheIdentity()` (source.ts): it needs the running job's values.
  */
 import type { JWTPayload } from "jose";
-import type * as z from "zod";
+import type * as z from "zod/mini";
 import type { SubjectTokenSource } from "./source.js";
 
 /** What `auto` passes to the platform it detected: its own settings, common to every platform. */
@@ -41,7 +41,7 @@ export interface PlatformDetection {
 }
 
 /** One kind of source. `Config` is its validated block. */
-export interface SourceDefinition<Schema extends z.ZodObject = z.ZodObject> {
+export interface SourceDefinition<Schema extends z.ZodMiniObject = z.ZodMiniObject> {
   /** The `subjectTokenSource.type`. */
   readonly type: z.output<Schema>["type"];
   /** The strict zod schema of its block, with `type` as a literal. */
@@ -68,6 +68,6 @@ export interface SourceDefinition<Schema extends z.ZodObject = z.ZodObject> {
 }
 
 /** Identity, with the types checked: `defineSource({ … })` keeps the schema's own type for the table. */
-export function defineSource<Schema extends z.ZodObject>(definition: SourceDefinition<Schema>): SourceDefinition<Schema> {
+export function defineSource<Schema extends z.ZodMiniObject>(definition: SourceDefinition<Schema>): SourceDefinition<Schema> {
   return definition;
 }

@@ -1,7 +1,7 @@
 /** An environment variable holding the JWT, for platforms that export one (or a previous step that did). */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 

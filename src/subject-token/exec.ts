@@ -8,7 +8,7 @@
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { runTokenCommand } from "./run-command.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_TIMEOUT_SECONDS } from "../config/defaults.js";
 import { audience, text, timeoutSeconds } from "../config/fields.js";
 import { defineSource } from "./definition.js";
@@ -77,7 +77,7 @@ export const exec = defineSource({
     /** The program and its arguments, run without a shell. */
     command: z
       .array(text("command item"), { error: 'command must be an array such as ["/usr/local/bin/mint-token", "--audience", "…"]' })
-      .min(1, { error: "command must name a program" }),
+      .check(z.minLength(1, { error: "command must name a program" })),
     /** Limit for the program to finish. */
     timeoutSeconds: timeoutSeconds("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS),
     audience,

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 

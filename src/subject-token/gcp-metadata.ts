@@ -12,7 +12,7 @@ import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../error
 import { insecureMetadataReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_METADATA_BASE_URL } from "../config/defaults.js";
 import { text, tokenUrl } from "../config/fields.js";
 import { defineSource } from "./definition.js";
@@ -114,7 +114,7 @@ export const gcpMetadata = defineSource({
     /** The `aud` to request; the metadata server requires one. */
     audience: text("audience"),
     /** The metadata server; https, loopback (tests) or the metadata server itself over http. */
-    metadataBaseUrl: tokenUrl("metadataBaseUrl", insecureMetadataReason).optional(),
+    metadataBaseUrl: z.optional(tokenUrl("metadataBaseUrl", insecureMetadataReason)),
   }),
   create: (config) => new GcpMetadataSource(config.audience, config.metadataBaseUrl, DEFAULT_METADATA_BASE_URL),
   platform: {

@@ -9,7 +9,7 @@ import { insecureReason } from "../http/transport.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { tokenFromJson } from "./json-token-field.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience } from "../config/fields.js";
 import { defineSource } from "./definition.js";
 import { immutableSubjectNotes } from "./github-subject.js";

@@ -4,7 +4,7 @@
  */
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { tokenBoundIdentity, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_ID_TOKEN_VAR } from "../config/defaults.js";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";
@@ -46,7 +46,7 @@ export const gitlab = defineSource({
   schema: z.strictObject({
     type: z.literal(SOURCE),
     /** The `id_tokens` variable name. */
-    var: text("var").default(DEFAULT_ID_TOKEN_VAR),
+    var: z._default(text("var"), DEFAULT_ID_TOKEN_VAR),
     /** When set, the token's `aud` is checked locally against it before use. */
     audience,
   }),

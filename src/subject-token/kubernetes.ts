@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { decodeJwt } from "jose";
 import { SubjectTokenUnavailableError } from "../errors.js";
 import { fingerprint, identityOf, type SubjectTokenContext, type SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { DEFAULT_KUBERNETES_TOKEN_PATH } from "../config/defaults.js";
 import { audience, text } from "../config/fields.js";
 import { defineSource } from "./definition.js";
@@ -97,7 +97,7 @@ export const kubernetes = defineSource({
   type: SOURCE,
   schema: z.strictObject({
     type: z.literal(SOURCE),
-    path: text("path").default(DEFAULT_KUBERNETES_TOKEN_PATH),
+    path: z._default(text("path"), DEFAULT_KUBERNETES_TOKEN_PATH),
     /** When set, the token's `aud` is checked locally: set it to the projection's `audience`. */
     audience,
   }),

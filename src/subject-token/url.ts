@@ -8,7 +8,7 @@ import { SubjectTokenRequestError } from "../errors.js";
 import { requestTokenOverHttp } from "./http-token-request.js";
 import { tokenFromJson } from "./json-token-field.js";
 import type { SubjectTokenContext, SubjectTokenSource } from "./source.js";
-import * as z from "zod";
+import * as z from "zod/mini";
 import { audience, text, tokenUrl } from "../config/fields.js";
 import { insecureReason } from "../http/transport.js";
 import { defineSource } from "./definition.js";
@@ -88,30 +88,32 @@ export const url = defineSource({
       type: z.literal(SOURCE),
       url: tokenUrl("url", insecureReason),
       /** Request headers; values may use `{env:VAR}` (substituted by opencode when it reads the config). */
-      headers: z
-        .record(z.string().regex(HEADER_NAME), text("headers value"), {
+      headers: z.optional(
+        z.record(z.string().check(z.regex(HEADER_NAME)), text("headers value"), {
           error: (issue) =>
             issue.code === "invalid_key"
               ? "headers keys must be HTTP header names (letters, digits and !#$%&'*+.^_`|~-)"
               : 'headers must be an object such as { "Authorization": "Bearer {env:TOKEN_SERVICE_TOKEN}" }',
-        })
-        .optional(),
+        }),
+      ),
       /** `text`: the body is the JWT. `json`: the JWT is at `field` in a JSON body. */
-      format: z.enum(["text", "json"], { error: 'format must be "text" or "json"' }).default("text"),
+      format: z._default(z.enum(["text", "json"], { error: 'format must be "text" or "json"' }), "text"),
       /** With `json`: the field that holds the JWT; a dotted path such as `data.token` reaches into objects. */
-      field: text("field").optional(),
+      field: z.optional(text("field")),
       audience,
     })
-    .superRefine((c, ctx) => {
-      if (c.format === "json" && c.field === undefined)
-        ctx.addIssue({
-          code: "custom",
-          path: ["field"],
-          message: 'field is required with format "json" (the name of the field that holds the token)',
-        });
-      if (c.format === "text" && c.field !== undefined)
-        ctx.addIssue({ code: "custom", path: ["field"], message: 'field only applies to format "json"' });
-    }),
+    .check(
+      z.superRefine((c, ctx) => {
+        if (c.format === "json" && c.field === undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: ["field"],
+            message: 'field is required with format "json" (the name of the field that holds the token)',
+          });
+        if (c.format === "text" && c.field !== undefined)
+          ctx.addIssue({ code: "custom", path: ["field"], message: 'field only applies to format "json"' });
+      }),
+    ),
   create: (config) => new UrlSource(config),
   // Its headers' variables are found by value (src/agent/agent-secrets.ts): opencode substituted them already.
   credentialEnv: [],
