@@ -4,7 +4,6 @@
  * bounded output. The token is the last non-empty line of stdout. stdout never appears in a message; stderr does,
  * scrubbed and shortened, because it is where a CLI says why it failed.
  */
-import { execFile } from "node:child_process";
 import { SubjectTokenRequestError, SubjectTokenUnavailableError } from "../errors.js";
 import { scrub } from "../log.js";
 
@@ -36,7 +35,9 @@ const shown = (stderr: string): string => {
   return text.length > STDERR_SHOWN ? `${text.slice(0, STDERR_SHOWN)}…` : text;
 };
 
-export function runTokenCommand(cmd: TokenCommand): Promise<string> {
+export async function runTokenCommand(cmd: TokenCommand): Promise<string> {
+  // Loaded here, not at import: only the sources that run a program need it, and the plugin's import stays lighter.
+  const { execFile } = await import("node:child_process");
   const { source, providerId, label } = cmd;
   const hint = cmd.failureHint ? ` ${cmd.failureHint}` : "";
   return new Promise<string>((resolve, reject) => {
