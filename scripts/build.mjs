@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`: dist/ as it is published. esbuild bundles the three entry points (the plugin, `/lib`, the CLI)
 // with every runtime dependency, so the package has no `dependencies` and opencode's install of it fetches one
-// tarball. tsc writes the declarations; only those the two typed entries reach are kept, and they may import
+// tarball. pino is bundled apart, as dist/vendor/pino.cjs, which the logger require()s on the first line it writes:
+// a run at the default level logs nothing and so never reads it (docs/performance.md, figure 3). tsc writes the declarations; only those the two typed entries reach are kept, and they may import
 // nothing but each other, Node's types and the optional peer @opencode-ai/plugin, since the consumer no longer
 // installs our dependencies. Finally dist/THIRD_PARTY_LICENSES lists every package whose code is in the bundle.
 //   node scripts/build.mjs
@@ -18,6 +19,9 @@ const DIST = join(ROOT, "dist");
 export const METAFILE = join(ROOT, "node_modules", ".cache", "opencode-ci-auth", "esbuild-meta.json");
 export const LICENSES_FILE = "THIRD_PARTY_LICENSES";
 export const ENTRY_POINTS = { index: "src/index.ts", lib: "src/lib.ts", "cli/main": "src/cli/main.ts" };
+/** pino's own bundle, relative to dist/, and how the other outputs require() it. */
+export const PINO_VENDOR = "vendor/pino.cjs";
+const PINO_REQUIRE = `require("./${PINO_VENDOR}")`;
 /** What a published declaration may import besides its sibling files. */
 const ALLOWED_DECLARATION_IMPORTS = /^(node:.*|@opencode-ai\/plugin)$/;
 
@@ -88,9 +92,40 @@ function listFiles(dir) {
     .map((e) => join(e.parentPath ?? e.path, e.name));
 }
 
+/** pino and its dependencies as one CommonJS file, so that loading it is one synchronous require() when needed. */
+async function buildPinoVendor(build) {
+  return build({
+    absWorkingDir: ROOT,
+    stdin: { contents: 'module.exports = require("pino");', resolveDir: ROOT, sourcefile: "pino-vendor.cjs" },
+    outfile: join(DIST, PINO_VENDOR),
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    minify: true,
+    keepNames: true,
+    legalComments: "none",
+    metafile: true,
+    logLevel: "warning",
+  });
+}
+
+/** The vendored pino is found relative to the file that requires it: only files directly in dist/ may. */
+export function checkPinoRequires(dist = DIST) {
+  const misplaced = listFiles(dist)
+    .filter((file) => file.endsWith(".js") && readFileSync(file, "utf8").includes(PINO_REQUIRE))
+    .filter((file) => dirname(file) !== dist);
+  if (misplaced.length > 0) {
+    throw new Error(
+      `${misplaced.map((f) => relative(ROOT, f)).join(", ")} require ${PINO_VENDOR} but are not in dist/: keep src/log.ts out of the entry files`,
+    );
+  }
+}
+
 async function main() {
   const { build } = await import("esbuild");
   rmSync(DIST, { recursive: true, force: true });
+  const vendor = await buildPinoVendor(build);
   const result = await build({
     absWorkingDir: ROOT,
     entryPoints: ENTRY_POINTS,
@@ -112,7 +147,16 @@ async function main() {
     logLevel: "warning",
     // The bundled CommonJS (pino and its helpers) calls require() for Node built-ins; give ESM output a real one.
     banner: { js: 'import{createRequire as __ocaRequire}from"node:module";const require=__ocaRequire(import.meta.url);' },
+    plugins: [
+      {
+        name: "pino-vendor",
+        setup(b) {
+          b.onResolve({ filter: /^pino$/ }, () => ({ path: `./${PINO_VENDOR}`, external: true }));
+        },
+      },
+    ],
   });
+  checkPinoRequires();
   chmodSync(join(DIST, "cli", "main.js"), 0o755);
 
   execFileSync(
@@ -142,9 +186,13 @@ async function main() {
     if (dir.isDirectory() && listFiles(join(DIST, dir.name)).length === 0) rmSync(join(DIST, dir.name), { recursive: true });
   }
 
-  writeFileSync(join(DIST, LICENSES_FILE), renderLicenses(bundledPackages(result.metafile)));
+  const metafile = {
+    inputs: { ...result.metafile.inputs, ...vendor.metafile.inputs },
+    outputs: { ...result.metafile.outputs, ...vendor.metafile.outputs },
+  };
+  writeFileSync(join(DIST, LICENSES_FILE), renderLicenses(bundledPackages(metafile)));
   mkdirSync(dirname(METAFILE), { recursive: true });
-  writeFileSync(METAFILE, JSON.stringify(result.metafile));
+  writeFileSync(METAFILE, JSON.stringify(metafile));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -59,12 +59,13 @@ type Pino = typeof pinoModule;
 let pinoLoaded: Pino | undefined;
 
 /**
- * pino, evaluated on first use rather than at import. At the default level a run that goes well logs nothing, and
- * evaluating pino's modules was a fifth of the plugin's import time (docs/performance.md, figure 3). In dist/,
- * esbuild turns this `require` of a bundled package into a call that runs its module body now; the banner gives ESM
- * a real `require`. From src/ (vitest, tsx), where ESM has none, Node's own loads it from node_modules.
+ * pino, loaded on first use rather than at import. At the default level a run that goes well logs nothing, and
+ * loading pino was a fifth of the plugin's import time (docs/performance.md, figure 3). In dist/, the build points
+ * this `require("pino")` at dist/vendor/pino.cjs, pino bundled apart, and the bundle's banner gives ESM a real
+ * `require`. From src/ (vitest, tsx), where ESM has none, Node's own loads pino from node_modules.
  */
 function loadPino(): Pino {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- synchronous on purpose: a log line cannot wait
   pinoLoaded ??= (typeof require === "function" ? require("pino") : createRequire(import.meta.url)("pino")) as Pino;
   return pinoLoaded;
 }
