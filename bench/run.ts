@@ -2,7 +2,8 @@
  * `npm run bench [-- --json]`: measures, in one run on loopback only, the figures docs/performance.md explains:
  *   1. the cost of a cached chat.headers call (target < 5 µs) and its ratio to a no-op async call,
  *   2. the grants caused by 100 concurrent getToken() calls at expiry (must be 1),
- *   3. the time to import the plugin entry in a fresh process, and its ratio to an empty module,
+ *   3. the time to import the plugin entry in a fresh process, and its ratio to an empty module, then the plugin's
+ *      start (import, plugin, config and shell.env hooks),
  *   4. the latency of a fresh subject token + grant, with its split,
  *   5. whole `opencode run` invocations of the real CLI: static key, a no-op plugin and this plugin, each cold and with
  *      opencode's config dir prepared (`--no-whole-run` skips it, `--whole-run-rounds N` sets its rounds, default 5).
@@ -21,7 +22,7 @@ import { STATIC_KEY, VARIANTS, measureWholeRun } from "./whole-run.js";
 const SETTINGS = {
   hotPath: { callsPerRound: 200_000, rounds: 7, warmupCalls: 50_000 },
   concurrentCallers: 100,
-  importRuns: 7,
+  importRuns: 11,
   latency: { samples: 200, warmup: 20 },
   accessTokenTtlSeconds: 600,
   /** A hung server must not hang the bench: give up well after a normal run (~5 s on 2 cores). */
