@@ -1,26 +1,28 @@
 /**
  * `"cache": "file"` wired into the token provider: two providers standing for two `opencode run` processes of one
- * job share one grant; another job, an unidentifiable environment or a rejected token never reuse a file.
+ * job share one grant; another job, an unidentifiable environment or a rejected token never reuse a file. Runs
+ * against src/ and against the packed package (test/support/under-test.ts).
  */
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { oauth2Schema, type OAuth2Input } from "../src/config/schema.js";
-import { TokenProvider } from "../src/token-provider.js";
-import { captureLogger, fp } from "./support/harness.js";
+import type { OAuth2Input } from "../src/lib.js";
+import { fp } from "./support/harness.js";
+import { UNDER_TEST, captureWith, parseWith } from "./support/under-test.js";
 import { startWorld, type World } from "./support/world.js";
 
 let world: World;
+/** The cache dir of the package under test now; each has its own, so a file one wrote never answers the other. */
 let dir: string;
+const dirs: string[] = [];
 
 beforeAll(async () => {
   world = await startWorld();
-  dir = await mkdtemp(join(tmpdir(), "file-cache-sharing-"));
 });
 afterAll(async () => {
   await world?.close();
-  await rm(dir, { recursive: true, force: true });
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
 /** What GitHub gives one job: the token request credentials and the run coordinates. */
@@ -37,22 +39,27 @@ function jobEnv(job: Record<string, string> = {}): NodeJS.ProcessEnv {
   };
 }
 
-function processFor(env: NodeJS.ProcessEnv, input: Partial<OAuth2Input> = {}, cacheDir = dir) {
-  const log = captureLogger("debug");
-  const config = oauth2Schema.parse({
-    issuer: world.idp.issuer,
-    clientId: "opencode-ci",
-    scopes: ["openid"],
-    subjectTokenSource: { type: "github_actions", audience: world.idp.issuer },
-    cache: "file",
-    ...input,
-  });
-  return { provider: new TokenProvider("miaou", config, { env, cacheDir, logger: log.logger }), log };
-}
-
 const grantsSince = (n: number) => world.idp.grants.length - n;
 
-describe('"cache": "file"', () => {
+describe.each(UNDER_TEST)('"cache": "file" ($name)', ({ name, lib }) => {
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), `file-cache-sharing-${name}-`));
+    dirs.push(dir);
+  });
+
+  function processFor(env: NodeJS.ProcessEnv, input: Partial<OAuth2Input> = {}, cacheDir = dir) {
+    const log = captureWith(lib, "debug");
+    const config = parseWith(lib, {
+      issuer: world.idp.issuer,
+      clientId: "opencode-ci",
+      scopes: ["openid"],
+      subjectTokenSource: { type: "github_actions", audience: world.idp.issuer },
+      cache: "file",
+      ...input,
+    });
+    return { provider: lib.createTokenProvider("miaou", config, { env, cacheDir, logger: log.logger }), log };
+  }
+
   it("lets a second process of the same job reuse the first one's token: one grant for both", async () => {
     const before = world.idp.grants.length;
     const first = await processFor(jobEnv()).provider.getToken();
