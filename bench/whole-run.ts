@@ -6,7 +6,9 @@
  *   prepared the same, with opencode's config dir copied from one made by `opencode-ci-auth prepare` before timing.
  * Every run has the same environment (OPENCODE_DISABLE_MODELS_FETCH=1, the CI token variables, the machine's npm
  * settings) and the same provider and model; only `plugin` and the provider's key differ. The check: this plugin,
- * prepared, at most 1.05× the static key without a plugin (cold, which is what a job without the plugin pays).
+ * prepared, at most 1.05× the static key without a plugin (cold, which is what a job without the plugin pays),
+ * fastest run to fastest run, as figure 3: on a shared 2-core VM the same run takes one of two durations about 1.4×
+ * apart, and with 5 rounds the medians of two variants can land on different ones. Medians are printed beside it.
  */
 import { spawn } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -45,8 +47,19 @@ const CHECKED = "this-prepared";
 export interface WholeRunResult {
   rounds: number;
   opencodeVersion: string;
-  /** Per variant: the samples in ms (round order), the median, and its ratio to the baseline's median. */
-  variants: Array<{ id: string; label: string; samplesMs: number[]; medianMs: number; ratioToStaticKey: number }>;
+  /**
+   * Per variant: the samples in ms (round order); the fastest and its ratio to the baseline's fastest (the check's
+   * figure); the median and its ratio to the baseline's median.
+   */
+  variants: Array<{
+    id: string;
+    label: string;
+    samplesMs: number[];
+    fastestMs: number;
+    ratioToStaticKey: number;
+    medianMs: number;
+    medianRatioToStaticKey: number;
+  }>;
   /** Time of the one `opencode-ci-auth prepare` that made the prepared config dir (not part of any sample). */
   prepareMs: number;
   targetRatio: number;
@@ -165,10 +178,18 @@ export async function measureWholeRun(world: World, rounds: number, log: (line: 
       log(`bench: whole-run round ${round + 1}/${rounds} done`);
     }
 
-    const baseline = median(samples.get(BASELINE) ?? []);
+    const base = samples.get(BASELINE) ?? [];
     const variants = VARIANTS.map((v) => {
       const s = samples.get(v.id) ?? [];
-      return { id: v.id, label: v.label, samplesMs: s, medianMs: median(s), ratioToStaticKey: median(s) / baseline };
+      return {
+        id: v.id,
+        label: v.label,
+        samplesMs: s,
+        fastestMs: Math.min(...s),
+        ratioToStaticKey: Math.min(...s) / Math.min(...base),
+        medianMs: median(s),
+        medianRatioToStaticKey: median(s) / median(base),
+      };
     });
     const targetRatio = 1.05;
     const checked = variants.find((v) => v.id === CHECKED);
