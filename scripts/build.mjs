@@ -92,21 +92,28 @@ function listFiles(dir) {
     .map((e) => join(e.parentPath ?? e.path, e.name));
 }
 
+/** What both builds share: Node 20 code that Bun also runs, minified, with names kept and licences shipped apart. */
+const COMMON = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  minify: true,
+  // Error classes take their `name` from the class (CiAuthError and kin); minified names would reach users.
+  keepNames: true,
+  // The licences are shipped whole in THIRD_PARTY_LICENSES instead.
+  legalComments: "none",
+  metafile: true,
+  logLevel: "warning",
+};
+
 /** pino and its dependencies as one CommonJS file, so that loading it is one synchronous require() when needed. */
 async function buildPinoVendor(build) {
   return build({
-    absWorkingDir: ROOT,
+    ...COMMON,
     stdin: { contents: 'module.exports = require("pino");', resolveDir: ROOT, sourcefile: "pino-vendor.cjs" },
     outfile: join(DIST, PINO_VENDOR),
-    bundle: true,
     format: "cjs",
-    platform: "node",
-    target: "node20",
-    minify: true,
-    keepNames: true,
-    legalComments: "none",
-    metafile: true,
-    logLevel: "warning",
   });
 }
 
@@ -127,25 +134,15 @@ async function main() {
   rmSync(DIST, { recursive: true, force: true });
   const vendor = await buildPinoVendor(build);
   const result = await build({
-    absWorkingDir: ROOT,
+    ...COMMON,
     entryPoints: ENTRY_POINTS,
     outdir: DIST,
-    bundle: true,
     // Shared code goes into chunks the entries import, so the plugin and `/lib` stay one copy of each module.
     splitting: true,
     format: "esm",
-    platform: "node",
     // ESM builds first: jsonc-parser's `main` is a UMD file whose require() calls esbuild cannot follow.
     mainFields: ["module", "main"],
-    target: "node20",
-    minify: true,
-    // Error classes take their `name` from the class (CiAuthError and kin); minified names would reach users.
-    keepNames: true,
-    // The licences are shipped whole in THIRD_PARTY_LICENSES instead.
-    legalComments: "none",
-    metafile: true,
-    logLevel: "warning",
-    // The bundled CommonJS (pino and its helpers) calls require() for Node built-ins; give ESM output a real one.
+    // log.ts require()s the vendored pino, and bundled CommonJS requires Node built-ins: give the ESM output a real require.
     banner: { js: 'import{createRequire as __ocaRequire}from"node:module";const require=__ocaRequire(import.meta.url);' },
     plugins: [
       {

@@ -55,9 +55,14 @@ export interface CapturedLog {
 
 /** A real pino logger (the plugin's own createLogger) writing into memory. */
 export function captureLogger(level: LogLevel = "trace"): CapturedLog {
+  return captureFrom(createLogger, level);
+}
+
+/** The same, with another package's createLogger (the packed one: under-test.ts). */
+export function captureFrom(create: typeof createLogger, level: LogLevel = "trace"): CapturedLog {
   const raw: string[] = [];
   const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger({
+  const logger = create({
     level,
     destination: {
       write(msg: string) {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type * as Lib from "../../src/lib.js";
 import type { OAuth2Config, OAuth2Input } from "../../src/lib.js";
+import { captureFrom, type CapturedLog } from "./harness.js";
 import { packedPackage } from "./packed-package.js";
 
 export type LibModule = typeof Lib;
@@ -33,17 +34,6 @@ export function parseWith(lib: LibModule, input: Partial<OAuth2Input> & Record<s
 }
 
 /** A logger of `lib` whose JSON lines are kept, as captureLogger (harness.ts) does for src/. */
-export function captureWith(lib: LibModule, level: Lib.LogLevel = "trace") {
-  const raw: string[] = [];
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = lib.createLogger({
-    level,
-    destination: {
-      write(msg: string) {
-        raw.push(msg);
-        lines.push(JSON.parse(msg) as Record<string, unknown>);
-      },
-    },
-  });
-  return { logger, lines, text: () => raw.join("") };
+export function captureWith(lib: LibModule, level: Lib.LogLevel = "trace"): CapturedLog {
+  return captureFrom(lib.createLogger, level);
 }
