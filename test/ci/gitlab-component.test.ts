@@ -5,7 +5,7 @@
  * token at the local IdP and calls the mock model with it. Nothing is fetched from a public registry.
  */
 import { execFile } from "node:child_process";
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -24,7 +24,13 @@ import {
   type ComponentProject,
   type GitlabCiLocalResult,
 } from "./support/gitlab-ci-local.js";
-import { lockedTarballs, runtimeLockPaths, startLocalRegistry, type LocalRegistry } from "./support/local-registry.js";
+import {
+  lockedTarballs,
+  runtimeLockPaths,
+  startLocalRegistry,
+  type LocalRegistry,
+  type RegistryRequest,
+} from "./support/local-registry.js";
 import { publishOpencodeSdk } from "./support/plugin-releases.js";
 
 const run = promisify(execFile);
@@ -41,6 +47,15 @@ const PLUGIN_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "package.json")
 /** A release of the same files whose package.json has a postinstall script: it leaves this file in HOME if it runs. */
 const SCRIPTED_VERSION = `${Number(PLUGIN_VERSION.split(".")[0]) + 9}.0.0`;
 const POSTINSTALL_MARKER = "postinstall-ran";
+/**
+ * Whether the job's own npm made a registry request: npm's CLI runs on this Node. opencode's installs run npm's code
+ * under Bun, which reports another Node version. opencode 1.18 hands each plugin named in the config, as written, to a
+ * second loader as well (its `config-plugin`), which installs a bare name in the background during the run whatever
+ * the plugin cache holds; whether that gets as far as the plugin's tarball before the run ends is a matter of timing.
+ */
+const byJob = (r: RegistryRequest) => r.userAgent.includes(`node/${process.version} `);
+/** The folder the component's `cache:` keeps, relative to the checkout. */
+const SDK_CACHE = ".opencode-ci-auth-cache";
 
 let world: World;
 let registry: LocalRegistry;
@@ -135,20 +150,27 @@ interface JobRun {
 }
 
 interface RunOptions {
-  /** Lays out the runner's HOME before the job, as an earlier job on a runner that keeps it would have left it. */
-  prepare?: (home: string) => Promise<void>;
+  /**
+   * Lays out the runner's HOME before the job, as an earlier job on a runner that keeps it would have left it, and
+   * the checkout, as GitLab leaves it once it has restored the job's cache.
+   */
+  prepare?: (home: string, projectDir: string) => Promise<void>;
   /** Changes to the runner's environment. */
   env?: (env: NodeJS.ProcessEnv) => NodeJS.ProcessEnv;
 }
 
 /** Runs the component's job with `inputs`, the world's opencode.json at `.opencode-ci/`, and `variables` as CI/CD variables. */
-async function runJob(inputs: Record<string, string>, variables: Record<string, string>, options: RunOptions = {}): Promise<JobRun> {
+async function runJob(
+  inputs: Record<string, string | boolean>,
+  variables: Record<string, string>,
+  options: RunOptions = {},
+): Promise<JobRun> {
   const config = issueConfig(world, { subjectTokenSource: { type: "gitlab", audience: world.idp.issuer } });
   const project = await createComponentProject(pipelineWith(inputs), { ".opencode-ci/opencode.json": JSON.stringify(config, null, 2) });
   projects.push(project);
   const home = join(project.root, "home");
   await mkdir(home);
-  await options.prepare?.(home);
+  await options.prepare?.(home, project.dir);
   const variablesFile = join(project.root, "variables.yml");
   await writeFile(
     variablesFile,
@@ -205,12 +227,19 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
       expect(lock.packages[""]?.dependencies, dir).toEqual({ "@opencode-ai/plugin": OPENCODE_VERSION });
     }
 
+    // The cache is off by default: prepare installed nothing there, and the folder the job's `cache:` saves holds only
+    // the .gitignore that keeps it out of git.
+    expect(output).not.toContain("into the cache");
+    expect(await readdir(join(project.dir, SDK_CACHE))).toEqual([".gitignore"]);
+    const { stdout: untracked } = await run("git", ["status", "--porcelain", "--untracked-files=all"], { cwd: project.dir });
+    expect(untracked).not.toContain(SDK_CACHE);
+
     // The template's npm install put the packed build where opencode looks for a bare "opencode-ci-auth".
     const installed = join(home, ".cache", "opencode", "packages", "opencode-ci-auth@latest");
     expect(JSON.parse(await readFile(join(installed, "package.json"), "utf8"))).toEqual({
       dependencies: { "opencode-ci-auth": PLUGIN_VERSION },
     });
-    expect(registry.requestsFor("opencode-ci-auth").filter((r) => r.path.startsWith("/-/tarballs/"))).toHaveLength(1);
+    expect(registry.requestsFor("opencode-ci-auth").filter((r) => byJob(r) && r.path.startsWith("/-/tarballs/"))).toHaveLength(1);
 
     // One jwt-bearer grant with the GitLab token, and every model request carried the access token it returned.
     const grants = world.idp.grants.slice(grantsBefore);
@@ -311,26 +340,38 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
     expect(world.idp.grants.slice(grantsBefore)).toMatchObject([{ ok: true }]);
   });
 
-  it("keeps a plugin of the right version that it finds, and downloads nothing", { timeout: 2 * JOB_TIMEOUT.timeout }, async () => {
+  it("keeps the right plugin it finds; uses the checked SDK its cache restores", { timeout: 2 * JOB_TIMEOUT.timeout }, async () => {
     const first = await runJob(
-      { ...baseInputs(), "plugin-version": PLUGIN_VERSION },
+      { ...baseInputs(), "plugin-version": PLUGIN_VERSION, cache: true },
       { OPENCODE_ID_TOKEN: await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" }) },
     );
     expect(first.result.code, first.output.slice(-4000)).toBe(0);
+    // With cache on, prepare installed the SDK into the folder the job's `cache:` saves, which git ignores.
+    const cached = join(first.project.dir, SDK_CACHE, `@opencode-ai+plugin@${OPENCODE_VERSION}`);
+    expect(first.output).toContain(`opencode-ci-auth prepare: installed @opencode-ai/plugin@${OPENCODE_VERSION} into the cache ${cached}`);
+    await stat(join(cached, "node_modules", "@opencode-ai", "plugin", "package.json"));
+    const { stdout: untracked } = await run("git", ["status", "--porcelain", "--untracked-files=all"], { cwd: first.project.dir });
+    expect(untracked).not.toContain(SDK_CACHE);
     const before = registry.requestsFor("opencode-ci-auth").length;
     const tarballsBefore = registry.requests.length;
     const token = await world.ci.mint({ aud: world.idp.issuer, style: "gitlab" });
     const { result, output } = await runJob(
-      { ...baseInputs(), "plugin-version": PLUGIN_VERSION },
+      { ...baseInputs(), "plugin-version": PLUGIN_VERSION, cache: true },
       { OPENCODE_ID_TOKEN: token },
       {
-        prepare: (home) => cp(join(first.home, ".cache"), join(home, ".cache"), { recursive: true, verbatimSymlinks: true }),
+        prepare: async (home, projectDir) => {
+          await cp(join(first.home, ".cache"), join(home, ".cache"), { recursive: true, verbatimSymlinks: true });
+          // What GitLab restores from the first job's `cache:` (the shell executor here runs in the checkout itself).
+          await cp(join(first.project.dir, SDK_CACHE), join(projectDir, SDK_CACHE), { recursive: true, verbatimSymlinks: true });
+        },
       },
     );
     expect(result.code, output.slice(-4000)).toBe(0);
     expect(output).toContain(`opencode-run: opencode-ci-auth@${PLUGIN_VERSION} is already in opencode's plugin cache`);
-    // The version was resolved (its packument), and no tarball of the plugin or its dependencies was fetched: not by the
-    // job, not by opencode. (prepare fetches opencode's SDK for OPENCODE_CONFIG_DIR, which is in the fresh checkout.)
+    expect(output).toMatch(/opencode-ci-auth prepare: the cached install in \S+ matches the registry, file for file/);
+    expect(output).not.toContain("refused the cached install");
+    // The version was resolved (its packument), and the job fetched no tarball of the plugin or its dependencies.
+    // (prepare fetches opencode's SDK tarballs to check the restored cache, and for OPENCODE_CONFIG_DIR.)
     expect(
       registry
         .requestsFor("opencode-ci-auth")
@@ -345,11 +386,14 @@ describe.skipIf(skipHere)("GitLab component opencode-run, run by gitlab-ci-local
         (p) => `/-/tarballs/${(p.split("node_modules/").at(-1) ?? "").replace("/", "-")}-${lock.packages[p]?.version}.tgz`,
       ),
     );
-    const fetched = registry.requests
-      .slice(tarballsBefore)
-      .filter((r) => r.path.startsWith("/-/tarballs/"))
-      .map((r) => r.path);
-    expect(fetched.filter((p) => runtime.has(p) || p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([]);
+    const tarballs = (from: (r: RegistryRequest) => boolean) =>
+      registry.requests
+        .slice(tarballsBefore)
+        .filter((r) => from(r) && r.path.startsWith("/-/tarballs/"))
+        .map((r) => r.path);
+    expect(tarballs(byJob).filter((p) => runtime.has(p) || p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([]);
+    // opencode fetches nothing of its SDK (prepared), and of the plugin at most its own second install (see byJob).
+    expect(tarballs((r) => !byJob(r)).filter((p) => !p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([]);
   });
 
   it("gives `opencode run`, and only it, the allow-lists that are not empty, verbatim", JOB_TIMEOUT, async () => {

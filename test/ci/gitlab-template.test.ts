@@ -4,7 +4,7 @@
  * validates against GitLab's CI schema and applies the inputs' `regex`) accepts it and refuses bad inputs.
  */
 import { execFile } from "node:child_process";
-import { readFile, rm, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -25,6 +25,7 @@ interface Input {
 }
 type Job = Record<string, unknown> & {
   id_tokens?: Record<string, { aud?: unknown }>;
+  cache?: Array<{ key?: unknown; paths?: unknown }>;
   variables?: Record<string, string | { value: string; expand?: boolean }>;
   script?: string[];
 };
@@ -34,6 +35,8 @@ const header = documents[0]?.toJS() as { spec: { inputs: Record<string, Input | 
 const body = documents[1]?.toJS() as Record<string, Job>;
 const inputs = header.spec.inputs;
 const job = body["opencode-run"] as Job;
+/** The folder the job's `cache:` keeps, relative to the checkout. */
+const SDK_CACHE = ".opencode-ci-auth-cache";
 const INTERPOLATION = /\$\[\[\s*inputs\.([\w-]+)\s*\]\]/g;
 
 /** Every string in `value` (keys included) with the path that leads to it. */
@@ -71,6 +74,7 @@ describe("templates/opencode-run.yml", () => {
       "opencode-version": COMPAT_VERSIONS[0],
       "plugin-version": "latest",
       prepare: true,
+      cache: false,
       "allowed-issuers": "",
       "allowed-token-endpoints": "",
       "allowed-audiences": "",
@@ -132,6 +136,91 @@ describe("templates/opencode-run.yml", () => {
       // Never set for the whole job: the job's variables do not name it.
       expect(Object.keys(job.variables ?? {})).not.toContain(variable);
     }
+  });
+
+  it("keeps prepare's SDK install in the job's cache: one key per opencode version, the folder prepare is given", () => {
+    expect(job.cache).toEqual([{ key: "opencode-ci-auth-sdk-$OPENCODE_RUN_OPENCODE_VERSION", paths: [`${SDK_CACHE}/`] }]);
+    expect(job.variables?.OPENCODE_RUN_CACHE).toEqual({ value: "$[[ inputs.cache ]]", expand: false });
+  });
+
+  describe("the prepare step, run by bash with a recording node and opencode", () => {
+    const step = (job.script ?? []).find((s) => s.includes("# opencode-run: prepare opencode's config directories")) ?? "";
+
+    interface StepRun {
+      calls: string[][];
+      stdout: string;
+      /** The cache folder's entries after the step. */
+      cached: string[];
+      gitignore: string;
+    }
+
+    /** Runs the step in a scratch checkout; `restored` lays out the cache folder first, as GitLab's restore would. */
+    async function runStep(env: Record<string, string>, restored?: (cache: string) => Promise<void>): Promise<StepRun> {
+      const dir = await mkdtemp(join(tmpdir(), "opencode-ci-auth-prepare-step-"));
+      try {
+        const bin = join(dir, "bin");
+        const project = join(dir, "project");
+        const cache = join(project, SDK_CACHE);
+        await mkdir(bin);
+        await mkdir(project);
+        await restored?.(cache);
+        const record = join(dir, "calls");
+        // node records its arguments (one JSON line per call); opencode prints a version, as `opencode --version` does.
+        await writeFile(
+          join(bin, "node"),
+          `#!/bin/sh\n${process.execPath} -e 'require("fs").appendFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)) + "\\n")' "${record}" "$@"\n`,
+          { mode: 0o755 },
+        );
+        await writeFile(join(bin, "opencode"), "#!/bin/sh\necho 1.2.3\n", { mode: 0o755 });
+        const { stdout } = await run("bash", ["-euo", "pipefail", "-c", step], {
+          cwd: project,
+          env: {
+            PATH: `${bin}:/usr/bin:/bin`,
+            OPENCODE_RUN_PLUGIN_DIR: "/plugin",
+            OPENCODE_RUN_PLUGIN_MANIFEST: "/plugin/package.json",
+            ...env,
+          },
+        });
+        const calls = (await readFile(record, "utf8").catch(() => ""))
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as string[]);
+        return {
+          calls: calls.filter((c) => !c.includes("--help")).map((c) => c.map((arg) => arg.replace(project, "<project>"))),
+          stdout,
+          cached: (await readdir(cache)).sort(),
+          gitignore: await readFile(join(cache, ".gitignore"), "utf8"),
+        };
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+
+    const CLI = "/plugin/node_modules/opencode-ci-auth/dist/cli/main.js";
+    const restoredInstall = async (cache: string) => {
+      await mkdir(join(cache, "@opencode-ai+plugin@1.2.3"), { recursive: true });
+      await writeFile(join(cache, "@opencode-ai+plugin@1.2.3", "package.json"), "{}");
+    };
+
+    it("with cache on, prepares with --cache-dir in the checkout's cache folder, which git ignores", async () => {
+      const step = await runStep({ OPENCODE_RUN_PREPARE: "true", OPENCODE_RUN_CACHE: "true" }, restoredInstall);
+      expect(step.calls).toEqual([[CLI, "prepare", "--opencode-version", "1.2.3", "--cache-dir", `<project>/${SDK_CACHE}`]]);
+      expect(step.cached).toEqual([".gitignore", "@opencode-ai+plugin@1.2.3"]);
+      expect(step.gitignore).toBe("*\n");
+    });
+
+    it("with cache off (the default), prepares without a cache, and the folder GitLab saves holds only its .gitignore", async () => {
+      const step = await runStep({ OPENCODE_RUN_PREPARE: "true", OPENCODE_RUN_CACHE: "false" }, restoredInstall);
+      expect(step.calls).toEqual([[CLI, "prepare", "--opencode-version", "1.2.3"]]);
+      expect(step.cached).toEqual([".gitignore"]);
+    });
+
+    it("with prepare off, prepares nothing and says so", async () => {
+      const step = await runStep({ OPENCODE_RUN_PREPARE: "false", OPENCODE_RUN_CACHE: "true" });
+      expect(step.calls).toEqual([]);
+      expect(step.stdout).toContain("opencode-run: prepare is off");
+      expect(step.cached).toEqual([".gitignore"]);
+    });
   });
 
   it.each([["bash"], ["sh"]])("its script parses with %s -n", async (shell) => {

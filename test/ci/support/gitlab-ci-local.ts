@@ -116,7 +116,7 @@ export async function createComponentProject(pipeline: string, files: Record<str
 }
 
 /** A `.gitlab-ci.yml` that includes the local component with `inputs` (JSON is valid YAML). */
-export function pipelineWith(inputs: Record<string, string>): string {
+export function pipelineWith(inputs: Record<string, string | boolean>): string {
   return `include:\n  - component: ${LOCAL_COMPONENT}\n    inputs: ${JSON.stringify(inputs)}\n`;
 }
 

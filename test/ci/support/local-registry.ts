@@ -20,6 +20,8 @@ export interface RegistryRequest {
   method: string;
   /** Decoded path, e.g. `/opencode-ci-auth` or `/-/tarballs/opencode-ci-auth-0.2.1.tgz`. */
   path: string;
+  /** Who asked: npm's CLI says `npm/<version> node/<version> …`; opencode's own installs run npm's code under Bun. */
+  userAgent: string;
 }
 
 interface Version {
@@ -102,7 +104,7 @@ export async function startLocalRegistry(): Promise<LocalRegistry> {
 
   const server: Server = createServer((req, res) => {
     const path = decodeURIComponent((req.url ?? "/").split("?")[0] ?? "/");
-    requests.push({ method: req.method ?? "GET", path });
+    requests.push({ method: req.method ?? "GET", path, userAgent: req.headers["user-agent"] ?? "" });
     const send = (status: number, body: Buffer | string, type = "application/json") => {
       res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body) });
       res.end(body);
