@@ -50,8 +50,8 @@ const POSTINSTALL_MARKER = "postinstall-ran";
 /**
  * Whether the job's own npm made a registry request: npm's CLI runs on this Node. opencode's installs run npm's code
  * under Bun, which reports another Node version. opencode 1.18 hands each plugin named in the config, as written, to a
- * second loader as well (its `config-plugin`), which installs a bare name in the background during the run whatever
- * the plugin cache holds; whether that gets as far as the plugin's tarball before the run ends is a matter of timing.
+ * second loader as well (its `config-plugin`), which here installs the bare name in the background during the run,
+ * plugin cache or not; whether that reaches the plugin's tarball before the run ends is timing (docs/performance.md).
  */
 const byJob = (r: RegistryRequest) => r.userAgent.includes(`node/${process.version} `);
 /** The folder the component's `cache:` keeps, relative to the checkout. */
