@@ -203,23 +203,23 @@ describe("templates/opencode-run.yml", () => {
     };
 
     it("with cache on, prepares with --cache-dir in the checkout's cache folder, which git ignores", async () => {
-      const step = await runStep({ OPENCODE_RUN_PREPARE: "true", OPENCODE_RUN_CACHE: "true" }, restoredInstall);
-      expect(step.calls).toEqual([[CLI, "prepare", "--opencode-version", "1.2.3", "--cache-dir", `<project>/${SDK_CACHE}`]]);
-      expect(step.cached).toEqual([".gitignore", "@opencode-ai+plugin@1.2.3"]);
-      expect(step.gitignore).toBe("*\n");
+      const ran = await runStep({ OPENCODE_RUN_PREPARE: "true", OPENCODE_RUN_CACHE: "true" }, restoredInstall);
+      expect(ran.calls).toEqual([[CLI, "prepare", "--opencode-version", "1.2.3", "--cache-dir", `<project>/${SDK_CACHE}`]]);
+      expect(ran.cached).toEqual([".gitignore", "@opencode-ai+plugin@1.2.3"]);
+      expect(ran.gitignore).toBe("*\n");
     });
 
     it("with cache off (the default), prepares without a cache, and the folder GitLab saves holds only its .gitignore", async () => {
-      const step = await runStep({ OPENCODE_RUN_PREPARE: "true", OPENCODE_RUN_CACHE: "false" }, restoredInstall);
-      expect(step.calls).toEqual([[CLI, "prepare", "--opencode-version", "1.2.3"]]);
-      expect(step.cached).toEqual([".gitignore"]);
+      const ran = await runStep({ OPENCODE_RUN_PREPARE: "true", OPENCODE_RUN_CACHE: "false" }, restoredInstall);
+      expect(ran.calls).toEqual([[CLI, "prepare", "--opencode-version", "1.2.3"]]);
+      expect(ran.cached).toEqual([".gitignore"]);
     });
 
     it("with prepare off, prepares nothing and says so", async () => {
-      const step = await runStep({ OPENCODE_RUN_PREPARE: "false", OPENCODE_RUN_CACHE: "true" });
-      expect(step.calls).toEqual([]);
-      expect(step.stdout).toContain("opencode-run: prepare is off");
-      expect(step.cached).toEqual([".gitignore"]);
+      const ran = await runStep({ OPENCODE_RUN_PREPARE: "false", OPENCODE_RUN_CACHE: "true" });
+      expect(ran.calls).toEqual([]);
+      expect(ran.stdout).toContain("opencode-run: prepare is off");
+      expect(ran.cached).toEqual([".gitignore"]);
     });
   });
 
