@@ -25,6 +25,7 @@ import {
   type GitlabCiLocalResult,
 } from "./support/gitlab-ci-local.js";
 import {
+  fromNpmOnThisNode,
   lockedTarballs,
   runtimeLockPaths,
   startLocalRegistry,
@@ -48,12 +49,12 @@ const PLUGIN_VERSION = JSON.parse(await readFile(join(REPO_ROOT, "package.json")
 const SCRIPTED_VERSION = `${Number(PLUGIN_VERSION.split(".")[0]) + 9}.0.0`;
 const POSTINSTALL_MARKER = "postinstall-ran";
 /**
- * Whether the job's own npm made a registry request: npm's CLI runs on this Node. opencode's installs run npm's code
- * under Bun, which reports another Node version. opencode 1.18 hands each plugin named in the config, as written, to a
- * second loader as well (its `config-plugin`), which here installs the bare name in the background during the run,
- * plugin cache or not; whether that reaches the plugin's tarball before the run ends is timing (docs/performance.md).
+ * Whether the job's own npm made a registry request, not opencode. opencode 1.18 hands each plugin named in the config,
+ * as written, to a second loader as well (its `config-plugin`), which here installs the bare name in the background
+ * during the run, plugin cache or not; whether that reaches the plugin's tarball before the run ends is timing
+ * (docs/performance.md).
  */
-const byJob = (r: RegistryRequest) => r.userAgent.includes(`node/${process.version} `);
+const byJob = fromNpmOnThisNode;
 /** The folder the component's `cache:` keeps, relative to the checkout. */
 const SDK_CACHE = ".opencode-ci-auth-cache";
 

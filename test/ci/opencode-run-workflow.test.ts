@@ -16,7 +16,7 @@ import { startWorld, type World } from "../support/world.js";
 import { evaluate, type Strings, type Stub } from "./support/action-runner.js";
 import { artifactStubs, cacheStub, checkoutStub } from "./support/action-stubs.js";
 import { createJob, writeJson, type Job } from "./support/job.js";
-import { lockedTarballs } from "./support/local-registry.js";
+import { fromNpmOnThisNode, lockedTarballs } from "./support/local-registry.js";
 import { publishOpencodeSdk, publishPluginReleases, seedOpencodeSdk, type PluginReleases } from "./support/plugin-releases.js";
 import { readWorkflow, runWorkflowJob, setupActionStub, type Workflow } from "./support/workflow-job.js";
 
@@ -197,7 +197,7 @@ describe("the reusable opencode-run workflow", () => {
       // and the plugin at most for the background install its second plugin loader starts for a bare name
       // (docs/performance.md), which runs npm's code under Bun and so says another Node version.
       const requests = releases.registry.requests.slice(before.registry);
-      const byAction = (r: { userAgent: string }) => r.userAgent.includes(`node/${process.version} `);
+      const byAction = fromNpmOnThisNode;
       const tarballs = (rs: typeof requests) => rs.map((r) => r.path).filter((p) => p.startsWith("/-/tarballs/"));
       expect(tarballs(requests.filter(byAction)).filter((p) => p.startsWith("/-/tarballs/opencode-ci-auth-"))).toEqual([
         `/-/tarballs/opencode-ci-auth-${setup.version}.tgz`,

@@ -24,6 +24,14 @@ export interface RegistryRequest {
   userAgent: string;
 }
 
+/**
+ * Whether npm's CLI on this Node made the request (the user agent names `node/<this version>`), as a CI job's or
+ * the setup action's npm does. opencode's own installs run npm's code under Bun, which reports another Node version.
+ */
+export function fromNpmOnThisNode(request: RegistryRequest): boolean {
+  return request.userAgent.includes(`node/${process.version} `);
+}
+
 interface Version {
   manifest: Record<string, unknown>;
   file: string;
